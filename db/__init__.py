@@ -1,0 +1,1 @@
+"""The SQL store: SQLAlchemy models, the Store, read-only SQL and views."""

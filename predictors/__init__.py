@@ -1,0 +1,1 @@
+"""Performance predictors (GNN predictors, baselines, zero-cost proxies). Coming in issue 4."""

@@ -1,0 +1,1 @@
+"""Search spaces: the architecture graph type, the SearchSpace API and built-in spaces."""

@@ -1,0 +1,1 @@
+"""Ask/tell searchers: random search and regularized evolution."""

@@ -1,0 +1,1 @@
+"""Tasks, evaluators and executors."""
