@@ -1,3 +1,85 @@
-"""naslab: neural architecture search and performance prediction on graph-encoded spaces."""
+"""naslab: neural architecture search and performance prediction on graph-encoded spaces.
+
+The public API, re-exported here (loaded on first use, so ``import naslab`` is quick):
+
+- search spaces: :class:`Architecture`, :class:`SearchSpace`, :class:`Categorical`,
+  :class:`Integer`, :class:`Condition`, :class:`NB201Space`, :class:`ChainSpace`,
+  :class:`NasBenchGraphSpace`, :func:`get_space`;
+- tasks and evaluation: :class:`Task`, :class:`TensorTask`, :class:`LoaderTask`,
+  :func:`digits_task`, :class:`TrainingEvaluator`, :class:`NasBenchGraphEvaluator`,
+  :class:`Evaluator`, :class:`Result`;
+- searchers: :class:`Searcher`, :class:`RandomSearch`, :class:`RegularizedEvolution`;
+- the search loop and the store: :class:`Study`, :class:`Store`;
+- export: :func:`export_best`, :func:`load_exported`;
+- errors: :class:`NaslabError` and its subclasses in :mod:`naslab.errors`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from naslab.errors import (
+    ConfigError,
+    EvaluationError,
+    InvalidArchitectureError,
+    NaslabError,
+    QueryError,
+    StorageError,
+    StudyConflictError,
+    UnknownNameError,
+)
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Architecture": "naslab.search_spaces.architecture",
+    "SearchSpace": "naslab.search_spaces.base",
+    "Categorical": "naslab.search_spaces.decisions",
+    "Integer": "naslab.search_spaces.decisions",
+    "Condition": "naslab.search_spaces.decisions",
+    "NB201Space": "naslab.search_spaces.nb201",
+    "ChainSpace": "naslab.search_spaces.chain",
+    "NasBenchGraphSpace": "naslab.search_spaces.nasbench_graph",
+    "GraphModule": "naslab.search_spaces.graph_module",
+    "get_space": "naslab.search_spaces.registry",
+    "Task": "naslab.workers.task",
+    "TensorTask": "naslab.workers.task",
+    "LoaderTask": "naslab.workers.task",
+    "digits_task": "naslab.workers.task",
+    "TrainingEvaluator": "naslab.workers.training",
+    "NasBenchGraphEvaluator": "naslab.workers.benchmark_table",
+    "Evaluator": "naslab.workers.evaluator",
+    "Result": "naslab.workers.evaluator",
+    "InProcessExecutor": "naslab.workers.executor",
+    "Searcher": "naslab.searchers.base",
+    "RandomSearch": "naslab.searchers.random_search",
+    "RegularizedEvolution": "naslab.searchers.evolution",
+    "Study": "naslab.study",
+    "Store": "naslab.db.store",
+    "export_best": "naslab.export",
+    "load_exported": "naslab.export",
+}
+
+__all__ = [
+    "ConfigError",
+    "EvaluationError",
+    "InvalidArchitectureError",
+    "NaslabError",
+    "QueryError",
+    "StorageError",
+    "StudyConflictError",
+    "UnknownNameError",
+    "__version__",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'naslab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,286 @@
+"""The ``naslab`` command line.
+
+``naslab search`` runs or resumes a study; ``naslab studies``, ``naslab results`` and
+``naslab sql`` read the store; ``naslab export`` writes a study's best model.
+Options given as ``KEY=VALUE`` take JSON values (``channels=16``, ``widths=[8,16]``)
+or plain strings; nothing typed on the command line is evaluated as code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from naslab.errors import ConfigError, NaslabError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="naslab: neural architecture search with a SQL store of every result.",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+STORAGE_HELP = "SQLAlchemy URL of the store (default: $NASLAB_STORAGE or sqlite:///naslab.db)."
+
+
+def parse_options(pairs: list[str] | None, what: str) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (JSON values, else strings)."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what} option {pair!r} is not KEY=VALUE (e.g. channels=16)")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "?"
+    value = int(round(value))
+    return f"{value // 60}:{value % 60:02d}"
+
+
+def _open_store(storage: str | None):
+    from naslab.db.store import Store
+
+    return Store(storage)
+
+
+@app.command()
+def search(
+    space: str = typer.Option("nb201", help="Search space: nb201, chain, nasbench_graph."),
+    task: str | None = typer.Option(
+        None, help="Task: digits (trained), or a NAS-Bench-Graph data set for nasbench_graph."
+    ),
+    searcher: str = typer.Option("evolution", help="Searcher: evolution, random."),
+    budget: int = typer.Option(24, help="Trials to finish, resumed ones included."),
+    epochs: int | None = typer.Option(None, help="Training epochs per candidate (fidelity)."),
+    seed: int = typer.Option(0, help="Seed of the searcher and of every training run."),
+    study: str | None = typer.Option(
+        None, help="Study name; re-running with the same name resumes it."
+    ),
+    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    space_opt: list[str] | None = typer.Option(
+        None, "--space-opt", help="Space option KEY=VALUE (repeatable), e.g. channels=16."
+    ),
+    searcher_opt: list[str] | None = typer.Option(
+        None, "--searcher-opt", help="Searcher option KEY=VALUE, e.g. population_size=20."
+    ),
+    train_opt: list[str] | None = typer.Option(
+        None, "--train-opt", help="Evaluator option KEY=VALUE, e.g. lr=0.1 or batch_size=128."
+    ),
+) -> None:
+    """Run a search, or resume the study of the same name."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from naslab.study import Study, TrialEvent
+
+    s = Study(
+        study,
+        space=space,
+        task=task,
+        searcher=searcher,
+        budget=budget,
+        epochs=epochs,
+        seed=seed,
+        storage=storage,
+        space_options=parse_options(space_opt, "space"),
+        searcher_options=parse_options(searcher_opt, "searcher"),
+        evaluator_options=parse_options(train_opt, "train"),
+    )
+    console.print(
+        f"study [bold]{s.name}[/]: space {s.space!r}, task {s.evaluator.key}, "
+        f"searcher {s.searcher.name}, budget {s.budget}, {s.epochs} epochs, seed {s.seed}, "
+        f"store {s.store.url}"
+    )
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best {task.fields[best]}"),
+        TextColumn("elapsed {task.fields[elapsed]}"),
+        TextColumn("remaining {task.fields[eta]}"),
+        console=console,
+        transient=False,
+    )
+    bar = progress.add_task("trials", total=s.budget, best="-", elapsed="0:00", eta="?")
+
+    def on_trial(ev: TrialEvent) -> None:
+        how = "reused" if ev.reused else ev.state
+        value = _fmt(ev.value) if ev.value is not None else (ev.error or "")[:100]
+        progress.console.print(f"  trial {ev.number:>4} {how:<9} {s.evaluator.objective}={value}")
+        progress.update(bar, completed=ev.finished, best=_fmt(ev.best_value),
+                        elapsed=_seconds(ev.elapsed_s), eta=_seconds(ev.eta_s))
+
+    try:
+        with progress:
+            report = s.run(on_trial)
+            progress.update(bar, completed=report.complete + report.failed)
+    finally:
+        s.close()
+    console.print(
+        f"done in {_seconds(report.elapsed_s)}: {report.trained_this_run} trained and "
+        f"{report.reused_this_run} reused this run; study has {report.complete} complete, "
+        f"{report.failed} failed of budget {report.budget}"
+        + (f" ({report.interrupted_found} interrupted trial(s) from an earlier run retried)"
+           if report.interrupted_found else "")
+    )
+    if report.best is not None:
+        b = report.best
+        console.print(
+            f"best: trial {b.number} {s.evaluator.objective}={_fmt(b.objective_value)} "
+            f"test_accuracy={_fmt(b.metrics.get('test_accuracy'))} params={b.params} "
+            f"decisions={json.dumps(b.decisions)}"
+        )
+
+
+@app.command()
+def studies(
+    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+) -> None:
+    """List the stored studies."""
+    store = _open_store(storage)
+    try:
+        rows = store.list_studies()
+    finally:
+        store.close()
+    table = Table("study", "space", "task", "searcher", "budget", "complete", "failed", "best")
+    for r in rows:
+        table.add_row(r.name, r.space, r.task_key, r.searcher, str(r.budget), str(r.n_complete),
+                      str(r.n_failed), _fmt(r.best_objective))
+    console.print(table)
+
+
+@app.command()
+def results(
+    study: str = typer.Option(..., help="Study name."),
+    top: int = typer.Option(10, help="How many of the best trials to list."),
+    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+) -> None:
+    """The best trials of a study."""
+    if top < 1:
+        raise ConfigError(f"--top must be >= 1, got {top}")
+    store = _open_store(storage)
+    try:
+        if store.get_study(study) is None:
+            names = [s.name for s in store.list_studies()]
+            raise ConfigError(
+                f"no study named {study!r}; stored studies: {', '.join(names) or 'none'}"
+            )
+        rows = store.best_trials(study, top)
+    finally:
+        store.close()
+    table = Table("trial", "objective", "val_acc", "test_acc", "params", "flops", "latency ms",
+                  "reused", "hash", "decisions")
+    for t in rows:
+        table.add_row(str(t.number), _fmt(t.objective_value), _fmt(t.metrics.get("val_accuracy")),
+                      _fmt(t.metrics.get("test_accuracy")), _fmt(t.params), _fmt(t.flops),
+                      _fmt(t.latency_ms), "yes" if t.reused_from else "", t.arch_hash[:10],
+                      json.dumps(t.decisions))
+    console.print(table)
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(..., help="One read-only SQL statement."),
+    format: str = typer.Option("table", "--format", help="Output: table, csv or json."),
+    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+) -> None:
+    """Run a read-only SQL query on the store (see README for tables and views)."""
+    if format not in ("table", "csv", "json"):
+        raise ConfigError(f"--format must be one of table, csv, json; got {format!r}")
+    store = _open_store(storage)
+    try:
+        columns, rows = store.query_readonly(query)
+    finally:
+        store.close()
+    if format == "json":
+        sys.stdout.write(json.dumps([dict(zip(columns, r)) for r in rows], default=str) + "\n")
+    elif format == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        sys.stdout.write(buf.getvalue())
+    else:
+        table = Table(*columns)
+        for r in rows:
+            table.add_row(*(_fmt(v) for v in r))
+        console.print(table)
+
+
+@app.command()
+def export(
+    study: str = typer.Option(..., help="Study name."),
+    out: Path | None = typer.Option(None, help="Folder to write (default: naslab-exports/STUDY)."),
+    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+) -> None:
+    """Export a study's best architecture: graph, decisions, seed and trained weights."""
+    from naslab.export import export_best
+
+    store = _open_store(storage)
+    try:
+        folder = export_best(store, study, out or Path("naslab-exports") / study)
+    finally:
+        store.close()
+    console.print(f"exported to {folder}: " + ", ".join(sorted(p.name for p in folder.iterdir())))
+
+
+@app.command()
+def spaces() -> None:
+    """List the built-in search spaces, tasks and searchers."""
+    from naslab.components import DEFAULT_TASKS, task_choices
+    from naslab.search_spaces.registry import SPACES
+    from naslab.searchers.registry import SEARCHERS
+
+    table = Table("space", "default task", "tasks")
+    for name in SPACES:
+        table.add_row(name, DEFAULT_TASKS.get(name, ""), ", ".join(task_choices(name)))
+    console.print(table)
+    console.print("searchers: " + ", ".join(SEARCHERS))
+
+
+def main() -> None:
+    """Entry point of the ``naslab`` console script: errors print as one line."""
+    try:
+        app(standalone_mode=False)
+    except NaslabError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; re-run the same command to resume")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""The search loop: :class:`Study`.
+
+A study is a named search: a space, a task, a searcher, a fidelity (epochs) and a
+budget of evaluations, kept in the store. :meth:`Study.run` creates the study or
+resumes it:
+
+1. trials left ``running`` by a crashed driver are marked ``interrupted``;
+2. the searcher's state is rebuilt by replaying the stored history;
+3. until ``budget`` trials have finished (completed or failed), the searcher is
+   asked for a candidate; if that architecture was already evaluated on the same
+   space, task and fidelity (in any study), its result is reused, otherwise the
+   executor trains it, per-epoch metrics are stored as they arrive, and the final
+   result is committed before the searcher is told.
+
+A crash therefore loses at most the evaluations in flight, and re-running the same
+study resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from naslab.components import DEFAULT_EPOCHS, TABLE_SPACES, resolve, resolve_searcher
+from naslab.db.store import Store, TrialRecord
+from naslab.errors import ConfigError
+from naslab.search_spaces.base import SearchSpace
+from naslab.searchers.base import Searcher
+from naslab.workers.evaluator import Evaluator
+from naslab.workers.executor import EvaluationJob, Executor, InProcessExecutor, worker_name
+
+
+@dataclass(frozen=True)
+class TrialEvent:
+    """What a progress callback receives after each finished trial."""
+
+    study: str
+    number: int
+    state: str
+    value: float | None
+    reused: bool
+    finished: int
+    budget: int
+    best_value: float | None
+    elapsed_s: float
+    trained_this_run: int
+    error: str | None = None
+
+    @property
+    def eta_s(self) -> float | None:
+        """Estimated seconds left, from this run's pace (None before any trial)."""
+        done_here = max(self.trained_this_run, 0)
+        if done_here == 0 or self.finished >= self.budget:
+            return None if done_here == 0 else 0.0
+        return self.elapsed_s / done_here * (self.budget - self.finished)
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """The state of a study after :meth:`Study.run`."""
+
+    name: str
+    budget: int
+    complete: int
+    failed: int
+    reused_this_run: int
+    trained_this_run: int
+    interrupted_found: int
+    elapsed_s: float
+    best: TrialRecord | None
+
+
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def default_study_name(space: str, task: str, searcher: str, seed: int) -> str:
+    """The name a study gets when none is given: re-running the same command resumes it."""
+    return f"{space}-{task}-{searcher}-s{seed}"
+
+
+class Study:
+    """A named, resumable search.
+
+    Args:
+        name: study name; re-running a study of that name resumes it. Default: made
+            from space, task, searcher and seed.
+        space: a built-in space name (``nb201``, ``chain``, ``nasbench_graph``) or a
+            :class:`~naslab.search_spaces.base.SearchSpace`.
+        task: a task name (``digits``; a data set name for ``nasbench_graph``), a
+            :class:`~naslab.workers.task.Task`, an
+            :class:`~naslab.workers.evaluator.Evaluator`, or None for the default.
+        searcher: ``evolution``, ``random``, or a
+            :class:`~naslab.searchers.base.Searcher`.
+        budget: number of trials to finish (completed or failed), resumed runs included.
+        epochs: training epochs per candidate (the fidelity).
+        seed: seeds the searcher and every training run.
+        storage: an SQLAlchemy URL or a :class:`~naslab.db.store.Store`; default
+            ``$NASLAB_STORAGE`` or ``sqlite:///naslab.db``.
+        executor: where evaluations run; default in-process.
+        space_options, searcher_options, evaluator_options: keyword options for
+            components given by name (e.g. ``{"channels": 16}`` for ``nb201``).
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        space: str | SearchSpace = "nb201",
+        task: Any = None,
+        searcher: str | Searcher = "evolution",
+        budget: int = 20,
+        epochs: int | None = None,
+        seed: int = 0,
+        storage: str | Store | None = None,
+        executor: Executor | None = None,
+        space_options: Mapping[str, Any] | None = None,
+        searcher_options: Mapping[str, Any] | None = None,
+        evaluator_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.budget = _check_int("budget", budget, 1)
+        self.seed = _check_int("seed", seed, 0)
+        self.space, self.evaluator = resolve(
+            space, task, space_options=space_options, evaluator_options=evaluator_options
+        )
+        if epochs is None:
+            epochs = getattr(self.evaluator, "default_fidelity", None) or DEFAULT_EPOCHS
+        self.epochs = _check_int("epochs", epochs, 1)
+        self.searcher = resolve_searcher(searcher, self.space, self.seed, searcher_options)
+        self.searcher_options = dict(searcher_options or {})
+        task_label = self.evaluator.key.split(":")[-1].split("(")[0]
+        self.name = name or default_study_name(
+            self.space.name, task_label, self.searcher.name, self.seed
+        )
+        if not self.name.strip():
+            raise ConfigError("study name must not be empty")
+        self._owns_store = not isinstance(storage, Store)
+        self.store = storage if isinstance(storage, Store) else Store(storage)
+        self.executor = executor or InProcessExecutor()
+
+    def close(self) -> None:
+        """Close the store if the study opened it."""
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _model_io(self) -> dict[str, Any] | None:
+        task = getattr(self.evaluator, "task", None)
+        if task is None:
+            return None
+        return {"name": task.name, "input_shape": list(task.input_shape),
+                "num_classes": int(task.num_classes)}
+
+    def run(self, callback: Callable[[TrialEvent], None] | None = None) -> StudyReport:
+        """Run (or resume) the study until its budget of trials has finished."""
+        start = time.perf_counter()
+        objective = self.evaluator.objective
+        info = self.store.create_or_load_study(
+            self.name,
+            space=self.space.name,
+            space_key=self.space.key,
+            space_config=self.space.config(),
+            task_key=self.evaluator.key,
+            searcher=self.searcher.name,
+            objective=objective,
+            direction="maximize",
+            budget=self.budget,
+            fidelity=self.epochs,
+            seed=self.seed,
+            config={"searcher_options": self.searcher_options,
+                    "table_benchmark": self.space.name in TABLE_SPACES,
+                    "model_io": self._model_io()},
+        )
+        interrupted = self.store.interrupt_running(info.id)
+        history = self.store.trials(info.id, states=["complete", "failed"])
+        self.searcher.replay(
+            [(t.architecture(), t.objective_value if t.state == "complete" else None)
+             for t in history]
+        )
+        finished = len(history)
+        values = [t.objective_value for t in history if t.objective_value is not None]
+        best = max(values) if values else None
+        trained = reused = 0
+        in_flight: dict[int, EvaluationJob] = {}
+
+        def emit(number: int, state: str, value: float | None, was_reused: bool,
+                 error: str | None = None) -> None:
+            if callback is not None:
+                callback(TrialEvent(self.name, number, state, value, was_reused, finished,
+                                    self.budget, best, time.perf_counter() - start,
+                                    trained, error))
+
+        self.executor.start(self.evaluator, self.store.report)
+        try:
+            while finished + len(in_flight) < self.budget or in_flight:
+                while (finished + len(in_flight) < self.budget
+                       and len(in_flight) < self.executor.capacity):
+                    arch = self.searcher.ask(1)[0]
+                    source = self.store.find_result(
+                        self.space.key, self.evaluator.key, self.epochs, arch.hash
+                    )
+                    if source is not None:
+                        tid = self.store.record_reused(
+                            info.id, arch, self.space.key, self.epochs, self.seed, source
+                        )
+                        self.searcher.tell(arch, source.objective_value)
+                        finished += 1
+                        reused += 1
+                        if source.objective_value is not None:
+                            best = source.objective_value if best is None else max(
+                                best, source.objective_value)
+                        emit(self.store.trial(tid).number, "complete", source.objective_value,
+                             True)
+                        continue
+                    tid = self.store.start_trial(
+                        info.id, arch, self.space.key, self.epochs, self.seed, worker_name()
+                    )
+                    job = EvaluationJob(tid, self.space, arch, self.epochs, self.seed)
+                    in_flight[tid] = job
+                    self.executor.submit(job)
+                if not in_flight:
+                    continue
+                outcome = self.executor.wait_any()
+                job = in_flight.pop(outcome.job.trial_id)
+                error = outcome.error
+                value = None
+                if error is None and outcome.result is not None:
+                    value = outcome.result.metrics.get(objective)
+                    if value is None or not math.isfinite(value):
+                        error = f"objective {objective} is {value!r}, not a finite number"
+                elif error is None:
+                    error = "the evaluator returned no result"
+                if error is None and outcome.result is not None:
+                    self.store.complete_trial(job.trial_id, outcome.result, objective)
+                    self.searcher.tell(job.arch, value)
+                    best = value if best is None else max(best, value)
+                    state = "complete"
+                else:
+                    self.store.fail_trial(job.trial_id, error or "unknown error")
+                    self.searcher.tell(job.arch, None)
+                    value, state = None, "failed"
+                finished += 1
+                trained += 1
+                emit(self.store.trial(job.trial_id).number, state, value, False, error)
+        finally:
+            self.executor.shutdown()
+            if in_flight:  # interrupted (Ctrl-C): the next run retries these
+                self.store.interrupt_running(info.id)
+        counts = self.store.trials(info.id, states=["complete", "failed"])
+        best_trials = self.store.best_trials(self.name, 1)
+        return StudyReport(
+            name=self.name,
+            budget=self.budget,
+            complete=sum(t.state == "complete" for t in counts),
+            failed=sum(t.state == "failed" for t in counts),
+            reused_this_run=reused,
+            trained_this_run=trained,
+            interrupted_found=interrupted,
+            elapsed_s=time.perf_counter() - start,
+            best=best_trials[0] if best_trials else None,
+        )

@@ -1,0 +1,188 @@
+"""The NAS-Bench-201 cell space (``nb201``).
+
+A cell is a DAG of 4 nodes; each of its 6 edges ``i -> j`` (``i < j``) carries one of
+five operations: ``none``, ``skip_connect``, ``nor_conv_1x1``, ``nor_conv_3x3``,
+``avg_pool_3x3``. The network stacks the cell as NAS-Bench-201 does: a 3x3 stem,
+three stages of ``cells_per_stage`` cells at widths C, 2C, 4C separated by residual
+reduction blocks, then global pooling and a linear classifier. ``channels`` and
+``cells_per_stage`` are parameters, small by default so that a network trains in
+seconds on a CPU.
+
+Decisions are named ``e{i}_{j}`` (the edge from node i to node j). The graph turns
+each edge into an operation node between ``add`` nodes, drops ``none`` edges and
+prunes nodes that no longer lie on a path from the cell's input to its output, so
+cells that compute the same function get the same canonical hash.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import networkx as nx
+from torch import nn
+
+from naslab.errors import InvalidArchitectureError
+from naslab.search_spaces.architecture import Architecture
+from naslab.search_spaces.base import SearchSpace, prune_dead
+from naslab.search_spaces.decisions import Categorical, Decision, Value
+from naslab.search_spaces.graph_module import GraphModule
+
+OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+EDGES = tuple((i, j) for j in range(1, 4) for i in range(j))  # (0,1),(0,2),(1,2),(0,3),...
+
+
+def _edge_name(i: int, j: int) -> str:
+    return f"e{i}_{j}"
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU, convolution, batch normalisation (NAS-Bench-201's ``nor_conv``)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1) -> None:
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+            nn.BatchNorm2d(c_out),
+        )
+
+
+class ResidualReduction(nn.Module):
+    """NAS-Bench-201's residual block that halves resolution and changes width."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, stride=2)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3)
+        self.shortcut = nn.Sequential(
+            nn.AvgPool2d(2, 2, ceil_mode=True), nn.Conv2d(c_in, c_out, 1, bias=False)
+        )
+
+    def forward(self, x):  # noqa: D102 - standard forward
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
+def _make_op(attrs: dict[str, Any], c: int) -> tuple[nn.Module, int]:
+    op = attrs["op"]
+    if op == "skip_connect":
+        return nn.Identity(), c
+    if op == "nor_conv_1x1":
+        return ReLUConvBN(c, c, 1), c
+    if op == "nor_conv_3x3":
+        return ReLUConvBN(c, c, 3), c
+    if op == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False), c
+    raise InvalidArchitectureError(f"nb201: no module for operation {op!r}")
+
+
+class NB201Network(nn.Module):
+    """Stem, three stages of cells with two residual reductions, and a classifier."""
+
+    def __init__(
+        self, graph: nx.DiGraph, in_channels: int, num_classes: int, channels: int, cells: int
+    ) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels)
+        )
+        layers: list[nn.Module] = []
+        width = channels
+        for stage in range(3):
+            if stage > 0:
+                layers.append(ResidualReduction(width, width * 2))
+                width *= 2
+            layers.extend(GraphModule(graph, _make_op, width) for _ in range(cells))
+        self.cells = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.BatchNorm2d(width), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+        self.classifier = nn.Linear(width, num_classes)
+
+    def forward(self, x):  # noqa: D102 - standard forward
+        return self.classifier(self.head(self.cells(self.stem(x))))
+
+
+class NB201Space(SearchSpace):
+    """The NAS-Bench-201 cell space: 5^6 = 15,625 cells.
+
+    Args:
+        channels: width C of the first stage (NAS-Bench-201 uses 16).
+        cells_per_stage: cells per stage N (NAS-Bench-201 uses 5).
+    """
+
+    name = "nb201"
+    operations = ("add",) + OPS[1:]
+
+    def __init__(self, channels: int = 8, cells_per_stage: int = 1) -> None:
+        if channels < 1 or cells_per_stage < 1:
+            raise ValueError("nb201 needs channels >= 1 and cells_per_stage >= 1")
+        self.channels = int(channels)
+        self.cells_per_stage = int(cells_per_stage)
+
+    def config(self) -> dict[str, Any]:
+        """Width and depth of the stacked network."""
+        return {"channels": self.channels, "cells_per_stage": self.cells_per_stage}
+
+    def decisions(self) -> Sequence[Decision]:
+        """One categorical decision per cell edge, over the five operations."""
+        return [Categorical(_edge_name(i, j), OPS) for i, j in EDGES]
+
+    def to_graph(self, decisions: Mapping[str, Value]) -> nx.DiGraph:
+        """Cell DAG with operations as nodes; ``none`` edges and dead nodes removed."""
+        g = nx.DiGraph()
+        names = {0: "in", 1: "n1", 2: "n2", 3: "out"}
+        g.add_node("in", op="input")
+        g.add_node("n1", op="add")
+        g.add_node("n2", op="add")
+        g.add_node("out", op="output")
+        for i, j in EDGES:
+            op = decisions[_edge_name(i, j)]
+            if op == "none":
+                continue
+            node = f"{op}:{i}->{j}"
+            g.add_node(node, op=op)
+            g.add_edge(names[i], node)
+            g.add_edge(node, names[j])
+        return prune_dead(g)
+
+    def build(self, arch: Architecture, task: Any) -> nn.Module:
+        """The stacked network for an image task (``input_shape`` = (C, H, W))."""
+        shape = tuple(task.input_shape)
+        if len(shape) != 3:
+            raise InvalidArchitectureError(
+                f"nb201 builds convolutional networks for image tasks with input_shape "
+                f"(channels, height, width); task {getattr(task, 'name', '?')!r} has {shape}"
+            )
+        return NB201Network(
+            arch.graph, shape[0], int(task.num_classes), self.channels, self.cells_per_stage
+        )
+
+    # -- NAS-Bench-201 string format -------------------------------------------
+
+    def to_string(self, arch: Architecture) -> str:
+        """The NAS-Bench-201 string, e.g. ``|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|``."""
+        groups = []
+        for j in range(1, 4):
+            groups.append(
+                "|" + "|".join(f"{arch.decisions[_edge_name(i, j)]}~{i}" for i in range(j)) + "|"
+            )
+        return "+".join(groups)
+
+    def from_string(self, text: str) -> Architecture:
+        """Parse a NAS-Bench-201 string (the inverse of :meth:`to_string`)."""
+        groups = text.strip().split("+")
+        decisions: dict[str, str] = {}
+        if len(groups) != 3:
+            raise InvalidArchitectureError(
+                f"nb201 string needs 3 '+'-separated node groups, got {len(groups)}: {text!r}"
+            )
+        for j, group in enumerate(groups, start=1):
+            for token in filter(None, group.split("|")):
+                m = re.fullmatch(r"(\w+)~(\d+)", token)
+                if not m or int(m.group(2)) >= j:
+                    raise InvalidArchitectureError(
+                        f"bad nb201 edge {token!r} for node {j}: expected OP~i with i < {j}"
+                    )
+                decisions[_edge_name(int(m.group(2)), j)] = m.group(1)
+        return self.from_decisions(decisions)
