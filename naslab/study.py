@@ -29,7 +29,6 @@ from naslab.db.store import Store, TrialRecord
 from naslab.errors import ConfigError
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
-from naslab.workers.evaluator import Evaluator
 from naslab.workers.executor import EvaluationJob, Executor, InProcessExecutor, worker_name
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 from naslab.errors import InvalidArchitectureError
 
-Value = Union[str, int, float, bool]
+Value = str | int | float | bool
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class Integer:
         return [v for v in (value - self.step, value + self.step) if self.contains(v)]
 
 
-Decision = Union[Categorical, Integer]
+Decision = Categorical | Integer
 
 
 def active_decisions(

@@ -1,0 +1,381 @@
+"""Real training: :class:`TrainingEvaluator` trains each architecture with PyTorch.
+
+An evaluation builds the network with ``space.build(arch, task)``, trains it for
+``fidelity`` epochs with mini-batch SGD (Nesterov momentum) or Adam and a cosine
+learning-rate schedule fitted to those epochs, reports training loss and validation
+loss and accuracy after every epoch, and returns the final validation and test
+accuracy together with the network's size, FLOPs, latency and trained weights.
+
+Everything random is seeded from the evaluation seed: ``torch.manual_seed(seed)``
+(weights' initialisation, dropout) and a local ``torch.Generator`` for the data
+order, so on one machine the same architecture, fidelity and seed give the same
+metrics and weights. Nothing else global (numpy, ``random``, thread counts) is
+touched.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from naslab.errors import ConfigError, EvaluationError, NaslabError, check_choice
+from naslab.workers.evaluator import Evaluator, Reporter, Result
+from naslab.workers.measure import count_flops, count_params, measure_latency_ms
+from naslab.workers.task import Task, TensorTask, get_task
+
+if TYPE_CHECKING:
+    from naslab.search_spaces.architecture import Architecture
+    from naslab.search_spaces.base import SearchSpace
+
+__all__ = ["OPTIMIZERS", "SCHEDULES", "TrainingEvaluator"]
+
+#: Bumped whenever a change to the training procedure changes its results, so that
+#: results of an older procedure are not reused (it is part of :attr:`key`).
+TRAINING_VERSION = 1
+
+#: Optimizers and their default learning rates.
+OPTIMIZERS: dict[str, float] = {"sgd": 0.1, "adam": 3e-3, "adamw": 3e-3}
+#: Learning-rate schedules: cosine decay to zero over the run, or constant.
+SCHEDULES = ("cosine", "constant")
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+def _positive_int(what: str, value: Any, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{what} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _finite_float(what: str, value: Any, low: float, strict: bool) -> float:
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, (int, float))
+        and math.isfinite(value)
+        and (value > low if strict else value >= low)
+    )
+    if not ok:
+        bound = f"> {low}" if strict else f">= {low}"
+        raise ConfigError(f"{what} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+class TrainingEvaluator(Evaluator):
+    """Evaluates an architecture by training it on a task.
+
+    Args:
+        task: a :class:`~naslab.workers.task.Task`, or the name of a registered one
+            (built with its defaults, e.g. ``"digits"``).
+        batch_size: training batch size.
+        optimizer: ``"sgd"`` (momentum, Nesterov), ``"adam"`` (L2 weight decay) or
+            ``"adamw"`` (decoupled weight decay).
+        lr: peak learning rate; defaults to 0.1 for SGD and 3e-3 for Adam(W).
+        momentum: SGD momentum (ignored by Adam).
+        weight_decay: weight decay.
+        schedule: ``"cosine"`` (per-step cosine decay to zero over the ``fidelity``
+            epochs of the run) or ``"constant"``.
+        keep_weights: return the trained weights in :attr:`Result.weights`.
+        latency_batch: batch size of the latency measurement.
+        latency_repeats: timed forward passes; their median is the latency.
+        eval_batch_size: batch size for validation and test passes (no effect on
+            the metrics beyond rounding, so not part of :attr:`key`).
+        device: where to train (``"cpu"``, ``"cuda"``, ...). Not part of
+            :attr:`key`: results from different devices are treated as equal.
+
+    Raises:
+        ConfigError: a setting is out of range.
+        UnknownNameError: unknown optimizer, schedule or task name.
+    """
+
+    def __init__(
+        self,
+        task: Task | str,
+        *,
+        batch_size: int = 32,
+        optimizer: str = "sgd",
+        lr: float | None = None,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        schedule: str = "cosine",
+        keep_weights: bool = True,
+        latency_batch: int = 1,
+        latency_repeats: int = 20,
+        eval_batch_size: int = 1024,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if isinstance(task, str):
+            task = get_task(task)
+        if not isinstance(task, Task):
+            raise ConfigError(f"task must be a Task or a task name, got {type(task).__name__}")
+        self.task = task
+        self.batch_size = _positive_int("batch_size", batch_size)
+        self.optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
+        self.lr = _finite_float("lr", OPTIMIZERS[optimizer] if lr is None else lr, 0.0, True)
+        self.momentum = _finite_float("momentum", momentum, 0.0, False)
+        if self.momentum >= 1.0:
+            raise ConfigError(f"momentum must be < 1, got {momentum!r}")
+        self.weight_decay = _finite_float("weight_decay", weight_decay, 0.0, False)
+        self.schedule = check_choice("schedule", schedule, SCHEDULES)
+        self.keep_weights = bool(keep_weights)
+        self.latency_batch = _positive_int("latency_batch", latency_batch)
+        self.latency_repeats = _positive_int("latency_repeats", latency_repeats)
+        self.eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ConfigError(f"invalid device {device!r}: {exc}") from None
+        self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # -- identity -----------------------------------------------------------------
+
+    @property
+    def key(self) -> str:
+        """Task key plus every setting that changes the results."""
+        opt = f"{self.optimizer},lr={self.lr!r},wd={self.weight_decay!r}"
+        if self.optimizer == "sgd":
+            opt += f",momentum={self.momentum!r}" + (",nesterov" if self.momentum > 0 else "")
+        return (
+            f"train-v{TRAINING_VERSION}({self.task.key};{opt};bs={self.batch_size};"
+            f"schedule={self.schedule};latency_bs={self.latency_batch})"
+        )
+
+    def __repr__(self) -> str:
+        return f"TrainingEvaluator({self.key})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_on_device"] = {}  # device copies of the data are rebuilt where needed
+        return state
+
+    # -- data ---------------------------------------------------------------------
+
+    def _tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        assert isinstance(self.task, TensorTask)
+        if split not in self._on_device:
+            x, y = self.task.tensors(split)
+            self._on_device[split] = (x.to(self.device), y.to(self.device))
+        return self._on_device[split]
+
+    def _train_batches(self, gen: torch.Generator, loader: Any) -> tuple[int, Iterator[Batches]]:
+        """Steps per epoch and an endless iterator of epochs of training batches."""
+        if isinstance(self.task, TensorTask):
+            x, y = self._tensors("train")
+            n, bs = len(y), self.batch_size
+            steps = n // bs + (n % bs > 1 or (n % bs == 1 and n == 1))
+
+            def tensor_epochs() -> Iterator[Batches]:
+                while True:
+                    perm = torch.randperm(n, generator=gen).to(self.device)
+                    chunks = perm.split(bs)
+                    if len(chunks) > steps:  # a trailing batch of one sample
+                        chunks = chunks[:steps]
+                    yield ((x[i], y[i]) for i in chunks)
+
+            return steps, tensor_epochs()
+
+        try:
+            steps = len(loader)
+        except TypeError:
+            steps = 0  # unknown: the schedule then decays per epoch instead
+
+        def loader_epochs() -> Iterator[Batches]:
+            while True:
+                yield (
+                    (xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True))
+                    for xb, yb, *_ in loader
+                )
+
+        return steps, loader_epochs()
+
+    def _eval_batches(self, split: str, loader: Any) -> Batches:
+        if isinstance(self.task, TensorTask):
+            x, y = self._tensors(split)
+            bs = self.eval_batch_size
+            return [(x[i : i + bs], y[i : i + bs]) for i in range(0, len(y), bs)]
+        return ((xb.to(self.device), yb.to(self.device)) for xb, yb, *_ in loader)
+
+    def _score(self, model: nn.Module, batches: Batches) -> tuple[float, float]:
+        """Mean loss and accuracy of ``model`` over ``batches`` (eval mode)."""
+        model.eval()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        n = 0
+        with torch.inference_mode():
+            for xb, yb in batches:
+                out = model(xb)
+                self._check_output(out, xb)
+                loss_sum += self.task.loss(out, yb).double() * len(yb)
+                correct += (out.argmax(dim=1) == yb).sum()
+                n += len(yb)
+        model.train()
+        if n == 0:
+            raise EvaluationError(f"task {self.task.name!r}: an evaluation split is empty")
+        return float(loss_sum) / n, int(correct) / n
+
+    def _check_output(self, out: Any, xb: torch.Tensor) -> None:
+        expected = (len(xb), self.task.num_classes)
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise EvaluationError(
+                f"the network's output is {got} for a batch of {len(xb)} inputs; "
+                f"expected a tensor of shape {expected} (batch, num_classes)"
+            )
+
+    def _make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise EvaluationError("the network has no trainable parameters")
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(
+                params,
+                lr=self.lr,
+                momentum=self.momentum,
+                nesterov=self.momentum > 0,
+                weight_decay=self.weight_decay,
+            )
+        cls = torch.optim.Adam if self.optimizer == "adam" else torch.optim.AdamW
+        return cls(params, lr=self.lr, weight_decay=self.weight_decay)
+
+    # -- evaluation ----------------------------------------------------------------
+
+    def evaluate(
+        self,
+        space: SearchSpace,
+        arch: Architecture,
+        fidelity: int,
+        seed: int,
+        reporter: Reporter,
+    ) -> Result:
+        """Train ``arch`` for ``fidelity`` epochs with ``seed``; report after each epoch.
+
+        Reports ``train_loss`` (mean over the epoch's batches), ``val_loss`` and
+        ``val_accuracy`` at steps 1..``fidelity``. Returns a :class:`Result` with
+        metrics ``val_accuracy``, ``val_loss``, ``train_loss`` (of the last epoch)
+        and ``test_accuracy``; ``params`` (trainable), ``flops`` (one sample),
+        ``latency_ms`` (a batch of ``latency_batch``), ``train_seconds`` (training
+        and per-epoch validation, without the reporter's time), ``epochs`` and, if
+        ``keep_weights``, the trained ``state_dict`` as detached CPU tensors.
+        ``extra`` holds the per-epoch ``history`` and the measurement settings.
+
+        Raises:
+            ConfigError: ``fidelity`` < 1 or ``seed`` not an integer >= 0.
+            InvalidArchitectureError: ``arch`` is not a valid architecture of ``space``.
+            EvaluationError: the network cannot be built or run on the task, its
+                output has the wrong shape, or training diverged (NaN/inf loss).
+        """
+        fidelity = _positive_int("fidelity (epochs)", fidelity)
+        seed = _positive_int("seed", seed, 0)
+        task = self.task
+        space.validate(arch)
+
+        torch.manual_seed(seed)
+        try:
+            model = space.build(arch, task)
+        except NaslabError:
+            raise
+        except Exception as exc:
+            raise EvaluationError(f"could not build {arch!r}: {exc}") from exc
+        if not isinstance(model, nn.Module):
+            raise EvaluationError(
+                f"{type(space).__name__}.build returned {type(model).__name__}, "
+                "not a torch.nn.Module"
+            )
+        model.to(self.device)
+        model.train()
+        params = count_params(model)
+        opt = self._make_optimizer(model)
+
+        gen = torch.Generator().manual_seed(seed)
+        train_loader, val_loader, test_loader = (
+            (None, None, None)
+            if isinstance(task, TensorTask)
+            else task.loaders(self.batch_size, seed)
+        )
+        steps, epochs = self._train_batches(gen, train_loader)
+        total_steps = steps * fidelity
+
+        history: list[dict[str, float]] = []
+        train_seconds = 0.0
+        step = 0
+        val_loss = val_acc = train_loss = math.nan
+        for epoch in range(1, fidelity + 1):
+            start = time.perf_counter()
+            loss_sum, seen = 0.0, 0
+            try:
+                for xb, yb in next(epochs):
+                    if self.schedule == "cosine":
+                        frac = step / total_steps if total_steps else (epoch - 1) / fidelity
+                        for group in opt.param_groups:
+                            group["lr"] = self.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+                    out = model(xb)
+                    if step == 0:
+                        self._check_output(out, xb)
+                    loss = task.loss(out, yb)
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise EvaluationError(
+                            f"training diverged: loss is {value} at epoch {epoch}"
+                        )
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    loss_sum += value * len(yb)
+                    seen += len(yb)
+                    step += 1
+                if seen == 0:
+                    raise EvaluationError(f"task {task.name!r}: the training split is empty")
+                train_loss = loss_sum / seen
+                val_loss, val_acc = self._score(model, self._eval_batches("val", val_loader))
+            except NaslabError:
+                raise
+            except RuntimeError as exc:
+                raise EvaluationError(f"training failed at epoch {epoch}: {exc}") from exc
+            if not math.isfinite(val_loss):
+                raise EvaluationError(
+                    f"training diverged: validation loss is {val_loss} at epoch {epoch}"
+                )
+            train_seconds += time.perf_counter() - start
+            metrics = {"train_loss": train_loss, "val_accuracy": val_acc, "val_loss": val_loss}
+            history.append({"epoch": epoch, **metrics})
+            reporter.report(epoch, metrics)
+
+        try:
+            _, test_acc = self._score(model, self._eval_batches("test", test_loader))
+            sample = task.sample_batch(self.latency_batch)
+            flops = count_flops(model, sample)
+            latency = measure_latency_ms(model, sample, repeats=self.latency_repeats)
+        except NaslabError:
+            raise
+        except RuntimeError as exc:
+            raise EvaluationError(
+                f"testing or measuring the trained network failed: {exc}"
+            ) from exc
+
+        weights = None
+        if self.keep_weights:
+            weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        return Result(
+            metrics={
+                "val_accuracy": val_acc,
+                "test_accuracy": test_acc,
+                "val_loss": val_loss,
+                "train_loss": train_loss,
+            },
+            params=params,
+            flops=flops,
+            latency_ms=latency,
+            train_seconds=train_seconds,
+            epochs=fidelity,
+            weights=weights,
+            extra={
+                "history": history,
+                "latency_batch": self.latency_batch,
+                "device": str(self.device),
+                "seed": seed,
+            },
+        )
