@@ -74,7 +74,7 @@ def search(
         None, help="Task: digits (trained), or a NAS-Bench-Graph data set for nasbench_graph."
     ),
     searcher: str = typer.Option("evolution", help="Searcher: evolution, random."),
-    budget: int = typer.Option(24, help="Trials to finish, resumed ones included."),
+    budget: int = typer.Option(30, help="Trials to finish, resumed ones included."),
     epochs: int | None = typer.Option(None, help="Training epochs per candidate (fidelity)."),
     seed: int = typer.Option(0, help="Seed of the searcher and of every training run."),
     study: str | None = typer.Option(

@@ -24,7 +24,7 @@ DEFAULT_TASKS = {"nb201": "digits", "chain": "digits", "nasbench_graph": "cora"}
 
 #: Epochs used when none is given: trained tasks train this long; table benchmarks
 #: answer at the benchmark's full fidelity.
-DEFAULT_EPOCHS = 8
+DEFAULT_EPOCHS = 10
 
 
 def table_datasets() -> list[str]:

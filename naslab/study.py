@@ -113,7 +113,7 @@ class Study:
         space: str | SearchSpace = "nb201",
         task: Any = None,
         searcher: str | Searcher = "evolution",
-        budget: int = 20,
+        budget: int = 30,
         epochs: int | None = None,
         seed: int = 0,
         storage: str | Store | None = None,
