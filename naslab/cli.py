@@ -94,6 +94,7 @@ def search(
     """Run a search, or resume the study of the same name."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from naslab.components import task_name
     from naslab.study import Study, TrialEvent
 
     s = Study(
@@ -110,7 +111,7 @@ def search(
         evaluator_options=parse_options(train_opt, "train"),
     )
     console.print(
-        f"study [bold]{s.name}[/]: space {s.space!r}, task {s.evaluator.key}, "
+        f"study [bold]{s.name}[/]: space {s.space!r}, task {task_name(s.evaluator)}, "
         f"searcher {s.searcher.name}, budget {s.budget}, {s.epochs} epochs, seed {s.seed}, "
         f"store {s.store.url}"
     )

@@ -43,6 +43,14 @@ def task_choices(space_name: str) -> list[str]:
     return list(TASKS)
 
 
+def task_name(evaluator: Evaluator) -> str:
+    """A short name of the evaluator's task (``digits``, ``cora``, ...)."""
+    task = getattr(evaluator, "task", None)
+    if task is not None and getattr(task, "name", None):
+        return str(task.name)
+    return str(getattr(evaluator, "dataset", None) or evaluator.key.split(":")[-1])
+
+
 def _call(kind: str, name: str, factory: Any, options: Mapping[str, Any]) -> Any:
     try:
         return factory(**options)

@@ -24,7 +24,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from naslab.components import DEFAULT_EPOCHS, TABLE_SPACES, resolve, resolve_searcher
+from naslab.components import (
+    DEFAULT_EPOCHS,
+    TABLE_SPACES,
+    resolve,
+    resolve_searcher,
+    task_name,
+)
 from naslab.db.store import Store, TrialRecord
 from naslab.errors import ConfigError
 from naslab.search_spaces.base import SearchSpace
@@ -132,7 +138,7 @@ class Study:
         self.epochs = _check_int("epochs", epochs, 1)
         self.searcher = resolve_searcher(searcher, self.space, self.seed, searcher_options)
         self.searcher_options = dict(searcher_options or {})
-        task_label = self.evaluator.key.split(":")[-1].split("(")[0]
+        task_label = task_name(self.evaluator)
         self.name = name or default_study_name(
             self.space.name, task_label, self.searcher.name, self.seed
         )
