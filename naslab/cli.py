@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from naslab.errors import ConfigError, NaslabError
@@ -47,11 +48,12 @@ def parse_options(pairs: list[str] | None, what: str) -> dict[str, Any]:
 
 
 def _fmt(value: Any) -> str:
+    """A value as console markup: stored text is shown as is, never read as markup."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.4f}"
-    return str(value)
+    return escape(str(value))
 
 
 def _seconds(value: float | None) -> str:
@@ -111,7 +113,7 @@ def search(
         evaluator_options=parse_options(train_opt, "train"),
     )
     console.print(
-        f"study [bold]{s.name}[/]: space {s.space!r}, task {task_name(s.evaluator)}, "
+        f"study [bold]{_fmt(s.name)}[/]: space {s.space!r}, task {task_name(s.evaluator)}, "
         f"searcher {s.searcher.name}, budget {s.budget}, {s.epochs} epochs, seed {s.seed}, "
         f"store {s.store.url}"
     )
@@ -129,7 +131,7 @@ def search(
 
     def on_trial(ev: TrialEvent) -> None:
         how = "reused" if ev.reused else ev.state
-        value = _fmt(ev.value) if ev.value is not None else (ev.error or "")[:100]
+        value = _fmt(ev.value) if ev.value is not None else _fmt((ev.error or "")[:100])
         progress.console.print(f"  trial {ev.number:>4} {how:<9} {s.evaluator.objective}={value}")
         progress.update(bar, completed=ev.finished, best=_fmt(ev.best_value),
                         elapsed=_seconds(ev.elapsed_s), eta=_seconds(ev.eta_s))
@@ -168,8 +170,8 @@ def studies(
         store.close()
     table = Table("study", "space", "task", "searcher", "budget", "complete", "failed", "best")
     for r in rows:
-        table.add_row(r.name, r.space, r.task_key, r.searcher, str(r.budget), str(r.n_complete),
-                      str(r.n_failed), _fmt(r.best_objective))
+        table.add_row(_fmt(r.name), _fmt(r.space), _fmt(r.task_key), _fmt(r.searcher),
+                      str(r.budget), str(r.n_complete), str(r.n_failed), _fmt(r.best_objective))
     console.print(table)
 
 
@@ -198,7 +200,7 @@ def results(
         table.add_row(str(t.number), _fmt(t.objective_value), _fmt(t.metrics.get("val_accuracy")),
                       _fmt(t.metrics.get("test_accuracy")), _fmt(t.params), _fmt(t.flops),
                       _fmt(t.latency_ms), "yes" if t.reused_from else "", t.arch_hash[:10],
-                      json.dumps(t.decisions))
+                      _fmt(json.dumps(t.decisions)))
     console.print(table)
 
 
@@ -225,7 +227,7 @@ def sql(
         writer.writerows(rows)
         sys.stdout.write(buf.getvalue())
     else:
-        table = Table(*columns)
+        table = Table(*(escape(c) for c in columns))
         for r in rows:
             table.add_row(*(_fmt(v) for v in r))
         console.print(table)
@@ -245,7 +247,8 @@ def export(
         folder = export_best(store, study, out or Path("naslab-exports") / study)
     finally:
         store.close()
-    console.print(f"exported to {folder}: " + ", ".join(sorted(p.name for p in folder.iterdir())))
+    console.print(f"exported to {_fmt(folder)}: "
+                  + ", ".join(sorted(_fmt(p.name) for p in folder.iterdir())))
 
 
 @app.command()
@@ -265,22 +268,28 @@ def spaces() -> None:
 def main() -> None:
     """Entry point of the ``naslab`` console script: errors print as one line."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except NaslabError as exc:
-        err_console.print(f"[red]error:[/] {exc}")
+        # one line (no wrapping at the console width), shown as is (not read as markup)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("interrupted; re-run the same command to resume")
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        code = 130
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as exc:
+        # usage errors: click's, or those of the copy of click that newer typer bundles
+        if type(exc).__module__.startswith(("click.", "typer.")) and callable(
+            getattr(exc, "show", None)
+        ):
             exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
+            sys.exit(getattr(exc, "exit_code", 2))
         raise
+    # without standalone mode, typer turns Ctrl-C into an exit code of 130 and returns it
+    if code == 130:
+        err_console.print("interrupted; re-run the same command to resume")
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":
