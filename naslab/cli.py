@@ -18,7 +18,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from naslab.errors import ConfigError, NaslabError
 
@@ -61,6 +61,13 @@ def _seconds(value: float | None) -> str:
         return "?"
     value = int(round(value))
     return f"{value // 60}:{value % 60:02d}"
+
+
+def short_task(task_key: str) -> str:
+    """``train-v1(digits(seed=0);sgd,...)`` -> ``digits(seed=0)``; other keys unchanged."""
+    if task_key.startswith("train-") and "(" in task_key:
+        return task_key[task_key.index("(") + 1 :].split(";")[0]
+    return task_key
 
 
 def _open_store(storage: str | None):
@@ -143,7 +150,7 @@ def search(
     finally:
         s.close()
     console.print(
-        f"done in {_seconds(report.elapsed_s)}: {report.trained_this_run} trained and "
+        f"done in {_seconds(report.elapsed_s)}: {report.trained_this_run} evaluated and "
         f"{report.reused_this_run} reused this run; study has {report.complete} complete, "
         f"{report.failed} failed of budget {report.budget}"
         + (f" ({report.interrupted_found} interrupted trial(s) from an earlier run retried)"
@@ -168,9 +175,10 @@ def studies(
         rows = store.list_studies()
     finally:
         store.close()
-    table = Table("study", "space", "task", "searcher", "budget", "complete", "failed", "best")
+    table = Table(Column("study", no_wrap=True), "space", "task", "searcher", "budget",
+                  "complete", "failed", "best")
     for r in rows:
-        table.add_row(_fmt(r.name), _fmt(r.space), _fmt(r.task_key), _fmt(r.searcher),
+        table.add_row(_fmt(r.name), _fmt(r.space), _fmt(short_task(r.task_key)), _fmt(r.searcher),
                       str(r.budget), str(r.n_complete), str(r.n_failed), _fmt(r.best_objective))
     console.print(table)
 
@@ -247,8 +255,9 @@ def export(
         folder = export_best(store, study, out or Path("naslab-exports") / study)
     finally:
         store.close()
-    console.print(f"exported to {_fmt(folder)}: "
-                  + ", ".join(sorted(_fmt(p.name) for p in folder.iterdir())))
+    files = sorted(p.name for p in folder.iterdir())
+    note = "" if "weights.safetensors" in files else " (no trained weights: a table benchmark)"
+    console.print(f"exported to {_fmt(folder)}: " + ", ".join(_fmt(f) for f in files) + note)
 
 
 @app.command()

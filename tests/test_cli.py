@@ -152,7 +152,7 @@ def test_search_creates_study_prints_trials_and_best(url):
         assert f"trial {number:>4} complete  val_accuracy={value:.4f}" in out
     assert "trials" in out and "5/5" in out
     assert re.search(r"^done in \d+:\d\d: ", out, flags=re.M)
-    assert "5 trained and 0 reused this run; study has 5 complete, 0 failed of budget 5" in out
+    assert "5 evaluated and 0 reused this run; study has 5 complete, 0 failed of budget 5" in out
     best = max(trials, key=lambda t: t[4])
     best_line = next(line for line in out.splitlines() if line.startswith("best: "))
     assert best_line.startswith(f"best: trial {best[1]} val_accuracy={best[4]:.4f} ")
@@ -185,7 +185,7 @@ def test_rerunning_with_a_larger_budget_resumes(url):
 
     # the same budget again: nothing left to do
     again = graph_search(url, "--budget", "7")
-    assert "0 trained and 0 reused this run; study has 7 complete" in again
+    assert "0 evaluated and 0 reused this run; study has 7 complete" in again
     assert trials_of(url, S0) == after
 
 
@@ -196,7 +196,7 @@ def test_another_study_reuses_results_of_evaluated_architectures(url):
 
     # same searcher and seed under another name: the same proposals, all reused
     out = graph_search(url, "--budget", "6", "--study", "twin")
-    assert "0 trained and 6 reused this run; study has 6 complete" in out
+    assert "0 evaluated and 6 reused this run; study has 6 complete" in out
     assert out.count(" reused    val_accuracy=") == 6
     twin = sql_json(url, "SELECT arch_hash, reused_from, objective_value, state "
                          "FROM naslab_results WHERE study = 'twin' ORDER BY trial_number")
@@ -355,7 +355,7 @@ def test_trained_chain_search_exports_a_loadable_model(tmp_path, url, monkeypatc
                  "--storage", url)
     study = "chain-digits-evolution-s0"
     assert f"study {study}: space ChainSpace(" in out
-    assert "2 trained and 0 reused this run; study has 2 complete, 0 failed of budget 2" in out
+    assert "2 evaluated and 0 reused this run; study has 2 complete, 0 failed of budget 2" in out
     with Store(url) as store:
         best = store.best_trials(study, 1)[0]
         weights = store.load_weights(best.id)
@@ -394,7 +394,8 @@ def test_export_of_a_table_study_has_no_weights(tmp_path, url, monkeypatch, caps
     graph_search(url, "--budget", "4")
     folder = tmp_path / "exp"
     printed = invoke("export", "--study", S0, "--out", str(folder), "--storage", url)
-    assert printed.strip() == f"exported to {folder}: architecture.json, trial.json"
+    assert printed.strip() == (f"exported to {folder}: architecture.json, trial.json "
+                               "(no trained weights: a table benchmark)")
     assert sorted(p.name for p in folder.iterdir()) == ["architecture.json", "trial.json"]
     meta = json.loads((folder / "trial.json").read_text())
     with Store(url) as store:
@@ -512,7 +513,7 @@ def test_space_opt_channels_for_nb201(db, url, monkeypatch, capsys):
     out = invoke("search", "--space", "nb201", "--space-opt", "channels=4", "--budget", "1",
                  "--epochs", "1", "--storage", url)
     assert "space NB201Space(channels=4, cells_per_stage=1)" in out
-    assert "1 trained and 0 reused this run; study has 1 complete" in out
+    assert "1 evaluated and 0 reused this run; study has 1 complete" in out
     with Store(url) as store:
         info = store.get_study("nb201-digits-evolution-s0")
         (trial,) = store.trials(info.id)
