@@ -122,7 +122,8 @@ def search(
     console.print(
         f"study [bold]{_fmt(s.name)}[/]: space {s.space!r}, task {task_name(s.evaluator)}, "
         f"searcher {s.searcher.name}, budget {s.budget}, {s.epochs} epochs, seed {s.seed}, "
-        f"store {s.store.url}"
+        f"store {s.store.url}",
+        soft_wrap=True,
     )
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -154,14 +155,16 @@ def search(
         f"{report.reused_this_run} reused this run; study has {report.complete} complete, "
         f"{report.failed} failed of budget {report.budget}"
         + (f" ({report.interrupted_found} interrupted trial(s) from an earlier run retried)"
-           if report.interrupted_found else "")
+           if report.interrupted_found else ""),
+        soft_wrap=True,
     )
     if report.best is not None:
         b = report.best
         console.print(
             f"best: trial {b.number} {s.evaluator.objective}={_fmt(b.objective_value)} "
             f"test_accuracy={_fmt(b.metrics.get('test_accuracy'))} params={b.params} "
-            f"decisions={json.dumps(b.decisions)}"
+            f"decisions={_fmt(json.dumps(b.decisions))}",
+            soft_wrap=True,
         )
 
 

@@ -80,6 +80,17 @@ def check_graph(space: str, graph: nx.DiGraph, operations: Sequence[str] | None)
         )
 
 
+def image_shape(space: str, task: Any) -> tuple[int, int, int]:
+    """``task.input_shape`` as (channels, height, width), or an error naming the task."""
+    shape = tuple(task.input_shape)
+    if len(shape) != 3:
+        raise InvalidArchitectureError(
+            f"{space} builds convolutional networks for image tasks with input_shape "
+            f"(channels, height, width); task {getattr(task, 'name', '?')!r} has {shape}"
+        )
+    return shape  # type: ignore[return-value]
+
+
 def prune_dead(graph: nx.DiGraph) -> nx.DiGraph:
     """Remove every node that is not on a path from the input to the output.
 

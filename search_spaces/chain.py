@@ -21,7 +21,7 @@ from torch import nn
 
 from naslab.errors import InvalidArchitectureError
 from naslab.search_spaces.architecture import Architecture
-from naslab.search_spaces.base import SearchSpace
+from naslab.search_spaces.base import SearchSpace, image_shape
 from naslab.search_spaces.decisions import Categorical, Condition, Decision, Integer, Value
 from naslab.search_spaces.graph_module import GraphModule
 
@@ -141,10 +141,5 @@ class ChainSpace(SearchSpace):
 
     def build(self, arch: Architecture, task: Any) -> nn.Module:
         """The network for an image task (``input_shape`` = (C, H, W))."""
-        shape = tuple(task.input_shape)
-        if len(shape) != 3:
-            raise InvalidArchitectureError(
-                f"chain builds convolutional networks for image tasks with input_shape "
-                f"(channels, height, width); task {getattr(task, 'name', '?')!r} has {shape}"
-            )
+        shape = image_shape(self.name, task)
         return ChainNetwork(arch.graph, shape[0], int(task.num_classes))

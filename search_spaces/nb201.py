@@ -25,7 +25,7 @@ from torch import nn
 
 from naslab.errors import InvalidArchitectureError
 from naslab.search_spaces.architecture import Architecture
-from naslab.search_spaces.base import SearchSpace, prune_dead
+from naslab.search_spaces.base import SearchSpace, image_shape, prune_dead
 from naslab.search_spaces.decisions import Categorical, Decision, Value
 from naslab.search_spaces.graph_module import GraphModule
 
@@ -148,12 +148,7 @@ class NB201Space(SearchSpace):
 
     def build(self, arch: Architecture, task: Any) -> nn.Module:
         """The stacked network for an image task (``input_shape`` = (C, H, W))."""
-        shape = tuple(task.input_shape)
-        if len(shape) != 3:
-            raise InvalidArchitectureError(
-                f"nb201 builds convolutional networks for image tasks with input_shape "
-                f"(channels, height, width); task {getattr(task, 'name', '?')!r} has {shape}"
-            )
+        shape = image_shape(self.name, task)
         return NB201Network(
             arch.graph, shape[0], int(task.num_classes), self.channels, self.cells_per_stage
         )

@@ -210,3 +210,12 @@ def test_unknown_space_lists_choices():
 
     with pytest.raises(UnknownNameError, match="nb201.*chain|chain.*nb201"):
         get_space("nb999")
+
+
+@pytest.mark.parametrize("name", ["nb201", "chain"])
+def test_convolutional_spaces_refuse_non_image_tasks(name):
+    space = get_space(name)
+    arch = space.sample(np.random.default_rng(0))
+    tabular = SimpleNamespace(name="tabular", input_shape=(12,), num_classes=2)
+    with pytest.raises(InvalidArchitectureError, match="image tasks.*'tabular' has \\(12,\\)"):
+        space.build(arch, tabular)

@@ -181,7 +181,7 @@ def test_sigkilled_search_resumes_without_losing_or_retraining(tmp_path):
 
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "interrupted trial(s) from an earlier run retried" in done.stdout
+    assert "interrupted trial(s) from an earlier run retried" in " ".join(done.stdout.split())
     with Store(f"sqlite:///{db}") as s:
         complete = s.trials("crash", ["complete"])
         assert len(complete) == 5
