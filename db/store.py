@@ -726,20 +726,8 @@ class Store:
         with self._write("start a trial") as session:
             study = self._study_row(session, study_id)
             _check_space_key(study, space_key)
-            arch_id = _upsert_architecture(session, arch, space_key, *arch_json)
-            trial = TrialRow(
-                study_id=study.id,
-                number=_next_number(session, study.id),
-                architecture_id=arch_id,
-                decisions=arch_json[1],
-                fidelity=fidelity,
-                state="running",
-                seed=seed,
-                worker=worker,
-                started_at=utcnow(),
-            )
-            session.add(trial)
-            session.flush()
+            trial = _add_trial(session, study.id, arch, space_key, arch_json, fidelity, seed,
+                               worker, state="running", started_at=utcnow())
             return trial.id
 
     def report(self, trial_id: int, step: int, metrics: Mapping[str, float]) -> None:
@@ -833,17 +821,10 @@ class Store:
             if src.state != "complete":
                 raise StorageError(f"cannot reuse trial {src.id}: it is {src.state}, not complete")
             origin = src.reused_from if src.reused_from is not None else src.id
-            arch_id = _upsert_architecture(session, arch, space_key, *arch_json)
             now = utcnow()
-            trial = TrialRow(
-                study_id=study.id,
-                number=_next_number(session, study.id),
-                architecture_id=arch_id,
-                decisions=arch_json[1],
-                fidelity=fidelity,
+            trial = _add_trial(
+                session, study.id, arch, space_key, arch_json, fidelity, seed, worker,
                 state="complete",
-                seed=seed,
-                worker=worker,
                 objective_value=src.objective_value,
                 params=src.params,
                 flops=src.flops,
@@ -855,8 +836,6 @@ class Store:
                 finished_at=now,
                 reused_from=origin,
             )
-            session.add(trial)
-            session.flush()
             session.execute(
                 insert(MetricRow).from_select(
                     ["trial_id", "name", "step", "value"],
@@ -1398,6 +1377,34 @@ def _upsert_architecture(
             raise
         return found
     return row.id
+
+
+def _add_trial(
+    session: Session,
+    study_id: int,
+    arch: Architecture,
+    space_key: str,
+    arch_json: tuple[str, str, str],
+    fidelity: int,
+    seed: int,
+    worker: str | None,
+    **fields: Any,
+) -> TrialRow:
+    """Insert a trial (next number of the study) of ``arch``, creating its row if new."""
+    arch_id = _upsert_architecture(session, arch, space_key, *arch_json)
+    trial = TrialRow(
+        study_id=study_id,
+        number=_next_number(session, study_id),
+        architecture_id=arch_id,
+        decisions=arch_json[1],
+        fidelity=fidelity,
+        seed=seed,
+        worker=worker,
+        **fields,
+    )
+    session.add(trial)
+    session.flush()
+    return trial
 
 
 def _next_number(session: Session, study_id: int) -> int:
