@@ -119,6 +119,11 @@ def search(
         searcher_options=parse_options(searcher_opt, "searcher"),
         evaluator_options=parse_options(train_opt, "train"),
     )
+    try:
+        s.prepare()  # refuse a conflicting study before printing anything
+    except NaslabError:
+        s.close()
+        raise
     console.print(
         f"study [bold]{_fmt(s.name)}[/]: space {s.space!r}, task {task_name(s.evaluator)}, "
         f"searcher {s.searcher.name}, budget {s.budget}, {s.epochs} epochs, seed {s.seed}, "

@@ -31,7 +31,7 @@ from naslab.components import (
     resolve_searcher,
     task_name,
 )
-from naslab.db.store import Store, TrialRecord
+from naslab.db.store import Store, StudyInfo, TrialRecord
 from naslab.errors import ConfigError
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
@@ -166,18 +166,21 @@ class Study:
         return {"name": task.name, "input_shape": list(task.input_shape),
                 "num_classes": int(task.num_classes)}
 
-    def run(self, callback: Callable[[TrialEvent], None] | None = None) -> StudyReport:
-        """Run (or resume) the study until its budget of trials has finished."""
-        start = time.perf_counter()
-        objective = self.evaluator.objective
-        info = self.store.create_or_load_study(
+    def prepare(self) -> StudyInfo:
+        """Create the study in the store, or load it and check that its settings match.
+
+        Raises :class:`~naslab.errors.StudyConflictError` when a study of this name was
+        stored with another space, task, fidelity, searcher or seed. :meth:`run` calls
+        it; call it first to refuse a conflict before doing anything else.
+        """
+        return self.store.create_or_load_study(
             self.name,
             space=self.space.name,
             space_key=self.space.key,
             space_config=self.space.config(),
             task_key=self.evaluator.key,
             searcher=self.searcher.name,
-            objective=objective,
+            objective=self.evaluator.objective,
             direction="maximize",
             budget=self.budget,
             fidelity=self.epochs,
@@ -186,11 +189,18 @@ class Study:
                     "table_benchmark": self.space.name in TABLE_SPACES,
                     "model_io": self._model_io()},
         )
+
+    def run(self, callback: Callable[[TrialEvent], None] | None = None) -> StudyReport:
+        """Run (or resume) the study until its budget of trials has finished."""
+        start = time.perf_counter()
+        objective = self.evaluator.objective
+        info = self.prepare()
         interrupted = self.store.interrupt_running(info.id)
         history = self.store.trials(info.id, states=["complete", "failed"])
+        # A searcher that already ran in this object was told the first trials itself.
         self.searcher.replay(
             [(t.architecture(), t.objective_value if t.state == "complete" else None)
-             for t in history]
+             for t in history[len(self.searcher.history):]]
         )
         finished = len(history)
         values = [t.objective_value for t in history if t.objective_value is not None]

@@ -536,9 +536,10 @@ def test_same_study_name_with_other_settings_is_refused(url, monkeypatch, capsys
     before = trials_of(url, "shared")
     capsys.readouterr()
 
-    code, _, err = run_main(monkeypatch, capsys, "search", "--space", "chain", "--epochs", "1",
-                            "--budget", "3", "--study", "shared", "--storage", url)
+    code, out, err = run_main(monkeypatch, capsys, "search", "--space", "chain", "--epochs",
+                              "1", "--budget", "3", "--study", "shared", "--storage", url)
     assert code == 2
+    assert out == ""  # refused before the header or a progress bar is printed
     message = one_line_error(err)
     assert message.startswith("study 'shared' already exists with different settings (")
     for field in ("space_key: stored 'nasbench_graph', requested 'chain-",

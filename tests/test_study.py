@@ -190,3 +190,23 @@ def test_sigkilled_search_resumes_without_losing_or_retraining(tmp_path):
         after = {t.id: (t.arch_hash, t.objective_value) for t in complete}
         assert all(after[i] == v for i, v in before.items())  # nothing lost or changed
         assert len({t.arch_hash for t in complete}) == 5  # nothing evaluated twice
+
+
+def test_running_the_same_study_object_again_continues_it(store, tmp_path):
+    study = table_study(store, "twice", budget=8)
+    study.run()
+    study.budget = 14
+    report = study.run()
+    assert report.complete == 14 and len(study.searcher.history) == 14
+    with Store(f"sqlite:///{tmp_path / 'fresh.db'}") as other:
+        table_study(other, "twice", budget=14).run()
+        fresh = [t.arch_hash for t in other.trials("twice")]
+    assert [t.arch_hash for t in store.trials("twice")] == fresh
+
+
+def test_conflict_is_refused_by_prepare_before_any_trial(store):
+    table_study(store, "taken", budget=2).run()
+    clash = Study("taken", space="nasbench_graph", task="citeseer", budget=5, storage=store)
+    with pytest.raises(StudyConflictError):
+        clash.prepare()
+    assert len(store.trials("taken")) == 2
