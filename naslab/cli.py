@@ -63,6 +63,11 @@ def _seconds(value: float | None) -> str:
     return f"{value // 60}:{value % 60:02d}"
 
 
+def compact_decisions(decisions: dict[str, Any]) -> str:
+    """``{"a": 1, "b": "x"}`` -> ``a=1 b=x``: wraps between decisions in narrow tables."""
+    return " ".join(f"{k}={v}" for k, v in decisions.items())
+
+
 def short_task(task_key: str) -> str:
     """``train-v1(digits(seed=0);sgd,...)`` -> ``digits(seed=0)``; other keys unchanged."""
     if task_key.startswith("train-") and "(" in task_key:
@@ -210,13 +215,15 @@ def results(
         rows = store.best_trials(study, top)
     finally:
         store.close()
-    table = Table("trial", "objective", "val_acc", "test_acc", "params", "flops", "latency ms",
-                  "reused", "hash", "decisions")
+    numbers = ("trial", "objective", "val_acc", "test_acc", "params", "flops", "latency ms",
+               "reused", "hash")
+    table = Table(*(Column(name, no_wrap=True) for name in numbers),
+                  Column("decisions", overflow="fold", ratio=1))
     for t in rows:
         table.add_row(str(t.number), _fmt(t.objective_value), _fmt(t.metrics.get("val_accuracy")),
                       _fmt(t.metrics.get("test_accuracy")), _fmt(t.params), _fmt(t.flops),
                       _fmt(t.latency_ms), "yes" if t.reused_from else "", t.arch_hash[:10],
-                      _fmt(json.dumps(t.decisions)))
+                      _fmt(compact_decisions(t.decisions)))
     console.print(table)
 
 
