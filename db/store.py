@@ -743,7 +743,9 @@ class Store:
             _trial_row(session, trial_id)
             _put_metrics(session, trial_id, step, values)
 
-    def complete_trial(self, trial_id: int, result: Result, objective: str) -> None:
+    def complete_trial(
+        self, trial_id: int, result: Result, objective: str, worker: str | None = None
+    ) -> None:
         """Record the result of a running trial and mark it complete.
 
         Stores the final metrics, the objective value ``result.metrics[objective]``,
@@ -764,6 +766,8 @@ class Store:
             if trial.state not in ("running", "interrupted"):
                 raise StorageError(f"cannot complete trial {trial_id}: it is already {trial.state}")
             trial.state = "complete"
+            if worker is not None:  # the process that actually evaluated it
+                trial.worker = worker
             trial.objective_value = values[objective]
             trial.params = _opt_int(result.params)
             trial.flops = _opt_int(result.flops)
@@ -783,13 +787,15 @@ class Store:
             if blob is not None:
                 session.merge(WeightsRow(trial_id=trial_id, format=_WEIGHTS_FORMAT, data=blob))
 
-    def fail_trial(self, trial_id: int, error: str) -> None:
+    def fail_trial(self, trial_id: int, error: str, worker: str | None = None) -> None:
         """Mark a running (or interrupted) trial failed, with ``error`` saying why."""
         with self._write(f"fail trial {trial_id}") as session:
             trial = _trial_row(session, trial_id)
             if trial.state == "complete":
                 raise StorageError(f"cannot fail trial {trial_id}: it is already complete")
             trial.state = "failed"
+            if worker is not None:
+                trial.worker = worker
             trial.error = str(error)
             trial.finished_at = utcnow()
 

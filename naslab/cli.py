@@ -104,6 +104,12 @@ def search(
     train_opt: list[str] | None = typer.Option(
         None, "--train-opt", help="Evaluator option KEY=VALUE, e.g. lr=0.1 or batch_size=128."
     ),
+    workers: int = typer.Option(
+        1, help="Parallel workers: 1 trains in this process; more train on Ray actors."
+    ),
+    ray_address: str | None = typer.Option(
+        None, help="Join an existing Ray cluster ('auto' or 'ray://host:port')."
+    ),
 ) -> None:
     """Run a search, or resume the study of the same name."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -111,8 +117,16 @@ def search(
     from naslab.components import task_name
     from naslab.study import Study, TrialEvent
 
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    executor = None
+    if workers > 1 or ray_address is not None:
+        from naslab.workers.ray_executor import RayExecutor
+
+        executor = RayExecutor(workers=workers, address=ray_address)
     s = Study(
         study,
+        executor=executor,
         space=space,
         task=task,
         searcher=searcher,
@@ -132,6 +146,7 @@ def search(
     console.print(
         f"study [bold]{_fmt(s.name)}[/]: space {s.space!r}, task {task_name(s.evaluator)}, "
         f"searcher {s.searcher.name}, budget {s.budget}, {s.epochs} epochs, seed {s.seed}, "
+        f"workers {workers}{' (Ray)' if executor else ''}, "
         f"store {s.store.url}",
         soft_wrap=True,
     )

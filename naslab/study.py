@@ -256,12 +256,14 @@ class Study:
                 elif error is None:
                     error = "the evaluator returned no result"
                 if error is None and outcome.result is not None:
-                    self.store.complete_trial(job.trial_id, outcome.result, objective)
+                    self.store.complete_trial(job.trial_id, outcome.result, objective,
+                                              worker=outcome.worker)
                     self.searcher.tell(job.arch, value)
                     best = value if best is None else max(best, value)
                     state = "complete"
                 else:
-                    self.store.fail_trial(job.trial_id, error or "unknown error")
+                    self.store.fail_trial(job.trial_id, error or "unknown error",
+                                         worker=outcome.worker)
                     self.searcher.tell(job.arch, None)
                     value, state = None, "failed"
                 finished += 1

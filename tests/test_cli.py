@@ -144,7 +144,8 @@ def test_python_m_naslab_cli_error_is_one_line_exit_2(tmp_path):
 def test_search_creates_study_prints_trials_and_best(url):
     out = invoke("search", *GRAPH, "--budget", "5", "--storage", url)
     assert out.startswith(f"study {S0}: space NasBenchGraphSpace(dataset='cora'), task cora, "
-                          f"searcher evolution, budget 5, 10 epochs, seed 0, store {url}")
+                          "searcher evolution, budget 5, 10 epochs, seed 0, workers 1, "
+                          f"store {url}")
     trials = trials_of(url, S0)
     assert [t[1] for t in trials] == [0, 1, 2, 3, 4]
     assert all(t[3] == "complete" for t in trials)

@@ -1,0 +1,71 @@
+"""The Ray executor, on a real local Ray instance."""
+
+from __future__ import annotations
+
+import pytest
+
+from naslab import ConfigError, Store, Study
+from naslab.workers.ray_executor import RayExecutor
+from naslab.workers.task import digits_task
+from naslab.workers.training import TrainingEvaluator
+from tests.custom_space import TinyMLPSpace
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(f"sqlite:///{tmp_path / 'ray.db'}")
+    yield s
+    s.close()
+
+
+def test_two_workers_train_in_parallel_and_stream_reports(ray_cluster, store):
+    evaluator = TrainingEvaluator(digits_task())
+    executor = RayExecutor(workers=2)
+    study = Study("ray", space=TinyMLPSpace(), task=evaluator, searcher="random", budget=6,
+                  epochs=2, storage=store, executor=executor)
+    report = study.run()
+    assert report.complete == 6 and report.failed == 0
+    trials = store.trials("ray")
+    assert len({t.arch_hash for t in trials}) == 6
+    for t in trials:
+        assert t.metrics["val_accuracy"] > 0.5
+        curve = store.learning_curve(t.id)
+        assert [s for s, _ in curve["val_accuracy"]] == [1, 2]
+        assert store.load_weights(t.id) is not None
+    assert ray_cluster.is_initialized()  # the executor leaves a cluster it did not start
+
+
+def test_same_results_as_in_process(ray_cluster, tmp_path):
+    def run(executor, name):
+        with Store(f"sqlite:///{tmp_path / (name + '.db')}") as s:
+            Study(name, space=TinyMLPSpace(), task=TrainingEvaluator(digits_task()),
+                  searcher="random", budget=3, epochs=2, storage=s, executor=executor).run()
+            return {t.arch_hash: t.objective_value for t in s.trials(name)}
+
+    assert run(RayExecutor(workers=2), "a") == run(None, "b")
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ConfigError, match="workers"):
+        RayExecutor(workers=0)
+    with pytest.raises(ConfigError, match="cpus_per_trial"):
+        RayExecutor(cpus_per_trial=0)
+    with pytest.raises(ConfigError, match="ray address"):
+        RayExecutor(address="nowhere")
+
+
+def test_cli_search_with_two_workers(ray_cluster, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from naslab.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    result = CliRunner().invoke(app, ["search", "--space", "chain", "--epochs", "1",
+                                      "--budget", "4", "--workers", "2", "--storage", url])
+    assert result.exit_code == 0, result.output
+    assert "workers 2 (Ray)" in result.output
+    with Store(url) as s:
+        trials = s.trials("chain-digits-evolution-s0")
+    assert [t.state for t in trials] == ["complete"] * 4
+    assert len({t.worker for t in trials}) == 2  # both actors trained
