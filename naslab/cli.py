@@ -110,6 +110,12 @@ def search(
     ray_address: str | None = typer.Option(
         None, help="Join an existing Ray cluster ('auto' or 'ray://host:port')."
     ),
+    trial_timeout: float | None = typer.Option(
+        None, help="Seconds a trial may run on a Ray worker before it fails."
+    ),
+    max_retries: int = typer.Option(
+        2, help="Re-runs of a trial whose Ray worker process died, before it fails."
+    ),
 ) -> None:
     """Run a search, or resume the study of the same name."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -120,10 +126,11 @@ def search(
     if workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     executor = None
-    if workers > 1 or ray_address is not None:
+    if workers > 1 or ray_address is not None or trial_timeout is not None:
         from naslab.workers.ray_executor import RayExecutor
 
-        executor = RayExecutor(workers=workers, address=ray_address)
+        executor = RayExecutor(workers=workers, address=ray_address,
+                               trial_timeout=trial_timeout, max_retries=max_retries)
     s = Study(
         study,
         executor=executor,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import queue as queue_module
+import time
 from typing import Any
 
 from naslab.errors import ConfigError
@@ -68,6 +69,10 @@ class RayExecutor(Executor):
         cpus_per_trial: CPUs reserved by each actor.
         gpus_per_trial: GPUs reserved by each actor (fractions allowed); 0 on
             CPU-only machines.
+        trial_timeout: seconds a trial may run before its actor is killed and the
+            trial fails; None for no limit.
+        max_retries: how many times a trial whose worker process died is run again
+            on a fresh worker before it fails.
     """
 
     def __init__(
@@ -77,6 +82,8 @@ class RayExecutor(Executor):
         address: str | None = None,
         cpus_per_trial: float = 1.0,
         gpus_per_trial: float = 0.0,
+        trial_timeout: float | None = None,
+        max_retries: int = 2,
     ) -> None:
         if workers is not None and (isinstance(workers, bool) or workers < 1):
             raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
@@ -85,6 +92,10 @@ class RayExecutor(Executor):
                 "cpus_per_trial must be > 0 and gpus_per_trial >= 0, got "
                 f"{cpus_per_trial} and {gpus_per_trial}"
             )
+        if trial_timeout is not None and trial_timeout <= 0:
+            raise ConfigError(f"trial_timeout must be > 0 seconds, got {trial_timeout!r}")
+        if isinstance(max_retries, bool) or max_retries < 0:
+            raise ConfigError(f"max_retries must be an integer >= 0, got {max_retries!r}")
         if address is not None and not (
             address == "auto" or address.startswith("ray://") or ":" in address
         ):
@@ -92,13 +103,16 @@ class RayExecutor(Executor):
                 f"ray address {address!r} is not 'auto', 'ray://host:port' or 'host:port'"
             )
         self._workers = workers
+        self.trial_timeout = trial_timeout
+        self.max_retries = int(max_retries)
         self.address = address
         self.cpus_per_trial = float(cpus_per_trial)
         self.gpus_per_trial = float(gpus_per_trial)
         self._started_ray = False
         self._actors: list[Any] = []
         self._idle: list[Any] = []
-        self._running: dict[Any, tuple[EvaluationJob, Any]] = {}
+        # ref -> (job, actor, start time, attempt)
+        self._running: dict[Any, tuple[EvaluationJob, Any, float, int]] = {}
         self._channel: Any = None
         self._evaluator_ref: Any = None
         self._on_report: ReportCallback | None = None
@@ -142,8 +156,10 @@ class RayExecutor(Executor):
         """Run ``job`` on an idle actor."""
         if not self._idle:
             raise RuntimeError("RayExecutor.submit: every worker is busy (respect capacity)")
-        actor = self._idle.pop()
-        self._running[actor.run.remote(job)] = (job, actor)
+        self._launch(job, self._idle.pop(), attempt=1)
+
+    def _launch(self, job: EvaluationJob, actor: Any, attempt: int) -> None:
+        self._running[actor.run.remote(job)] = (job, actor, time.monotonic(), attempt)
 
     def _drain_reports(self) -> None:
         assert self._on_report is not None
@@ -155,26 +171,57 @@ class RayExecutor(Executor):
             self._on_report(trial_id, step, metrics)
 
     def wait_any(self) -> JobOutcome:
-        """Block until a job finishes, forwarding reports meanwhile."""
+        """Block until a job finishes, forwarding reports meanwhile.
+
+        A job past ``trial_timeout`` has its actor killed and fails. A job whose
+        actor process died (killed, segfault, out of memory) runs again on a fresh
+        actor, up to ``max_retries`` times, and then fails with the reason.
+        """
         import ray
 
-        if not self._running:
-            raise RuntimeError("wait_any() called with no job submitted")
         while True:
+            if not self._running:
+                raise RuntimeError("wait_any() called with no job submitted")
             ready, _ = ray.wait(list(self._running), num_returns=1, timeout=0.2)
             self._drain_reports()
-            if ready:
-                break
-        ref = ready[0]
-        job, actor = self._running.pop(ref)
-        try:
-            result, error, worker = ray.get(ref)
-        except Exception as exc:  # the actor process died (killed, segfault, OOM)
-            result, error, worker = None, f"worker died: {describe_error(exc)}", "?"
-            actor = self._replace(actor)
-        self._idle.append(actor)
-        self._drain_reports()
-        return JobOutcome(job, result, error, worker)
+            if not ready:
+                expired = self._expired()
+                if expired is not None:
+                    return expired
+                continue
+            ref = ready[0]
+            job, actor, _, attempt = self._running.pop(ref)
+            try:
+                result, error, worker = ray.get(ref)
+            except Exception as exc:  # the actor process died
+                fresh = self._replace(actor)
+                if attempt <= self.max_retries:
+                    self._launch(job, fresh, attempt + 1)
+                    continue
+                self._idle.append(fresh)
+                return JobOutcome(
+                    job, None, f"worker died ({attempt} attempts): {describe_error(exc)}", "?"
+                )
+            self._idle.append(actor)
+            self._drain_reports()
+            return JobOutcome(job, result, error, worker)
+
+    def _expired(self) -> JobOutcome | None:
+        """Kill and fail the first job that has run past ``trial_timeout``."""
+        import ray
+
+        if self.trial_timeout is None:
+            return None
+        now = time.monotonic()
+        for ref, (job, actor, started, _) in list(self._running.items()):
+            if now - started > self.trial_timeout:
+                del self._running[ref]
+                ray.kill(actor)
+                self._idle.append(self._replace(actor))
+                return JobOutcome(
+                    job, None, f"timed out after {self.trial_timeout:g} s (trial timeout)", "?"
+                )
+        return None
 
     def _actor_class(self) -> Any:
         import ray

@@ -1,0 +1,45 @@
+"""Every failure kind on real Ray workers: stored as failed with its reason, and the
+search still finishes its budget."""
+
+from __future__ import annotations
+
+from naslab import Store, Study
+from naslab.workers.ray_executor import RayExecutor
+from tests.fault_evaluators import FaultyTable
+
+
+def _run(tmp_path, evaluator, budget, **executor_options):
+    store = Store(f"sqlite:///{tmp_path / 'faults.db'}")
+    executor = RayExecutor(workers=2, **executor_options)
+    report = Study("faults", space="nasbench_graph", task=evaluator, searcher="random",
+                   budget=budget, seed=1, storage=store, executor=executor).run()
+    trials = store.trials("faults")
+    store.close()
+    return report, trials
+
+
+def test_each_failure_kind_is_stored_with_its_reason(ray_cluster, tmp_path):
+    report, trials = _run(tmp_path, FaultyTable(), budget=30, trial_timeout=3.0,
+                          max_retries=1)
+    assert report.complete + report.failed == 30 == len(trials)
+    by_op: dict[str, list] = {}
+    for t in trials:
+        by_op.setdefault(t.decisions["op1"], []).append(t)
+    for op, expected in (("gat", "worker died (2 attempts)"), ("gin", "worker died"),
+                         ("sage", "timed out after 3 s"),
+                         ("cheb", "RuntimeError: deterministic bug in the model")):
+        assert by_op.get(op), f"seed 1 samples some {op} architectures"
+        for t in by_op[op]:
+            assert t.state == "failed" and expected in t.error, (op, t.error)
+    healthy = [t for op, ts in by_op.items() if op not in ("gat", "gin", "sage", "cheb")
+               for t in ts]
+    assert healthy and all(t.state == "complete" for t in healthy)
+
+
+def test_a_worker_killed_once_is_retried_and_completes(ray_cluster, tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    report, trials = _run(tmp_path, FaultyTable(str(markers), faults=("gat",)), budget=15)
+    killed_once = [t for t in trials if t.decisions["op1"] == "gat"]
+    assert killed_once and len(list(markers.iterdir())) == len(killed_once)
+    assert all(t.state == "complete" for t in trials) and report.failed == 0
