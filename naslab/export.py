@@ -41,8 +41,7 @@ def export_best(store: Store, study: str, out_dir: str | Path) -> Path:
     (out / "architecture.json").write_text(
         json.dumps({**arch.to_json(), "space_config": info.space_config}, indent=2, default=str)
     )
-    weights_trial = trial.reused_from or trial.id
-    weights = store.load_weights(weights_trial)
+    weights = store.load_weights(trial.id)  # follows reused_from to the trained trial
     meta = {
         "study": info.name,
         "task": info.task_key,

@@ -273,13 +273,12 @@ class Study:
             self.executor.shutdown()
             if in_flight:  # interrupted (Ctrl-C): the next run retries these
                 self.store.interrupt_running(info.id)
-        counts = self.store.trials(info.id, states=["complete", "failed"])
         best_trials = self.store.best_trials(self.name, 1)
         return StudyReport(
             name=self.name,
             budget=self.budget,
-            complete=sum(t.state == "complete" for t in counts),
-            failed=sum(t.state == "failed" for t in counts),
+            complete=self.store.count_trials(info.id, ["complete"]),
+            failed=self.store.count_trials(info.id, ["failed"]),
             reused_this_run=reused,
             trained_this_run=trained,
             interrupted_found=interrupted,
