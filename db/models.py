@@ -25,8 +25,10 @@ Tables:
     order within the study, unique per study), ``architecture_id``, ``decisions``
     (JSON text: the decisions this trial proposed; an isomorphic architecture
     proposed through other decisions shares the architecture row),
-    ``fidelity``, ``state`` (``running``, ``complete``, ``failed`` or
-    ``interrupted``), ``seed``, ``worker`` (host/pid), ``objective_value`` (the
+    ``fidelity``, ``state`` (``running``, ``complete``, ``stopped`` (stopped
+    early by a multi-fidelity scheduler: its metrics are those of the epochs it
+    reached, ``epochs_done``), ``failed`` or ``interrupted``), ``seed``,
+    ``worker`` (host/pid), ``objective_value`` (the
     study's objective, copied from the final metrics), ``params``, ``flops``,
     ``latency_ms``, ``train_seconds``, ``epochs_done``, ``extra`` (JSON text),
     ``started_at``, ``finished_at``, ``error`` (text, for failed or interrupted
@@ -56,7 +58,7 @@ Views (also described in :data:`VIEWS`; created if missing, in portable SQL):
 ``naslab_study_summary``
     One row per study: ``study``, ``space``, ``task_key``, ``searcher``,
     ``objective``, ``direction``, ``budget``, ``fidelity``, ``seed``,
-    ``n_trials``, ``n_complete``, ``n_failed``, ``n_running``,
+    ``n_trials``, ``n_complete``, ``n_stopped``, ``n_failed``, ``n_running``,
     ``n_interrupted``, ``best_objective`` (over complete trials,
     direction-aware), ``created_at``, ``updated_at``.
 
@@ -92,7 +94,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 #: Trial states, in the order a trial may pass through them.
-TRIAL_STATES = ("running", "complete", "failed", "interrupted")
+TRIAL_STATES = ("running", "complete", "stopped", "failed", "interrupted")
 #: Optimisation directions.
 DIRECTIONS = ("maximize", "minimize")
 
@@ -286,6 +288,7 @@ SELECT s.name AS study, s.space AS space, s.task_key AS task_key,
        s.budget AS budget, s.fidelity AS fidelity, s.seed AS seed,
        COUNT(t.id) AS n_trials,
        COALESCE(SUM(CASE WHEN t.state = 'complete' THEN 1 ELSE 0 END), 0) AS n_complete,
+       COALESCE(SUM(CASE WHEN t.state = 'stopped' THEN 1 ELSE 0 END), 0) AS n_stopped,
        COALESCE(SUM(CASE WHEN t.state = 'failed' THEN 1 ELSE 0 END), 0) AS n_failed,
        COALESCE(SUM(CASE WHEN t.state = 'running' THEN 1 ELSE 0 END), 0) AS n_running,
        COALESCE(SUM(CASE WHEN t.state = 'interrupted' THEN 1 ELSE 0 END), 0)
@@ -317,7 +320,7 @@ VIEWS: dict[str, str] = {
     ),
     "naslab_study_summary": (
         "one row per study: study, space, task_key, searcher, objective, direction, "
-        "budget, fidelity, seed, n_trials, n_complete, n_failed, n_running, "
+        "budget, fidelity, seed, n_trials, n_complete, n_stopped, n_failed, n_running, "
         "n_interrupted, best_objective (best complete trial, direction-aware), "
         "created_at, updated_at"
     ),

@@ -141,6 +141,7 @@ class StudySummary:
     direction: str
     budget: int
     n_complete: int
+    n_stopped: int
     n_failed: int
     n_running: int
     n_interrupted: int
@@ -419,6 +420,7 @@ class Store:
         self._closed = False
         self._ro_engine: Engine | None = None
         self._ro_lock = threading.Lock()
+        self._numbers: dict[int, int] = {}  # trial id -> number, of trials added here
         self._engine = self._create_engine()
         self._sessions = sessionmaker(self._engine, expire_on_commit=False, autoflush=False)
         self._init_schema()
@@ -508,6 +510,8 @@ class Store:
                     have = inspect(conn)
                     missing_tables = wanted_tables - set(have.get_table_names())
                     missing_views = set(VIEW_SQL) - set(have.get_view_names())
+                    if "naslab_trials" in have.get_table_names():
+                        _check_schema_current(have)
                     conn.rollback()
                     if not missing_tables and not missing_views:
                         return
@@ -663,6 +667,7 @@ class Store:
             select(
                 StudyRow,
                 count("complete"),
+                count("stopped"),
                 count("failed"),
                 count("running"),
                 count("interrupted"),
@@ -685,13 +690,14 @@ class Store:
                 direction=s.direction,
                 budget=s.budget,
                 n_complete=int(nc),
+                n_stopped=int(ns),
                 n_failed=int(nf),
                 n_running=int(nr),
                 n_interrupted=int(ni),
                 best_objective=best_min if s.direction == "minimize" else best_max,
                 created_at=s.created_at,
             )
-            for s, nc, nf, nr, ni, best_max, best_min in rows
+            for s, nc, ns, nf, nr, ni, best_max, best_min in rows
         ]
 
     def _study_row(self, session: Session, study: str | int) -> StudyRow:
@@ -728,7 +734,9 @@ class Store:
             _check_space_key(study, space_key)
             trial = _add_trial(session, study.id, arch, space_key, arch_json, fidelity, seed,
                                worker, state="running", started_at=utcnow())
-            return trial.id
+            tid, number = trial.id, trial.number
+        self._numbers[tid] = number
+        return tid
 
     def report(self, trial_id: int, step: int, metrics: Mapping[str, float]) -> None:
         """Record per-epoch ``metrics`` of a trial at ``step`` (an epoch, from 1).
@@ -744,9 +752,16 @@ class Store:
             _put_metrics(session, trial_id, step, values)
 
     def complete_trial(
-        self, trial_id: int, result: Result, objective: str, worker: str | None = None
+        self,
+        trial_id: int,
+        result: Result,
+        objective: str,
+        worker: str | None = None,
+        *,
+        stopped: bool = False,
     ) -> None:
-        """Record the result of a running trial and mark it complete.
+        """Record the result of a running trial and mark it complete (or ``stopped``:
+        stopped early by a scheduler, ``result`` holding the epochs it reached).
 
         Stores the final metrics, the objective value ``result.metrics[objective]``,
         params, flops, latency, training time, epochs, ``result.extra`` and, if
@@ -765,7 +780,7 @@ class Store:
             trial = _trial_row(session, trial_id)
             if trial.state not in ("running", "interrupted"):
                 raise StorageError(f"cannot complete trial {trial_id}: it is already {trial.state}")
-            trial.state = "complete"
+            trial.state = "stopped" if stopped else "complete"
             if worker is not None:  # the process that actually evaluated it
                 trial.worker = worker
             trial.objective_value = values[objective]
@@ -791,8 +806,8 @@ class Store:
         """Mark a running (or interrupted) trial failed, with ``error`` saying why."""
         with self._write(f"fail trial {trial_id}") as session:
             trial = _trial_row(session, trial_id)
-            if trial.state == "complete":
-                raise StorageError(f"cannot fail trial {trial_id}: it is already complete")
+            if trial.state in ("complete", "stopped"):
+                raise StorageError(f"cannot fail trial {trial_id}: it is already {trial.state}")
             trial.state = "failed"
             if worker is not None:
                 trial.worker = worker
@@ -850,7 +865,9 @@ class Store:
                     .order_by(MetricRow.id),
                 )
             )
-            return trial.id
+            tid, number = trial.id, trial.number
+        self._numbers[tid] = number
+        return tid
 
     def interrupt_running(self, study_id: int) -> int:
         """Mark the study's trials still ``running`` as ``interrupted``; returns how many.
@@ -913,6 +930,17 @@ class Store:
             if wanted is not None:
                 query = query.where(TrialRow.state.in_(wanted))
             return int(session.scalar(query) or 0)
+
+    def trial_number(self, trial_id: int) -> int:
+        """The number (order within its study) of trial ``trial_id``.
+
+        Raises:
+            StorageError: no such trial.
+        """
+        if trial_id not in self._numbers:
+            with self._read(f"read trial {trial_id}") as session:
+                self._numbers[trial_id] = _trial_row(session, trial_id).number
+        return self._numbers[trial_id]
 
     def trial(self, trial_id: int) -> TrialRecord | None:
         """One trial by id, or None."""
@@ -1045,6 +1073,29 @@ class Store:
         for name, step, value in rows:
             curves.setdefault(name, []).append((int(step), _from_db_float(value)))
         return curves
+
+    def study_curves(
+        self, study: str | int, metric: str, states: Iterable[str] | None = None
+    ) -> list[tuple[int, dict[int, float]]]:
+        """Per-epoch values of ``metric`` for every trial of a study (in ``states``, if
+        given): ``[(trial number, {step: value}), ...]`` ordered by trial number."""
+        wanted = _check_states(states)
+        with self._read(f"read learning curves of study {study!r}") as session:
+            study_row = self._study_row(session, study)
+            query = (
+                select(TrialRow.number, MetricRow.step, MetricRow.value)
+                .join(TrialRow, TrialRow.id == MetricRow.trial_id)
+                .where(TrialRow.study_id == study_row.id, MetricRow.name == metric,
+                       MetricRow.step.is_not(None))
+                .order_by(TrialRow.number, MetricRow.step)
+            )
+            if wanted is not None:
+                query = query.where(TrialRow.state.in_(wanted))
+            rows = session.execute(query).all()
+        curves: dict[int, dict[int, float]] = {}
+        for number, step, value in rows:
+            curves.setdefault(int(number), {})[int(step)] = _from_db_float(value)
+        return list(curves.items())
 
     # ------------------------------------------------------------------ read-only SQL
 
@@ -1237,6 +1288,19 @@ def _db_message(exc: BaseException, timeout_s: float | None) -> str:
     if message == "interrupted" and timeout_s is not None:
         message = f"the query was stopped after the time limit of {timeout_s:g} s"
     return message
+
+
+def _check_schema_current(inspector: Any) -> None:
+    """Refuse a database whose tables an older naslab created without the
+    ``stopped`` trial state (migrations arrive with schema versioning)."""
+    checks = inspector.get_check_constraints("naslab_trials")
+    texts = " ".join(str(c.get("sqltext", "")) for c in checks)
+    if checks and "stopped" not in texts:
+        raise StorageError(
+            "this database was created by an older naslab whose naslab_trials table "
+            "does not accept the 'stopped' state of early-stopped trials; use a new "
+            "database file (or copy the old one's rows into one made by this version)"
+        )
 
 
 def _check_same_study(row: StudyRow, requested: Mapping[str, Any]) -> None:

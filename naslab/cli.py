@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,16 @@ def _open_store(storage: str | None):
     return Store(storage)
 
 
+def _describe_executor(executor: Any) -> str:
+    if executor is None:
+        return "in-process"
+    if executor.address:
+        count = executor.requested_workers or "one per cluster CPU"
+        return f"workers {count} (Ray, cluster {executor.address})"
+    count = executor.requested_workers or f"{os.cpu_count()} (one per CPU core)"
+    return f"workers {count} (Ray, local)"
+
+
 @app.command()
 def search(
     space: str = typer.Option("nb201", help="Search space: nb201, chain, nasbench_graph."),
@@ -104,11 +115,29 @@ def search(
     train_opt: list[str] | None = typer.Option(
         None, "--train-opt", help="Evaluator option KEY=VALUE, e.g. lr=0.1 or batch_size=128."
     ),
-    workers: int = typer.Option(
-        1, help="Parallel workers: 1 trains in this process; more train on Ray actors."
+    workers: int | None = typer.Option(
+        None,
+        help="Ray workers training candidates in parallel (default: one per CPU core; "
+        "benchmark-table searches default to --in-process).",
+    ),
+    in_process: bool = typer.Option(
+        False, "--in-process", help="Evaluate in this process, one at a time (debugging)."
     ),
     ray_address: str | None = typer.Option(
         None, help="Join an existing Ray cluster ('auto' or 'ray://host:port')."
+    ),
+    cpus_per_trial: float = typer.Option(1.0, help="CPUs reserved by each Ray worker."),
+    gpus_per_trial: float = typer.Option(
+        0.0, help="GPUs reserved by each Ray worker (fractions allowed, e.g. 0.5)."
+    ),
+    scheduler: str = typer.Option(
+        "none", help="Multi-fidelity early stopping: none, asha, hyperband."
+    ),
+    min_epochs: int | None = typer.Option(
+        None, help="Scheduler's first rung in epochs (default 1)."
+    ),
+    eta: int | None = typer.Option(
+        None, help="Scheduler's reduction factor: ~1/eta of trials pass each rung (default 3)."
     ),
     trial_timeout: float | None = typer.Option(
         None, help="Seconds a trial may run on a Ray worker before it fails."
@@ -120,17 +149,29 @@ def search(
     """Run a search, or resume the study of the same name."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from naslab.components import task_name
+    from naslab.components import TABLE_SPACES, task_name
     from naslab.study import Study, TrialEvent
 
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
+    ray_options = workers is not None or ray_address is not None or trial_timeout is not None
+    if in_process and ray_options:
+        raise ConfigError(
+            "--in-process cannot be combined with --workers, --ray-address or "
+            "--trial-timeout (those configure Ray workers)"
+        )
+    use_ray = not in_process and (ray_options or space not in TABLE_SPACES)
     executor = None
-    if workers > 1 or ray_address is not None or trial_timeout is not None:
+    if use_ray:
         from naslab.workers.ray_executor import RayExecutor
 
         executor = RayExecutor(workers=workers, address=ray_address,
+                               cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                                trial_timeout=trial_timeout, max_retries=max_retries)
+    scheduler_options = {k: v for k, v in (("min_epochs", min_epochs), ("eta", eta))
+                         if v is not None}
+    if scheduler == "none" and scheduler_options:
+        raise ConfigError("--min-epochs and --eta need a --scheduler (asha or hyperband)")
     s = Study(
         study,
         executor=executor,
@@ -144,6 +185,8 @@ def search(
         space_options=parse_options(space_opt, "space"),
         searcher_options=parse_options(searcher_opt, "searcher"),
         evaluator_options=parse_options(train_opt, "train"),
+        scheduler=None if scheduler == "none" else scheduler,
+        scheduler_options=scheduler_options or None,
     )
     try:
         s.prepare()  # refuse a conflicting study before printing anything
@@ -153,8 +196,9 @@ def search(
     console.print(
         f"study [bold]{_fmt(s.name)}[/]: space {s.space!r}, task {task_name(s.evaluator)}, "
         f"searcher {s.searcher.name}, budget {s.budget}, {s.epochs} epochs, seed {s.seed}, "
-        f"workers {workers}{' (Ray)' if executor else ''}, "
-        f"store {s.store.url}",
+        f"{_describe_executor(executor)}, "
+        + (f"scheduler {_fmt(s.scheduler.config())}, " if s.scheduler else "")
+        + f"store {s.store.url}",
         soft_wrap=True,
     )
     progress = Progress(
@@ -179,13 +223,14 @@ def search(
     try:
         with progress:
             report = s.run(on_trial)
-            progress.update(bar, completed=report.complete + report.failed)
+            progress.update(bar, completed=report.complete + report.stopped + report.failed)
     finally:
         s.close()
     console.print(
         f"done in {_seconds(report.elapsed_s)}: {report.trained_this_run} evaluated and "
         f"{report.reused_this_run} reused this run; study has {report.complete} complete, "
-        f"{report.failed} failed of budget {report.budget}"
+        + (f"{report.stopped} stopped early, " if report.stopped else "")
+        + f"{report.failed} failed of budget {report.budget}"
         + (f" ({report.interrupted_found} interrupted trial(s) from an earlier run retried)"
            if report.interrupted_found else ""),
         soft_wrap=True,

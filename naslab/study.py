@@ -6,11 +6,16 @@ resumes it:
 
 1. trials left ``running`` by a crashed driver are marked ``interrupted``;
 2. the searcher's state is rebuilt by replaying the stored history;
-3. until ``budget`` trials have finished (completed or failed), the searcher is
-   asked for a candidate; if that architecture was already evaluated on the same
-   space, task and fidelity (in any study), its result is reused, otherwise the
-   executor trains it, per-epoch metrics are stored as they arrive, and the final
+3. until ``budget`` trials have finished (completed, stopped early or failed), the
+   searcher is asked for a candidate; if that architecture was already evaluated on
+   the same space, task and fidelity (in any study), its result is reused, otherwise
+   the executor trains it, per-epoch metrics are stored as they arrive, and the final
    result is committed before the searcher is told.
+
+With a multi-fidelity scheduler (:mod:`naslab.searchers.schedulers`), the reports a
+trial makes at the scheduler's rungs decide whether it trains on; a trial stopped
+there is stored as ``stopped`` with the metrics of the epochs it reached, and the
+searcher is told that (lower-fidelity) objective value.
 
 A crash therefore loses at most the evaluations in flight, and re-running the same
 study resumes where it stopped.
@@ -32,9 +37,10 @@ from naslab.components import (
     task_name,
 )
 from naslab.db.store import Store, StudyInfo, TrialRecord
-from naslab.errors import ConfigError
+from naslab.errors import ConfigError, StudyConflictError
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
+from naslab.searchers.schedulers import Scheduler, get_scheduler
 from naslab.workers.executor import EvaluationJob, Executor, InProcessExecutor, worker_name
 
 
@@ -76,6 +82,7 @@ class StudyReport:
     interrupted_found: int
     elapsed_s: float
     best: TrialRecord | None
+    stopped: int = 0
 
 
 def _check_int(name: str, value: Any, low: int) -> int:
@@ -107,9 +114,16 @@ class Study:
         seed: seeds the searcher and every training run.
         storage: an SQLAlchemy URL or a :class:`~naslab.db.store.Store`; default
             ``$NASLAB_STORAGE`` or ``sqlite:///naslab.db``.
-        executor: where evaluations run; default in-process.
-        space_options, searcher_options, evaluator_options: keyword options for
-            components given by name (e.g. ``{"channels": 16}`` for ``nb201``).
+        executor: where evaluations run; default in-process
+            (:class:`~naslab.workers.executor.InProcessExecutor`); a
+            :class:`~naslab.workers.ray_executor.RayExecutor` trains in parallel.
+        scheduler: ``asha``, ``hyperband``, a
+            :class:`~naslab.searchers.schedulers.Scheduler`, or None (every trial
+            trains for ``epochs``). Needs an evaluator that reports every epoch
+            (not a benchmark table).
+        space_options, searcher_options, evaluator_options, scheduler_options:
+            keyword options for components given by name (e.g. ``{"channels": 16}``
+            for ``nb201``; ``{"min_epochs": 1, "eta": 3}`` for a scheduler).
     """
 
     def __init__(
@@ -127,6 +141,8 @@ class Study:
         space_options: Mapping[str, Any] | None = None,
         searcher_options: Mapping[str, Any] | None = None,
         evaluator_options: Mapping[str, Any] | None = None,
+        scheduler: str | Scheduler | None = None,
+        scheduler_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.budget = _check_int("budget", budget, 1)
         self.seed = _check_int("seed", seed, 0)
@@ -147,6 +163,35 @@ class Study:
         self._owns_store = not isinstance(storage, Store)
         self.store = storage if isinstance(storage, Store) else Store(storage)
         self.executor = executor or InProcessExecutor()
+        self.scheduler = self._resolve_scheduler(scheduler, scheduler_options)
+
+    def _resolve_scheduler(
+        self, scheduler: str | Scheduler | None, options: Mapping[str, Any] | None
+    ) -> Scheduler | None:
+        if scheduler is None:
+            if options:
+                raise ConfigError("scheduler options were given without a scheduler")
+            return None
+        if not getattr(self.evaluator, "reports_epochs", True):
+            raise ConfigError(
+                f"a multi-fidelity scheduler needs per-epoch reports, and the "
+                f"{type(self.evaluator).__name__} of space {self.space.name!r} only "
+                "has final values; drop the scheduler or train the networks"
+            )
+        if isinstance(scheduler, Scheduler):
+            if options:
+                raise ConfigError("scheduler options apply to a scheduler given by name")
+            if scheduler.max_epochs != self.epochs:
+                raise ConfigError(
+                    f"the scheduler was made for {scheduler.max_epochs} epochs but the "
+                    f"study trains for {self.epochs}"
+                )
+            return scheduler
+        if not isinstance(scheduler, str):
+            raise ConfigError(
+                f"scheduler must be a name or a Scheduler, got {type(scheduler).__name__}"
+            )
+        return get_scheduler(scheduler, self.epochs, **dict(options or {}))
 
     def close(self) -> None:
         """Close the store if the study opened it."""
@@ -173,7 +218,7 @@ class Study:
         stored with another space, task, fidelity, searcher or seed. :meth:`run` calls
         it; call it first to refuse a conflict before doing anything else.
         """
-        return self.store.create_or_load_study(
+        info = self.store.create_or_load_study(
             self.name,
             space=self.space.name,
             space_key=self.space.key,
@@ -187,8 +232,20 @@ class Study:
             seed=self.seed,
             config={"searcher_options": self.searcher_options,
                     "table_benchmark": self.space.name in TABLE_SPACES,
-                    "model_io": self._model_io()},
+                    "model_io": self._model_io(),
+                    "scheduler": self._scheduler_config()},
         )
+        stored = info.config.get("scheduler")
+        if stored != self._scheduler_config():
+            raise StudyConflictError(
+                f"study {self.name!r} already exists with different settings (scheduler: "
+                f"stored {stored!r}, requested {self._scheduler_config()!r}). Resume it "
+                "with its stored settings, or choose a new study name."
+            )
+        return info
+
+    def _scheduler_config(self) -> dict[str, Any] | None:
+        return None if self.scheduler is None else self.scheduler.config()
 
     def run(self, callback: Callable[[TrialEvent], None] | None = None) -> StudyReport:
         """Run (or resume) the study until its budget of trials has finished."""
@@ -196,17 +253,23 @@ class Study:
         objective = self.evaluator.objective
         info = self.prepare()
         interrupted = self.store.interrupt_running(info.id)
-        history = self.store.trials(info.id, states=["complete", "failed"])
+        done_states = ["complete", "stopped", "failed"]
+        history = self.store.trials(info.id, states=done_states)
         # A searcher that already ran in this object was told the first trials itself.
         self.searcher.replay(
-            [(t.architecture(), t.objective_value if t.state == "complete" else None)
+            [(t.architecture(), t.objective_value if t.state != "failed" else None)
              for t in history[len(self.searcher.history):]]
         )
+        scheduler = self.scheduler
+        if scheduler is not None:
+            scheduler.replay(self.store.study_curves(info.id, objective, done_states))
         finished = len(history)
-        values = [t.objective_value for t in history if t.objective_value is not None]
+        values = [t.objective_value for t in history
+                  if t.state == "complete" and t.objective_value is not None]
         best = max(values) if values else None
         trained = reused = 0
         in_flight: dict[int, EvaluationJob] = {}
+        stopped: set[int] = set()  # trial ids the scheduler stopped
 
         def emit(number: int, state: str, value: float | None, was_reused: bool,
                  error: str | None = None) -> None:
@@ -215,7 +278,18 @@ class Study:
                                     self.budget, best, time.perf_counter() - start,
                                     trained, error))
 
-        self.executor.start(self.evaluator, self.store.report)
+        def on_report(trial_id: int, step: int, metrics: Mapping[str, float]) -> bool:
+            self.store.report(trial_id, step, metrics)
+            job = in_flight.get(trial_id)
+            if scheduler is None or job is None or step not in job.decision_steps:
+                return True
+            go = scheduler.on_report(self.store.trial_number(trial_id), step,
+                                     metrics.get(objective))
+            if not go:
+                stopped.add(trial_id)
+            return go
+
+        self.executor.start(self.evaluator, on_report)
         try:
             while finished + len(in_flight) < self.budget or in_flight:
                 while (finished + len(in_flight) < self.budget
@@ -234,13 +308,15 @@ class Study:
                         if source.objective_value is not None:
                             best = source.objective_value if best is None else max(
                                 best, source.objective_value)
-                        emit(self.store.trial(tid).number, "complete", source.objective_value,
+                        emit(self.store.trial_number(tid), "complete", source.objective_value,
                              True)
                         continue
                     tid = self.store.start_trial(
                         info.id, arch, self.space.key, self.epochs, self.seed, worker_name()
                     )
-                    job = EvaluationJob(tid, self.space, arch, self.epochs, self.seed)
+                    rungs = (frozenset() if scheduler is None
+                             else scheduler.rungs(self.store.trial_number(tid)))
+                    job = EvaluationJob(tid, self.space, arch, self.epochs, self.seed, rungs)
                     in_flight[tid] = job
                     self.executor.submit(job)
                 if not in_flight:
@@ -256,19 +332,26 @@ class Study:
                 elif error is None:
                     error = "the evaluator returned no result"
                 if error is None and outcome.result is not None:
+                    # an evaluator that ignored the stop trained to the end: complete
+                    was_stopped = (job.trial_id in stopped
+                                   and outcome.result.epochs < job.fidelity)
                     self.store.complete_trial(job.trial_id, outcome.result, objective,
-                                              worker=outcome.worker)
+                                              worker=outcome.worker, stopped=was_stopped)
                     self.searcher.tell(job.arch, value)
-                    best = value if best is None else max(best, value)
-                    state = "complete"
+                    if was_stopped:
+                        state = "stopped"
+                    else:
+                        best = value if best is None else max(best, value)
+                        state = "complete"
                 else:
                     self.store.fail_trial(job.trial_id, error or "unknown error",
                                          worker=outcome.worker)
                     self.searcher.tell(job.arch, None)
                     value, state = None, "failed"
+                stopped.discard(job.trial_id)
                 finished += 1
                 trained += 1
-                emit(self.store.trial(job.trial_id).number, state, value, False, error)
+                emit(self.store.trial_number(job.trial_id), state, value, False, error)
         finally:
             self.executor.shutdown()
             if in_flight:  # interrupted (Ctrl-C): the next run retries these
@@ -279,6 +362,7 @@ class Study:
             budget=self.budget,
             complete=self.store.count_trials(info.id, ["complete"]),
             failed=self.store.count_trials(info.id, ["failed"]),
+            stopped=self.store.count_trials(info.id, ["stopped"]),
             reused_this_run=reused,
             trained_this_run=trained,
             interrupted_found=interrupted,

@@ -144,7 +144,7 @@ def test_python_m_naslab_cli_error_is_one_line_exit_2(tmp_path):
 def test_search_creates_study_prints_trials_and_best(url):
     out = invoke("search", *GRAPH, "--budget", "5", "--storage", url)
     assert out.startswith(f"study {S0}: space NasBenchGraphSpace(dataset='cora'), task cora, "
-                          "searcher evolution, budget 5, 10 epochs, seed 0, workers 1, "
+                          "searcher evolution, budget 5, 10 epochs, seed 0, in-process, "
                           f"store {url}")
     trials = trials_of(url, S0)
     assert [t[1] for t in trials] == [0, 1, 2, 3, 4]
@@ -353,7 +353,7 @@ def test_sql_unknown_format(url, monkeypatch, capsys):
 
 def test_trained_chain_search_exports_a_loadable_model(tmp_path, url, monkeypatch):
     out = invoke("search", "--space", "chain", "--epochs", "1", "--budget", "2",
-                 "--storage", url)
+                 "--in-process", "--storage", url)
     study = "chain-digits-evolution-s0"
     assert f"study {study}: space ChainSpace(" in out
     assert "2 evaluated and 0 reused this run; study has 2 complete, 0 failed of budget 2" in out
@@ -512,7 +512,7 @@ def test_storage_from_the_environment(tmp_path, url, monkeypatch):
 
 def test_space_opt_channels_for_nb201(db, url, monkeypatch, capsys):
     out = invoke("search", "--space", "nb201", "--space-opt", "channels=4", "--budget", "1",
-                 "--epochs", "1", "--storage", url)
+                 "--epochs", "1", "--in-process", "--storage", url)
     assert "space NB201Space(channels=4, cells_per_stage=1)" in out
     assert "1 evaluated and 0 reused this run; study has 1 complete" in out
     with Store(url) as store:

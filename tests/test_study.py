@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -159,12 +160,15 @@ def _count(db: str, state: str) -> int:
         return 0 if study is None else len(s.trials("crash", states=[state]))
 
 
-def test_sigkilled_search_resumes_without_losing_or_retraining(tmp_path):
-    """Kill a real `naslab search` with SIGKILL mid-training, then resume it."""
+@pytest.mark.parametrize("executor", [["--in-process"], ["--workers", "2"]],
+                         ids=["in-process", "ray"])
+def test_sigkilled_search_resumes_without_losing_or_retraining(tmp_path, executor):
+    """Kill a real `naslab search` (its driver) with SIGKILL mid-training, then resume it."""
     db = tmp_path / "crash.db"
     cmd = [sys.executable, "-m", "naslab.cli", "search", "--space", "chain", "--epochs", "2",
-           "--budget", "5", "--study", "crash", "--storage", f"sqlite:///{db}"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+           "--budget", "5", "--study", "crash", "--storage", f"sqlite:///{db}", *executor]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled",
+           "RAY_TMPDIR": tempfile.mkdtemp(prefix="rk", dir="/tmp")}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                             cwd=tmp_path)
     deadline = time.time() + 120

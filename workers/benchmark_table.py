@@ -96,6 +96,8 @@ class NasBenchGraphEvaluator(Evaluator):
     ``fidelity`` is recorded as :attr:`Result.epochs` and as the single reported step.
     """
 
+    reports_epochs = False
+
     def __init__(self, dataset: str = "cora") -> None:
         self.dataset = check_choice("NAS-Bench-Graph data set", str(dataset), DATASETS)
 

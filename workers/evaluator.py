@@ -23,15 +23,21 @@ if TYPE_CHECKING:
 class Reporter(Protocol):
     """Receives intermediate metrics while an evaluation runs."""
 
-    def report(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Record ``metrics`` (name -> value) at ``step`` (an epoch, from 1)."""
+    def report(self, step: int, metrics: Mapping[str, float]) -> bool | None:
+        """Record ``metrics`` (name -> value) at ``step`` (an epoch, from 1).
+
+        Returns False when a multi-fidelity scheduler stopped the trial: the
+        evaluator should then stop training and return the result of the epochs
+        done (with :attr:`Result.epochs` = ``step``). None or True: go on.
+        """
 
 
 class NullReporter:
     """A reporter that drops everything."""
 
-    def report(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Ignore the report."""
+    def report(self, step: int, metrics: Mapping[str, float]) -> bool:
+        """Ignore the report; always go on."""
+        return True
 
 
 @dataclass
@@ -67,6 +73,9 @@ class Evaluator(ABC):
 
     #: The metric that searchers maximise.
     objective: str = "val_accuracy"
+    #: Whether it reports the objective after every epoch (so that a multi-fidelity
+    #: scheduler can stop it early); False for look-ups of final values.
+    reports_epochs: bool = True
 
     @property
     @abstractmethod

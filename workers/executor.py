@@ -25,19 +25,26 @@ from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.workers.evaluator import Evaluator, Result
 
-#: ``on_report(trial_id, step, metrics)``
-ReportCallback = Callable[[int, int, Mapping[str, float]], None]
+#: ``on_report(trial_id, step, metrics) -> continue?``: returning False at one of the
+#: job's ``decision_steps`` stops the trial early (None or True: go on).
+ReportCallback = Callable[[int, int, Mapping[str, float]], "bool | None"]
 
 
 @dataclass(frozen=True)
 class EvaluationJob:
-    """One evaluation to run: trial ``trial_id`` of ``arch`` at ``fidelity`` epochs."""
+    """One evaluation to run: trial ``trial_id`` of ``arch`` at ``fidelity`` epochs.
+
+    ``decision_steps`` are the epochs at which the driver decides whether the trial
+    goes on (a scheduler's rungs): there the worker waits for the answer of
+    ``on_report`` before training further. Other reports are not waited for.
+    """
 
     trial_id: int
     space: SearchSpace
     arch: Architecture
     fidelity: int
     seed: int
+    decision_steps: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -94,8 +101,8 @@ class _CallbackReporter:
         self.trial_id = trial_id
         self.on_report = on_report
 
-    def report(self, step: int, metrics: Mapping[str, float]) -> None:
-        self.on_report(self.trial_id, step, metrics)
+    def report(self, step: int, metrics: Mapping[str, float]) -> bool:
+        return self.on_report(self.trial_id, step, metrics) is not False
 
 
 class InProcessExecutor(Executor):

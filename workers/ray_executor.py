@@ -15,8 +15,8 @@ By default a local Ray instance is started with as many CPUs as the machine has
 from __future__ import annotations
 
 import os
-import queue as queue_module
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from naslab.errors import ConfigError
@@ -32,30 +32,68 @@ from naslab.workers.executor import (
 
 
 class _QueueReporter:
-    """Sends reports to the driver through a Ray queue."""
+    """Sends reports to the driver through a Ray queue; at the job's decision steps
+    it waits for the driver's answer (continue or stop)."""
 
-    def __init__(self, trial_id: int, channel: Any) -> None:
-        self.trial_id = trial_id
+    def __init__(self, job: EvaluationJob, attempt: int, channel: Any, worker: _Worker) -> None:
+        self.job = job
+        self.attempt = attempt
         self.channel = channel
+        self.worker = worker
+        self.sent = 0
 
-    def report(self, step: int, metrics: Any) -> None:
-        self.channel.put((self.trial_id, int(step), {k: float(v) for k, v in metrics.items()}))
+    def report(self, step: int, metrics: Any) -> bool:
+        step = int(step)
+        decide = step in self.job.decision_steps
+        if decide:
+            self.worker.decision.clear()
+        self.channel.put((self.job.trial_id, self.attempt, step,
+                          {k: float(v) for k, v in metrics.items()}, decide))
+        self.sent += 1
+        if not decide:
+            return True
+        self.worker.decision.wait()
+        return self.worker.go
 
 
 class _Worker:
-    """Actor body: evaluates jobs with its own evaluator."""
+    """Actor body: evaluates jobs with its own evaluator.
 
-    def __init__(self, evaluator: Evaluator, channel: Any) -> None:
+    The actor runs two threads: one evaluates (:meth:`run`), the other receives the
+    driver's decisions (:meth:`decide`) while a trial waits at a decision step.
+    """
+
+    def __init__(self, evaluator: Evaluator, channel: Any, threads: int) -> None:
+        import threading
+
+        import torch
+
+        torch.set_num_threads(max(1, threads))
         self.evaluator = evaluator
         self.channel = channel
+        self.decision = threading.Event()
+        self.go = True
 
-    def run(self, job: EvaluationJob) -> tuple[Any, str | None, str]:
-        reporter = _QueueReporter(job.trial_id, self.channel)
+    def decide(self, go: bool) -> None:
+        self.go = bool(go)
+        self.decision.set()
+
+    def run(self, job: EvaluationJob, attempt: int) -> tuple[Any, str | None, str, int]:
+        """Evaluate ``job``: (result, error, worker name, number of reports sent)."""
+        reporter = _QueueReporter(job, attempt, self.channel, self)
         try:
             result = self.evaluator.evaluate(job.space, job.arch, job.fidelity, job.seed, reporter)
         except Exception as exc:  # stored with the trial; the search goes on
-            return None, describe_error(exc), worker_name()
-        return result, None, worker_name()
+            return None, describe_error(exc), worker_name(), reporter.sent
+        return result, None, worker_name(), reporter.sent
+
+
+@dataclass
+class _Running:
+    job: EvaluationJob
+    actor: Any
+    started: float
+    attempt: int
 
 
 class RayExecutor(Executor):
@@ -111,11 +149,17 @@ class RayExecutor(Executor):
         self._started_ray = False
         self._actors: list[Any] = []
         self._idle: list[Any] = []
-        # ref -> (job, actor, start time, attempt)
-        self._running: dict[Any, tuple[EvaluationJob, Any, float, int]] = {}
+        self._running: dict[Any, _Running] = {}  # result ref -> running job
+        self._seen: dict[int, tuple[int, int]] = {}  # trial id -> (attempt, reports seen)
         self._channel: Any = None
+        self._next_report: Any = None
         self._evaluator_ref: Any = None
         self._on_report: ReportCallback | None = None
+
+    @property
+    def requested_workers(self) -> int | None:
+        """The ``workers`` asked for (None: one per CPU of the cluster)."""
+        return self._workers
 
     @property
     def capacity(self) -> int:  # type: ignore[override]
@@ -134,8 +178,8 @@ class RayExecutor(Executor):
 
         if not ray.is_initialized():
             if self.address is None:
-                ray.init(num_cpus=os.cpu_count(), include_dashboard=False,
-                         log_to_driver=False)
+                ray.init(num_cpus=os.cpu_count(), include_dashboard=None,
+                         dashboard_host="127.0.0.1", log_to_driver=False)
             else:
                 ray.init(address=self.address, log_to_driver=False)
             self._started_ray = True
@@ -144,11 +188,9 @@ class RayExecutor(Executor):
             cpus = ray.cluster_resources().get("CPU", 1)
             workers = max(1, int(cpus // self.cpus_per_trial))
         self._channel = Queue()
+        self._next_report = self._channel.actor.get.remote(None)
         self._evaluator_ref = ray.put(evaluator)
-        actor_cls = self._actor_class()
-        self._actors = [
-            actor_cls.remote(self._evaluator_ref, self._channel) for _ in range(workers)
-        ]
+        self._actors = [self._new_actor() for _ in range(workers)]
         self._idle = list(self._actors)
         self._on_report = on_report
 
@@ -159,52 +201,85 @@ class RayExecutor(Executor):
         self._launch(job, self._idle.pop(), attempt=1)
 
     def _launch(self, job: EvaluationJob, actor: Any, attempt: int) -> None:
-        self._running[actor.run.remote(job)] = (job, actor, time.monotonic(), attempt)
+        self._running[actor.run.remote(job, attempt)] = _Running(
+            job, actor, time.monotonic(), attempt
+        )
+        self._seen[job.trial_id] = (attempt, 0)
 
-    def _drain_reports(self) -> None:
+    def _handle_report(self, item: tuple[Any, ...]) -> None:
+        """Forward one report to ``on_report``; answer the worker if it waits."""
         assert self._on_report is not None
-        while True:
-            try:
-                trial_id, step, metrics = self._channel.get_nowait()
-            except queue_module.Empty:  # ray.util.queue.Empty subclasses it
-                return
-            self._on_report(trial_id, step, metrics)
+        trial_id, attempt, step, metrics, decide = item
+        current = self._seen.get(trial_id)
+        if current is None or current[0] != attempt:
+            return  # from an attempt whose worker died: superseded by the retry
+        self._seen[trial_id] = (attempt, current[1] + 1)
+        go = self._on_report(trial_id, step, metrics) is not False
+        if decide:
+            for run in self._running.values():
+                if run.job.trial_id == trial_id and run.attempt == attempt:
+                    run.actor.decide.remote(go)
+                    break
+
+    def _take_report(self) -> None:
+        """Handle the report the outstanding get has received, and ask for the next."""
+        import ray
+
+        item = ray.get(self._next_report)
+        self._next_report = self._channel.actor.get.remote(None)
+        self._handle_report(item)
 
     def wait_any(self) -> JobOutcome:
-        """Block until a job finishes, forwarding reports meanwhile.
+        """Block until a job finishes, forwarding reports as they arrive.
 
         A job past ``trial_timeout`` has its actor killed and fails. A job whose
         actor process died (killed, segfault, out of memory) runs again on a fresh
-        actor, up to ``max_retries`` times, and then fails with the reason.
+        actor, up to ``max_retries`` times, and then fails with the reason. The
+        outcome of a job is returned only after all of its reports were forwarded.
         """
         import ray
 
         while True:
             if not self._running:
                 raise RuntimeError("wait_any() called with no job submitted")
-            ready, _ = ray.wait(list(self._running), num_returns=1, timeout=0.2)
-            self._drain_reports()
+            ready, _ = ray.wait([self._next_report, *self._running], num_returns=1,
+                                timeout=self._wait_timeout())
             if not ready:
                 expired = self._expired()
                 if expired is not None:
                     return expired
                 continue
             ref = ready[0]
-            job, actor, _, attempt = self._running.pop(ref)
+            if ref == self._next_report:
+                self._take_report()
+                continue
+            run = self._running.pop(ref)
             try:
-                result, error, worker = ray.get(ref)
+                result, error, worker, sent = ray.get(ref)
             except Exception as exc:  # the actor process died
-                fresh = self._replace(actor)
-                if attempt <= self.max_retries:
-                    self._launch(job, fresh, attempt + 1)
+                fresh = self._replace(run.actor)
+                if run.attempt <= self.max_retries:
+                    self._launch(run.job, fresh, run.attempt + 1)
                     continue
                 self._idle.append(fresh)
+                self._seen.pop(run.job.trial_id, None)
                 return JobOutcome(
-                    job, None, f"worker died ({attempt} attempts): {describe_error(exc)}", "?"
+                    run.job, None,
+                    f"worker died ({run.attempt} attempts): {describe_error(exc)}", "?",
                 )
-            self._idle.append(actor)
-            self._drain_reports()
-            return JobOutcome(job, result, error, worker)
+            self._idle.append(run.actor)
+            while self._seen[run.job.trial_id][1] < sent:  # its reports still in the queue
+                self._take_report()
+            self._seen.pop(run.job.trial_id, None)
+            return JobOutcome(run.job, result, error, worker)
+
+    def _wait_timeout(self) -> float | None:
+        """Seconds until the first running job passes ``trial_timeout`` (None: no limit)."""
+        if self.trial_timeout is None:
+            return None
+        now = time.monotonic()
+        first = min(run.started for run in self._running.values())
+        return max(0.0, first + self.trial_timeout - now) + 0.01
 
     def _expired(self) -> JobOutcome | None:
         """Kill and fail the first job that has run past ``trial_timeout``."""
@@ -213,26 +288,30 @@ class RayExecutor(Executor):
         if self.trial_timeout is None:
             return None
         now = time.monotonic()
-        for ref, (job, actor, started, _) in list(self._running.items()):
-            if now - started > self.trial_timeout:
+        for ref, run in list(self._running.items()):
+            if now - run.started > self.trial_timeout:
                 del self._running[ref]
-                ray.kill(actor)
-                self._idle.append(self._replace(actor))
+                self._seen.pop(run.job.trial_id, None)
+                ray.kill(run.actor)
+                self._idle.append(self._replace(run.actor))
                 return JobOutcome(
-                    job, None, f"timed out after {self.trial_timeout:g} s (trial timeout)", "?"
+                    run.job, None,
+                    f"timed out after {self.trial_timeout:g} s (trial timeout)", "?",
                 )
         return None
 
-    def _actor_class(self) -> Any:
+    def _new_actor(self) -> Any:
         import ray
 
-        return ray.remote(_Worker).options(
-            num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial
+        actor_cls = ray.remote(_Worker).options(
+            num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_concurrency=2
         )
+        threads = max(1, int(self.cpus_per_trial))
+        return actor_cls.remote(self._evaluator_ref, self._channel, threads)
 
     def _replace(self, dead: Any) -> Any:
-        """A fresh actor in place of one whose process died."""
-        fresh = self._actor_class().remote(self._evaluator_ref, self._channel)
+        """A fresh actor in place of one whose process died (or was killed)."""
+        fresh = self._new_actor()
         self._actors[self._actors.index(dead)] = fresh
         return fresh
 
@@ -242,10 +321,11 @@ class RayExecutor(Executor):
 
         for actor in self._actors:
             ray.kill(actor)
-        self._actors, self._idle, self._running = [], [], {}
+        self._actors, self._idle, self._running, self._seen = [], [], {}, {}
         if self._channel is not None:
-            self._channel.shutdown()
+            self._channel.shutdown(force=True)
             self._channel = None
+            self._next_report = None
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False

@@ -84,8 +84,10 @@ class TrainingEvaluator(Evaluator):
         latency_repeats: timed forward passes; their median is the latency.
         eval_batch_size: batch size for validation and test passes (no effect on
             the metrics beyond rounding, so not part of :attr:`key`).
-        device: where to train (``"cpu"``, ``"cuda"``, ...). Not part of
-            :attr:`key`: results from different devices are treated as equal.
+        device: where to train: ``"auto"`` (a GPU where the process sees one, as a
+            Ray worker given ``gpus_per_trial`` does, else the CPU), ``"cpu"``,
+            ``"cuda"``, ``"cuda:1"``, ... Not part of :attr:`key`: results from
+            different devices are treated as equal.
 
     Raises:
         ConfigError: a setting is out of range.
@@ -106,7 +108,7 @@ class TrainingEvaluator(Evaluator):
         latency_batch: int = 1,
         latency_repeats: int = 20,
         eval_batch_size: int = 1024,
-        device: str | torch.device = "cpu",
+        device: str | torch.device = "auto",
     ) -> None:
         if isinstance(task, str):
             task = get_task(task)
@@ -125,11 +127,27 @@ class TrainingEvaluator(Evaluator):
         self.latency_batch = _positive_int("latency_batch", latency_batch)
         self.latency_repeats = _positive_int("latency_repeats", latency_repeats)
         self.eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)
-        try:
-            self.device = torch.device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise ConfigError(f"invalid device {device!r}: {exc}") from None
+        if device != "auto":
+            try:
+                torch.device(device)
+            except (RuntimeError, TypeError) as exc:
+                raise ConfigError(
+                    f"invalid device {device!r} (accepted: 'auto', 'cpu', 'cuda', "
+                    f"'cuda:N', ...): {exc}"
+                ) from None
+        self.device_spec = device
+        self._device: torch.device | None = None
         self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def device(self) -> torch.device:
+        """The device this process trains on (``"auto"`` resolved on first use)."""
+        if self._device is None:
+            spec = self.device_spec
+            if spec == "auto":
+                spec = "cuda" if torch.cuda.is_available() else "cpu"
+            self._device = torch.device(spec)
+        return self._device
 
     # -- identity -----------------------------------------------------------------
 
@@ -150,6 +168,7 @@ class TrainingEvaluator(Evaluator):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_on_device"] = {}  # device copies of the data are rebuilt where needed
+        state["_device"] = None  # "auto" is resolved again in the receiving process
         return state
 
     # -- data ---------------------------------------------------------------------
@@ -254,7 +273,11 @@ class TrainingEvaluator(Evaluator):
         """Train ``arch`` for ``fidelity`` epochs with ``seed``; report after each epoch.
 
         Reports ``train_loss`` (mean over the epoch's batches), ``val_loss`` and
-        ``val_accuracy`` at steps 1..``fidelity``. Returns a :class:`Result` with
+        ``val_accuracy`` at steps 1..``fidelity``; when the reporter answers False
+        (a scheduler stopped the trial) training ends after that epoch, and the
+        result describes the network as trained so far (``epochs`` = that epoch;
+        the learning-rate schedule stays the one fitted to ``fidelity``).
+        Returns a :class:`Result` with
         metrics ``val_accuracy``, ``val_loss``, ``train_loss`` (of the last epoch)
         and ``test_accuracy``; ``params`` (trainable), ``flops`` (one sample),
         ``latency_ms`` (a batch of ``latency_batch``), ``train_seconds`` (training
@@ -303,6 +326,7 @@ class TrainingEvaluator(Evaluator):
         train_seconds = 0.0
         step = 0
         val_loss = val_acc = train_loss = math.nan
+        epochs_done = 0
         for epoch in range(1, fidelity + 1):
             start = time.perf_counter()
             loss_sum, seen = 0.0, 0
@@ -342,7 +366,9 @@ class TrainingEvaluator(Evaluator):
             train_seconds += time.perf_counter() - start
             metrics = {"train_loss": train_loss, "val_accuracy": val_acc, "val_loss": val_loss}
             history.append({"epoch": epoch, **metrics})
-            reporter.report(epoch, metrics)
+            epochs_done = epoch
+            if reporter.report(epoch, metrics) is False:  # stopped early by a scheduler
+                break
 
         try:
             _, test_acc = self._score(model, self._eval_batches("test", test_loader))
@@ -370,7 +396,7 @@ class TrainingEvaluator(Evaluator):
             flops=flops,
             latency_ms=latency,
             train_seconds=train_seconds,
-            epochs=fidelity,
+            epochs=epochs_done,
             weights=weights,
             extra={
                 "history": history,
