@@ -127,8 +127,10 @@ def search(
         None, help="Join an existing Ray cluster ('auto' or 'ray://host:port')."
     ),
     cpus_per_trial: float = typer.Option(1.0, help="CPUs reserved by each Ray worker."),
-    gpus_per_trial: float = typer.Option(
-        0.0, help="GPUs reserved by each Ray worker (fractions allowed, e.g. 0.5)."
+    gpus_per_trial: float | None = typer.Option(
+        None,
+        help="GPUs reserved by each Ray worker (fractions allowed, e.g. 0.5); default: "
+        "none without GPUs, else an equal share of the cluster's GPUs, at most 1.",
     ),
     scheduler: str = typer.Option(
         "none", help="Multi-fidelity early stopping: none, asha, hyperband."

@@ -557,3 +557,36 @@ def test_same_study_name_with_other_settings_is_refused(url, monkeypatch, capsys
                             "--study", "shared", "--storage", url)
     assert code == 2
     assert "(searcher: stored 'evolution', requested 'random')" in one_line_error(err)
+
+
+# ------------------------------------------------------------------ executors and schedulers
+
+
+def test_search_with_asha_stores_stopped_trials(url):
+    out = invoke("search", "--space", "chain", "--epochs", "3", "--budget", "5", "--in-process",
+                 "--scheduler", "asha", "--min-epochs", "1", "--eta", "3", "--storage", url)
+    assert "in-process, scheduler {'name': 'asha', 'min_epochs': 1, 'eta': 3}" in out
+    rows = sql_json(url, "SELECT state, epochs_done FROM naslab_results ORDER BY trial_number")
+    assert len(rows) == 5
+    assert {(r["state"], r["epochs_done"]) for r in rows} <= {("complete", 3), ("stopped", 1)}
+    n_stopped = sum(r["state"] == "stopped" for r in rows)
+    if n_stopped:
+        assert f"{n_stopped} stopped early" in " ".join(out.split())
+        assert re.search(r"trial +\d+ stopped ", out)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--space", "chain", "--eta", "2"], "--min-epochs and --eta need a --scheduler"),
+        (["--space", "chain", "--in-process", "--workers", "2"], "--in-process cannot be"),
+        ([*GRAPH, "--scheduler", "asha"], "needs per-epoch reports"),
+        (["--space", "chain", "--scheduler", "sha"], "unknown scheduler 'sha'"),
+        (["--space", "chain", "--epochs", "2", "--scheduler", "asha", "--min-epochs", "2"],
+         "min_epochs (2) must be below"),
+    ],
+)
+def test_bad_executor_or_scheduler_options_are_refused(monkeypatch, capsys, url, args, message):
+    code, out, err = run_main(monkeypatch, capsys, "search", *args, "--storage", url)
+    assert code == 2 and out == ""
+    assert message in one_line_error(err)

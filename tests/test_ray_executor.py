@@ -64,8 +64,34 @@ def test_cli_search_with_two_workers(ray_cluster, tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["search", "--space", "chain", "--epochs", "1",
                                       "--budget", "4", "--workers", "2", "--storage", url])
     assert result.exit_code == 0, result.output
-    assert "workers 2 (Ray)" in result.output
+    assert "workers 2 (Ray, local)" in result.output
     with Store(url) as s:
         trials = s.trials("chain-digits-evolution-s0")
     assert [t.state for t in trials] == ["complete"] * 4
     assert len({t.worker for t in trials}) == 2  # both actors trained
+
+
+def test_resources_the_cluster_lacks_are_refused_at_start(ray_cluster):
+    evaluator = TrainingEvaluator(digits_task())
+    for options, message in (({"gpus_per_trial": 1}, "has 0 GPU"),
+                             ({"cpus_per_trial": 64}, "has 2 CPU")):
+        executor = RayExecutor(workers=1, **options)
+        with pytest.raises(ConfigError, match=message):
+            executor.start(evaluator, lambda *a: None)
+    assert ray_cluster.is_initialized()
+    auto = RayExecutor(workers=2)
+    auto.start(evaluator, lambda *a: None)
+    try:
+        assert auto.gpus_per_trial == 0.0 and auto.capacity == 2  # CPU-only: no GPU asked
+    finally:
+        auto.shutdown()
+
+
+def test_auto_device_is_the_cpu_without_cuda():
+    import torch
+
+    evaluator = TrainingEvaluator(digits_task())
+    assert evaluator.device_spec == "auto"
+    assert evaluator.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ConfigError, match="invalid device 'tpu9'"):
+        TrainingEvaluator(digits_task(), device="tpu9")

@@ -105,8 +105,10 @@ class RayExecutor(Executor):
         address: an existing cluster (``"auto"``, ``"ray://host:port"``); None starts
             a local instance (or uses one already initialised in this process).
         cpus_per_trial: CPUs reserved by each actor.
-        gpus_per_trial: GPUs reserved by each actor (fractions allowed); 0 on
-            CPU-only machines.
+        gpus_per_trial: GPUs reserved by each actor (fractions allowed). None
+            (default): none on a cluster without GPUs; on one with GPUs, an equal
+            share for each worker, at most 1. A number larger than the cluster's
+            GPUs is refused when the executor starts (no trial could ever run).
         trial_timeout: seconds a trial may run before its actor is killed and the
             trial fails; None for no limit.
         max_retries: how many times a trial whose worker process died is run again
@@ -119,13 +121,13 @@ class RayExecutor(Executor):
         *,
         address: str | None = None,
         cpus_per_trial: float = 1.0,
-        gpus_per_trial: float = 0.0,
+        gpus_per_trial: float | None = None,
         trial_timeout: float | None = None,
         max_retries: int = 2,
     ) -> None:
         if workers is not None and (isinstance(workers, bool) or workers < 1):
             raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
-        if cpus_per_trial <= 0 or gpus_per_trial < 0:
+        if cpus_per_trial <= 0 or (gpus_per_trial is not None and gpus_per_trial < 0):
             raise ConfigError(
                 "cpus_per_trial must be > 0 and gpus_per_trial >= 0, got "
                 f"{cpus_per_trial} and {gpus_per_trial}"
@@ -145,7 +147,8 @@ class RayExecutor(Executor):
         self.max_retries = int(max_retries)
         self.address = address
         self.cpus_per_trial = float(cpus_per_trial)
-        self.gpus_per_trial = float(gpus_per_trial)
+        self._gpus_requested = gpus_per_trial
+        self.gpus_per_trial = 0.0 if gpus_per_trial is None else float(gpus_per_trial)
         self._started_ray = False
         self._actors: list[Any] = []
         self._idle: list[Any] = []
@@ -183,10 +186,26 @@ class RayExecutor(Executor):
             else:
                 ray.init(address=self.address, log_to_driver=False)
             self._started_ray = True
+        resources = ray.cluster_resources()
         workers = self._workers
         if workers is None:
-            cpus = ray.cluster_resources().get("CPU", 1)
-            workers = max(1, int(cpus // self.cpus_per_trial))
+            workers = max(1, int(resources.get("CPU", 1) // self.cpus_per_trial))
+        cpus = float(resources.get("CPU", 0))
+        if self.cpus_per_trial > cpus:
+            self.shutdown()
+            raise ConfigError(
+                f"cpus_per_trial is {self.cpus_per_trial:g} but the Ray cluster has "
+                f"{cpus:g} CPU(s); ask for at most {cpus:g}"
+            )
+        gpus = float(resources.get("GPU", 0))
+        if self._gpus_requested is None:
+            self.gpus_per_trial = 0.0 if gpus == 0 else min(1.0, gpus / workers)
+        elif self.gpus_per_trial > gpus:
+            self.shutdown()
+            raise ConfigError(
+                f"gpus_per_trial is {self.gpus_per_trial:g} but the Ray cluster has "
+                f"{gpus:g} GPU(s); ask for at most {gpus:g}, or 0 to train on CPUs"
+            )
         self._channel = Queue()
         self._next_report = self._channel.actor.get.remote(None)
         self._evaluator_ref = ray.put(evaluator)
