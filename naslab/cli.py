@@ -258,10 +258,11 @@ def studies(
     finally:
         store.close()
     table = Table(Column("study", no_wrap=True), "space", "task", "searcher", "budget",
-                  "complete", "failed", "best")
+                  "complete", "stopped", "failed", "best")
     for r in rows:
         table.add_row(_fmt(r.name), _fmt(r.space), _fmt(short_task(r.task_key)), _fmt(r.searcher),
-                      str(r.budget), str(r.n_complete), str(r.n_failed), _fmt(r.best_objective))
+                      str(r.budget), str(r.n_complete), str(r.n_stopped), str(r.n_failed),
+                      _fmt(r.best_objective))
     console.print(table)
 
 

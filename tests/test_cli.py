@@ -222,10 +222,10 @@ def test_studies_lists_every_study(url):
     with Store(url) as store:
         best = {s.name: s.best_objective for s in store.list_studies()}
     assert rows == [
-        [S0, "nasbench_graph", "nasbench_graph:cora", "evolution", "5", "5", "0",
+        [S0, "nasbench_graph", "nasbench_graph:cora", "evolution", "5", "5", "0", "0",
          f"{best[S0]:.4f}"],
         ["nasbench_graph-cora-random-s2", "nasbench_graph", "nasbench_graph:cora", "random",
-         "3", "3", "0", f"{best['nasbench_graph-cora-random-s2']:.4f}"],
+         "3", "3", "0", "0", f"{best['nasbench_graph-cora-random-s2']:.4f}"],
     ]
 
 

@@ -633,3 +633,20 @@ def test_locked_database_is_a_storage_error(db_path):
             blocker.close()
         store.start_trial(study.id, make_arch(), "toy:v1", 3, 0, "w")
         assert [t.number for t in store.trials("s1")] == [0]
+
+
+def test_a_database_from_before_the_stopped_state_is_refused_clearly(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE naslab_trials (id INTEGER PRIMARY KEY, state VARCHAR(16), "
+            "CONSTRAINT ck_naslab_trials_state CHECK "
+            "(state IN ('running', 'complete', 'failed', 'interrupted')))"
+        )
+        conn.execute("INSERT INTO naslab_trials (state) VALUES ('complete')")
+    with pytest.raises(StorageError, match="older naslab.*'stopped'"):
+        Store(f"sqlite:///{path}")
+    with sqlite3.connect(path) as conn:  # nothing was changed
+        assert conn.execute("SELECT count(*) FROM naslab_trials").fetchone() == (1,)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"naslab_trials"}
