@@ -38,3 +38,16 @@ class FaultyTable(NasBenchGraphEvaluator):
             elif op == "cheb":
                 raise RuntimeError("deterministic bug in the model")
         return super().evaluate(space, arch, fidelity, seed, reporter)
+
+
+class UnloadableTable(NasBenchGraphEvaluator):
+    """Cannot be unpickled outside the process that made it (as an evaluator whose
+    module is missing on the workers)."""
+
+    def __getstate__(self):
+        return {**self.__dict__, "_home": os.getpid()}
+
+    def __setstate__(self, state):
+        if state["_home"] != os.getpid():
+            raise ModuleNotFoundError("No module named 'my_private_evaluators'")
+        self.__dict__.update(state)

@@ -3,6 +3,8 @@ search still finishes its budget."""
 
 from __future__ import annotations
 
+import pytest
+
 from naslab import Store, Study
 from naslab.workers.ray_executor import RayExecutor
 from tests.fault_evaluators import FaultyTable
@@ -43,3 +45,17 @@ def test_a_worker_killed_once_is_retried_and_completes(ray_cluster, tmp_path):
     killed_once = [t for t in trials if t.decisions["op1"] == "gat"]
     assert killed_once and len(list(markers.iterdir())) == len(killed_once)
     assert all(t.state == "complete" for t in trials) and report.failed == 0
+
+
+def test_workers_that_cannot_start_stop_the_search_before_any_trial(ray_cluster, tmp_path):
+    from naslab import ConfigError
+    from tests.fault_evaluators import UnloadableTable
+
+    store = Store(f"sqlite:///{tmp_path / 'broken.db'}")
+    study = Study("broken", space="nasbench_graph", task=UnloadableTable("cora"),
+                  searcher="random", budget=5, storage=store,
+                  executor=RayExecutor(workers=2))
+    with pytest.raises(ConfigError, match="could not be started.*my_private_evaluators"):
+        study.run()
+    assert store.count_trials("broken") == 0  # no budget burnt on a broken setup
+    store.close()

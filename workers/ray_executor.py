@@ -15,6 +15,7 @@ By default a local Ray instance is started with as many CPUs as the machine has
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,10 @@ class _Worker:
         self.decision = threading.Event()
         self.go = True
 
+    def ready(self) -> str:
+        """Answers once the actor is up (its evaluator unpickled): its worker name."""
+        return worker_name()
+
     def decide(self, go: bool) -> None:
         self.go = bool(go)
         self.decision.set()
@@ -86,6 +91,25 @@ class _Worker:
         except Exception as exc:  # stored with the trial; the search goes on
             return None, describe_error(exc), worker_name(), reporter.sent
         return result, None, worker_name(), reporter.sent
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+_EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*$")
+
+
+def _clean(text: str, last_cause: bool = False) -> str:
+    """Ray's (multi-line) error text as one line, without terminal colour codes: its
+    first line, or with ``last_cause`` the last ``SomeError: message`` line."""
+    lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if last_cause:
+        causes = [line for line in lines if _EXC_LINE.match(line)]
+        if causes:
+            return causes[-1]
+    return lines[0]
 
 
 @dataclass
@@ -212,6 +236,15 @@ class RayExecutor(Executor):
         self._actors = [self._new_actor() for _ in range(workers)]
         self._idle = list(self._actors)
         self._on_report = on_report
+        try:
+            ray.get([actor.ready.remote() for actor in self._actors])
+        except Exception as exc:  # e.g. the evaluator's module is missing on the workers
+            self.shutdown()
+            raise ConfigError(
+                "the Ray workers could not be started (the evaluator must be importable "
+                "where they run: install its package there, or give Ray a runtime_env): "
+                + _clean(str(exc), last_cause=True)
+            ) from None
 
     def submit(self, job: EvaluationJob) -> None:
         """Run ``job`` on an idle actor."""
@@ -284,7 +317,7 @@ class RayExecutor(Executor):
                 self._seen.pop(run.job.trial_id, None)
                 return JobOutcome(
                     run.job, None,
-                    f"worker died ({run.attempt} attempts): {describe_error(exc)}", "?",
+                    f"worker died ({run.attempt} attempts): {_clean(describe_error(exc))}", "?",
                 )
             self._idle.append(run.actor)
             while self._seen[run.job.trial_id][1] < sent:  # its reports still in the queue
