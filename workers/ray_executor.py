@@ -99,6 +99,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXC_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*$")
 
 
+def _one_line(text: str) -> str:
+    """Ray's error text on one line, without terminal colour codes."""
+    return " ".join(_ANSI.sub("", text).split())
+
+
 def _clean(text: str, last_cause: bool = False) -> str:
     """Ray's (multi-line) error text as one line, without terminal colour codes: its
     first line, or with ``last_cause`` the last ``SomeError: message`` line."""
@@ -317,7 +322,7 @@ class RayExecutor(Executor):
                 self._seen.pop(run.job.trial_id, None)
                 return JobOutcome(
                     run.job, None,
-                    f"worker died ({run.attempt} attempts): {_clean(describe_error(exc))}", "?",
+                    f"worker died ({run.attempt} attempts): {_one_line(describe_error(exc))}", "?",
                 )
             self._idle.append(run.actor)
             while self._seen[run.job.trial_id][1] < sent:  # its reports still in the queue
