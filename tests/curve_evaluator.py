@@ -9,6 +9,7 @@ epoch, and returns NaN for architectures whose activation is ``nan_act``.
 from __future__ import annotations
 
 import math
+import os
 import time
 
 from naslab.workers.evaluator import Evaluator, Result
@@ -18,6 +19,10 @@ class CurveEvaluator(Evaluator):
     def __init__(self, epoch_seconds: float = 0.0, nan_act: str | None = None) -> None:
         self.epoch_seconds = epoch_seconds
         self.nan_act = nan_act
+
+    def __setstate__(self, state):  # count how often a worker unpickles this evaluator
+        self.__dict__.update(state)
+        self.loads = getattr(self, "loads", 0) + 1
 
     @property
     def key(self) -> str:
@@ -39,4 +44,6 @@ class CurveEvaluator(Evaluator):
             if reporter.report(epoch, {"val_accuracy": value}) is False:
                 break
         return Result(metrics={"val_accuracy": value}, params=1, epochs=done,
-                      train_seconds=self.epoch_seconds * done)
+                      train_seconds=self.epoch_seconds * done,
+                      extra={"pid": os.getpid(), "instance": id(self),
+                             "loads": getattr(self, "loads", 0)})

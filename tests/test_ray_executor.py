@@ -95,3 +95,16 @@ def test_auto_device_is_the_cpu_without_cuda():
     assert evaluator.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     with pytest.raises(ConfigError, match="invalid device 'tpu9'"):
         TrainingEvaluator(digits_task(), device="tpu9")
+
+
+def test_each_worker_receives_the_evaluator_once(ray_cluster, store):
+    from tests.curve_evaluator import CurveEvaluator
+
+    Study("once", space=TinyMLPSpace(), task=CurveEvaluator(), searcher="random", budget=10,
+          epochs=2, storage=store, executor=RayExecutor(workers=2)).run()
+    extras = [t.extra for t in store.trials("once")]
+    by_pid: dict[int, set] = {}
+    for extra in extras:
+        assert extra["loads"] == 1  # unpickled once in that worker, then kept
+        by_pid.setdefault(extra["pid"], set()).add(extra["instance"])
+    assert len(by_pid) == 2 and all(len(ids) == 1 for ids in by_pid.values())
