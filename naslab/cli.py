@@ -127,6 +127,9 @@ def search(
         None, help="Join an existing Ray cluster ('auto' or 'ray://host:port')."
     ),
     cpus_per_trial: float = typer.Option(1.0, help="CPUs reserved by each Ray worker."),
+    dashboard: bool = typer.Option(
+        False, "--dashboard", help="Start Ray's dashboard (on 127.0.0.1:8265) with local Ray."
+    ),
     gpus_per_trial: float | None = typer.Option(
         None,
         help="GPUs reserved by each Ray worker (fractions allowed, e.g. 0.5); default: "
@@ -169,7 +172,8 @@ def search(
 
         executor = RayExecutor(workers=workers, address=ray_address,
                                cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                               trial_timeout=trial_timeout, max_retries=max_retries)
+                               trial_timeout=trial_timeout, max_retries=max_retries,
+                               dashboard=dashboard)
     scheduler_options = {k: v for k, v in (("min_epochs", min_epochs), ("eta", eta))
                          if v is not None}
     if scheduler == "none" and scheduler_options:
