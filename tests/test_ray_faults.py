@@ -33,6 +33,7 @@ def test_each_failure_kind_is_stored_with_its_reason(ray_cluster, tmp_path):
         assert by_op.get(op), f"seed 1 samples some {op} architectures"
         for t in by_op[op]:
             assert t.state == "failed" and expected in t.error, (op, t.error)
+            assert t.worker.split(":")[-1].isdigit(), t.worker  # the worker that ran it
     healthy = [t for op, ts in by_op.items() if op not in ("gat", "gin", "sage", "cheb")
                for t in ts]
     assert healthy and all(t.state == "complete" for t in healthy)

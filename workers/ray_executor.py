@@ -188,6 +188,7 @@ class RayExecutor(Executor):
         self._idle: list[Any] = []
         self._running: dict[Any, _Running] = {}  # result ref -> running job
         self._seen: dict[int, tuple[int, int]] = {}  # trial id -> (attempt, reports seen)
+        self._names: dict[str, Any] = {}  # actor id -> ref of its host:pid
         self._channel: Any = None
         self._next_report: Any = None
         self._evaluator_ref: Any = None
@@ -247,7 +248,7 @@ class RayExecutor(Executor):
         self._idle = list(self._actors)
         self._on_report = on_report
         try:
-            ray.get([actor.ready.remote() for actor in self._actors])
+            ray.get(list(self._names.values()))
         except Exception as exc:  # e.g. the evaluator's module is missing on the workers
             self.shutdown()
             raise ConfigError(
@@ -327,7 +328,8 @@ class RayExecutor(Executor):
                 self._seen.pop(run.job.trial_id, None)
                 return JobOutcome(
                     run.job, None,
-                    f"worker died ({run.attempt} attempts): {_one_line(describe_error(exc))}", "?",
+                    f"worker died ({run.attempt} attempts): {_one_line(describe_error(exc))}",
+                    self._worker_of(run.actor),
                 )
             self._idle.append(run.actor)
             while self._seen[run.job.trial_id][1] < sent:  # its reports still in the queue
@@ -354,11 +356,12 @@ class RayExecutor(Executor):
             if now - run.started > self.trial_timeout:
                 del self._running[ref]
                 self._seen.pop(run.job.trial_id, None)
+                worker = self._worker_of(run.actor)
                 ray.kill(run.actor)
                 self._idle.append(self._replace(run.actor))
                 return JobOutcome(
                     run.job, None,
-                    f"timed out after {self.trial_timeout:g} s (trial timeout)", "?",
+                    f"timed out after {self.trial_timeout:g} s (trial timeout)", worker,
                 )
         return None
 
@@ -369,13 +372,34 @@ class RayExecutor(Executor):
             num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_concurrency=2
         )
         threads = max(1, int(self.cpus_per_trial))
-        return actor_cls.remote(self._evaluator_ref, self._channel, threads)
+        actor = actor_cls.remote(self._evaluator_ref, self._channel, threads)
+        self._names[actor._actor_id.hex()] = actor.ready.remote()  # its host:pid, once up
+        return actor
 
     def _replace(self, dead: Any) -> Any:
         """A fresh actor in place of one whose process died (or was killed)."""
         fresh = self._new_actor()
         self._actors[self._actors.index(dead)] = fresh
         return fresh
+
+    def _worker_of(self, actor: Any) -> str:
+        """``host:pid`` of an actor; ``ip:pid`` for one that died before saying its name."""
+        import ray
+
+        actor_id = actor._actor_id.hex()
+        ref = self._names.get(actor_id)
+        if ref is not None:
+            try:
+                return str(ray.get(ref, timeout=1.0))
+            except Exception:  # it died before it could answer: ask Ray's actor table
+                pass
+        try:
+            from ray._private import state
+
+            info = state.actors(actor_id)
+            return f"{info['Address']['IPAddress']}:{info['Pid']}"
+        except Exception:
+            return "?"
 
     def shutdown(self) -> None:
         """Kill the actors; stop Ray if this executor started it."""
@@ -384,6 +408,7 @@ class RayExecutor(Executor):
         for actor in self._actors:
             ray.kill(actor)
         self._actors, self._idle, self._running, self._seen = [], [], {}, {}
+        self._names = {}
         if self._channel is not None:
             self._channel.shutdown(force=True)
             self._channel = None
