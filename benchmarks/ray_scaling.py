@@ -35,12 +35,12 @@ import os
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from cpu_monitor import CpuMonitor
 
 from naslab import Study
 from naslab.workers.executor import InProcessExecutor
@@ -48,55 +48,6 @@ from naslab.workers.ray_executor import RayExecutor
 from naslab.workers.training import TrainingEvaluator
 
 TARGET = 1.8
-
-
-class CpuMonitor:
-    """Samples every process's CPU time twice a second and splits what was used while
-    it ran into this process tree (the driver, Ray and its workers) and the rest of
-    the machine: other work running at the same time distorts the figures."""
-
-    def __init__(self, interval: float = 0.5) -> None:
-        self.interval, self.ours, self.others = interval, 0.0, 0.0
-        self._last: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _sample(self) -> None:
-        try:
-            import psutil
-        except ImportError:
-            return
-        parents, cpu = {}, {}
-        for p in psutil.process_iter(["pid", "ppid", "cpu_times"]):
-            if p.info["cpu_times"] is not None:
-                parents[p.info["pid"]] = p.info["ppid"]
-                cpu[p.info["pid"]] = p.info["cpu_times"].user + p.info["cpu_times"].system
-        me = os.getpid()
-        for pid, used in cpu.items():
-            delta = used - self._last.get(pid, used)  # new processes count from now
-            ancestor, hops = pid, 0
-            while ancestor not in (me, 0, 1) and hops < 50:
-                ancestor, hops = parents.get(ancestor, 0), hops + 1
-            if ancestor == me:
-                self.ours += delta
-            else:
-                self.others += delta
-        self._last = cpu
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def __enter__(self) -> CpuMonitor:
-        self._sample()
-        self.ours = self.others = 0.0
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
 
 
 class ThreadProbeEvaluator(TrainingEvaluator):

@@ -93,6 +93,18 @@ def _int(what: str, value: Any, low: int) -> int:
     return value
 
 
+def _check_rung_settings(min_epochs: Any, eta: Any, max_epochs: int) -> tuple[int, int]:
+    """Checked ``(min_epochs, eta)``: a first rung below ``max_epochs``, eta >= 2."""
+    min_epochs = _int("min_epochs", min_epochs, 1)
+    eta = _int("eta", eta, 2)
+    if min_epochs >= max_epochs:
+        raise ConfigError(
+            f"min_epochs ({min_epochs}) must be below the study's epochs ({max_epochs}) "
+            "for a scheduler to stop anything"
+        )
+    return min_epochs, eta
+
+
 class _Rungs:
     """Values recorded at each rung of one bracket."""
 
@@ -130,13 +142,7 @@ class ASHA(Scheduler):
 
     def __init__(self, max_epochs: int, *, min_epochs: int = 1, eta: int = 3) -> None:
         super().__init__(max_epochs)
-        self.min_epochs = _int("min_epochs", min_epochs, 1)
-        self.eta = _int("eta", eta, 2)
-        if self.min_epochs >= self.max_epochs:
-            raise ConfigError(
-                f"min_epochs ({min_epochs}) must be below the study's epochs ({max_epochs}) "
-                "for a scheduler to stop anything"
-            )
+        self.min_epochs, self.eta = _check_rung_settings(min_epochs, eta, self.max_epochs)
         self._rungs = _Rungs(rung_steps(self.min_epochs, self.max_epochs, self.eta), self.eta)
 
     def rungs(self, trial_number: int) -> frozenset[int]:
@@ -164,13 +170,7 @@ class Hyperband(Scheduler):
 
     def __init__(self, max_epochs: int, *, min_epochs: int = 1, eta: int = 3) -> None:
         super().__init__(max_epochs)
-        self.min_epochs = _int("min_epochs", min_epochs, 1)
-        self.eta = _int("eta", eta, 2)
-        if self.min_epochs >= self.max_epochs:
-            raise ConfigError(
-                f"min_epochs ({min_epochs}) must be below the study's epochs ({max_epochs}) "
-                "for a scheduler to stop anything"
-            )
+        self.min_epochs, self.eta = _check_rung_settings(min_epochs, eta, self.max_epochs)
         s_max = 0
         while self.min_epochs * self.eta ** (s_max + 1) <= self.max_epochs:
             s_max += 1
