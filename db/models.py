@@ -41,6 +41,19 @@ Tables:
 ``naslab_weights``
     Trained weights: ``trial_id`` (primary key), ``format`` (``safetensors``),
     ``data`` (the serialised state dict).
+``naslab_proxies``
+    Zero-cost proxies of an architecture on a task, computed once: ``id``,
+    ``architecture_id``, ``task_key``, ``name`` (``synflow``, ``snip``, ...),
+    ``batch_size`` and ``seed`` (of the minibatch and initialisation), ``value``
+    (NULL for NaN), ``created_at``. Unique on ``(architecture_id, task_key, name,
+    batch_size, seed)``.
+``naslab_predictors``
+    Fitted performance predictors, versioned by name: ``id``, ``name``,
+    ``version`` (1, 2, ... per name), ``kind`` (``gnn``, ``tree``, ``proxy``),
+    ``space``, ``space_key``, ``task_key``, ``target`` (the metric predicted),
+    ``n_train``, ``params`` and ``summary`` (JSON text: settings, fit figures),
+    ``data`` (the predictor as a safetensors file: arrays and a JSON header,
+    loaded without running code), ``created_at``. Unique on ``(name, version)``.
 
 Views (also described in :data:`VIEWS`; created if missing, in portable SQL):
 
@@ -245,6 +258,47 @@ class WeightsRow(Base):
     )
     format: Mapped[str] = mapped_column(String(32))
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ProxyRow(Base):
+    """A row of ``naslab_proxies``: one zero-cost proxy value."""
+
+    __tablename__ = "naslab_proxies"
+    __table_args__ = (
+        UniqueConstraint("architecture_id", "task_key", "name", "batch_size", "seed"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    architecture_id: Mapped[int] = mapped_column(
+        ForeignKey("naslab_architectures.id", ondelete="CASCADE")
+    )
+    task_key: Mapped[str] = mapped_column(String(1000))
+    name: Mapped[str] = mapped_column(String(64))
+    batch_size: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PredictorRow(Base):
+    """A row of ``naslab_predictors``: one saved version of a fitted predictor."""
+
+    __tablename__ = "naslab_predictors"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    space: Mapped[str | None] = mapped_column(String(255))
+    space_key: Mapped[str | None] = mapped_column(String(255))
+    task_key: Mapped[str | None] = mapped_column(Text)
+    target: Mapped[str | None] = mapped_column(String(100))
+    n_train: Mapped[int] = mapped_column(Integer)
+    params: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 def _final_metric(name: str) -> str:

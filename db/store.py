@@ -54,7 +54,7 @@ from sqlalchemy.exc import (
     NoSuchModuleError,
     SQLAlchemyError,
 )
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 from sqlalchemy.pool import QueuePool, StaticPool
 
 from naslab.db.models import (
@@ -64,6 +64,8 @@ from naslab.db.models import (
     ArchitectureRow,
     Base,
     MetricRow,
+    PredictorRow,
+    ProxyRow,
     StudyRow,
     TrialRow,
     WeightsRow,
@@ -127,6 +129,52 @@ class StudyInfo:
     config: dict[str, Any] = field(hash=False)
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One complete, self-evaluated result of an architecture (for fitting predictors)."""
+
+    trial_id: int
+    study: str
+    arch_hash: str
+    space: str
+    graph: dict[str, Any] = field(hash=False)
+    decisions: dict[str, Any] = field(hash=False)
+    fidelity: int
+    value: float
+    params: int | None
+    flops: int | None
+
+    def architecture(self) -> Architecture:
+        """Rebuild the :class:`Architecture` (the stored hash is checked)."""
+        return Architecture.from_json(
+            {
+                "space": self.space,
+                "decisions": self.decisions,
+                "graph": self.graph,
+                "hash": self.arch_hash,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class PredictorRecord:
+    """One saved version of a predictor; ``data`` is empty in listings."""
+
+    id: int
+    name: str
+    version: int
+    kind: str
+    space: str | None
+    space_key: str | None
+    task_key: str | None
+    target: str | None
+    n_train: int
+    params: dict[str, Any] = field(hash=False)
+    summary: dict[str, Any] = field(hash=False)
+    created_at: datetime
+    data: bytes = field(default=b"", repr=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -732,8 +780,18 @@ class Store:
         with self._write("start a trial") as session:
             study = self._study_row(session, study_id)
             _check_space_key(study, space_key)
-            trial = _add_trial(session, study.id, arch, space_key, arch_json, fidelity, seed,
-                               worker, state="running", started_at=utcnow())
+            trial = _add_trial(
+                session,
+                study.id,
+                arch,
+                space_key,
+                arch_json,
+                fidelity,
+                seed,
+                worker,
+                state="running",
+                started_at=utcnow(),
+            )
             tid, number = trial.id, trial.number
         self._numbers[tid] = number
         return tid
@@ -844,7 +902,14 @@ class Store:
             origin = src.reused_from if src.reused_from is not None else src.id
             now = utcnow()
             trial = _add_trial(
-                session, study.id, arch, space_key, arch_json, fidelity, seed, worker,
+                session,
+                study.id,
+                arch,
+                space_key,
+                arch_json,
+                fidelity,
+                seed,
+                worker,
                 state="complete",
                 objective_value=src.objective_value,
                 params=src.params,
@@ -1085,8 +1150,11 @@ class Store:
             query = (
                 select(TrialRow.number, MetricRow.step, MetricRow.value)
                 .join(TrialRow, TrialRow.id == MetricRow.trial_id)
-                .where(TrialRow.study_id == study_row.id, MetricRow.name == metric,
-                       MetricRow.step.is_not(None))
+                .where(
+                    TrialRow.study_id == study_row.id,
+                    MetricRow.name == metric,
+                    MetricRow.step.is_not(None),
+                )
                 .order_by(TrialRow.number, MetricRow.step)
             )
             if wanted is not None:
@@ -1096,6 +1164,216 @@ class Store:
         for number, step, value in rows:
             curves.setdefault(int(number), {})[int(step)] = _from_db_float(value)
         return list(curves.items())
+
+    # ------------------------------------------------------------------ predictors
+
+    def results_for_prediction(
+        self, space_key: str, task_key: str, metric: str
+    ) -> list[StoredResult]:
+        """Every complete, self-evaluated (not reused) result of ``space_key`` on
+        ``task_key`` with a final ``metric``, from every study, oldest first."""
+        query = (
+            select(TrialRow, ArchitectureRow, StudyRow.name, MetricRow.value)
+            .join(ArchitectureRow, ArchitectureRow.id == TrialRow.architecture_id)
+            .join(StudyRow, StudyRow.id == TrialRow.study_id)
+            .join(MetricRow, MetricRow.trial_id == TrialRow.id)
+            .where(
+                ArchitectureRow.space_key == space_key,
+                StudyRow.task_key == task_key,
+                TrialRow.state == "complete",
+                TrialRow.reused_from.is_(None),
+                MetricRow.name == metric,
+                MetricRow.step.is_(None),
+            )
+            .order_by(TrialRow.id)
+        )
+        with self._read("read results for a predictor") as session:
+            rows = session.execute(query).all()
+        out = []
+        for trial, arch, study, value in rows:
+            out.append(
+                StoredResult(
+                    trial_id=trial.id,
+                    study=study,
+                    arch_hash=arch.hash,
+                    space=arch.space,
+                    graph=json.loads(arch.graph),
+                    decisions=json.loads(arch.decisions),
+                    fidelity=trial.fidelity,
+                    value=_from_db_float(value),
+                    params=trial.params,
+                    flops=trial.flops,
+                )
+            )
+        return out
+
+    def task_keys(self, space_key: str) -> list[tuple[str, int]]:
+        """The task keys that studies of ``space_key`` used, with their complete trials."""
+        query = (
+            select(StudyRow.task_key, func.count(TrialRow.id))
+            .join(TrialRow, TrialRow.study_id == StudyRow.id)
+            .where(StudyRow.space_key == space_key, TrialRow.state == "complete")
+            .group_by(StudyRow.task_key)
+            .order_by(func.count(TrialRow.id).desc())
+        )
+        with self._read("list task keys") as session:
+            return [(str(k), int(n)) for k, n in session.execute(query).all()]
+
+    def get_proxies(
+        self,
+        space_key: str,
+        hashes: Sequence[str],
+        task_key: str,
+        batch_size: int,
+        seed: int,
+    ) -> dict[str, dict[str, float]]:
+        """Stored zero-cost proxies: ``{arch hash: {proxy name: value}}`` (NaN for NULL)."""
+        out: dict[str, dict[str, float]] = {}
+        unique = list(dict.fromkeys(hashes))
+        with self._read("read zero-cost proxies") as session:
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                rows = session.execute(
+                    select(ArchitectureRow.hash, ProxyRow.name, ProxyRow.value)
+                    .join(ProxyRow, ProxyRow.architecture_id == ArchitectureRow.id)
+                    .where(
+                        ArchitectureRow.space_key == space_key,
+                        ArchitectureRow.hash.in_(chunk),
+                        ProxyRow.task_key == task_key,
+                        ProxyRow.batch_size == batch_size,
+                        ProxyRow.seed == seed,
+                    )
+                ).all()
+                for arch_hash, name, value in rows:
+                    out.setdefault(arch_hash, {})[name] = _from_db_float(value)
+        return out
+
+    def put_proxies(
+        self,
+        space_key: str,
+        arch: Architecture,
+        task_key: str,
+        batch_size: int,
+        seed: int,
+        values: Mapping[str, float],
+    ) -> None:
+        """Store zero-cost proxy values of ``arch`` (values already stored are kept)."""
+        arch_json = _arch_json(arch)
+        with self._write("store zero-cost proxies") as session:
+            arch_id = _upsert_architecture(session, arch, space_key, *arch_json)
+            have = set(
+                session.scalars(
+                    select(ProxyRow.name).where(
+                        ProxyRow.architecture_id == arch_id,
+                        ProxyRow.task_key == task_key,
+                        ProxyRow.batch_size == batch_size,
+                        ProxyRow.seed == seed,
+                    )
+                )
+            )
+            for name, value in values.items():
+                if name in have:
+                    continue
+                session.add(
+                    ProxyRow(
+                        architecture_id=arch_id,
+                        task_key=task_key,
+                        name=str(name),
+                        batch_size=int(batch_size),
+                        seed=int(seed),
+                        value=_to_db_float(value),
+                        created_at=utcnow(),
+                    )
+                )
+
+    def save_predictor(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        kind: str,
+        n_train: int,
+        params: Mapping[str, Any],
+        summary: Mapping[str, Any],
+        space: str | None = None,
+        space_key: str | None = None,
+        task_key: str | None = None,
+        target: str | None = None,
+    ) -> int:
+        """Store a fitted predictor (safetensors bytes) as the next version of ``name``.
+
+        Returns the new version number (1 for a new name).
+        """
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise ConfigError(f"a predictor's name must be 1-200 characters, got {name!r}")
+        params_json = _dumps("the predictor's settings", dict(params))
+        summary_json = _dumps("the predictor's summary", dict(summary))
+        for attempt in range(3):
+            try:
+                with self._write(f"save predictor {name!r}") as session:
+                    latest = session.scalar(
+                        select(func.max(PredictorRow.version)).where(PredictorRow.name == name)
+                    )
+                    version = int(latest or 0) + 1
+                    session.add(
+                        PredictorRow(
+                            name=name,
+                            version=version,
+                            kind=kind,
+                            space=space,
+                            space_key=space_key,
+                            task_key=task_key,
+                            target=target,
+                            n_train=int(n_train),
+                            params=params_json,
+                            summary=summary_json,
+                            data=bytes(data),
+                            created_at=utcnow(),
+                        )
+                    )
+                return version
+            except StorageError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def list_predictors(self, name: str | None = None) -> list[PredictorRecord]:
+        """Saved predictors (every version; ``data`` left out), by name and version."""
+        query = select(PredictorRow).order_by(PredictorRow.name, PredictorRow.version)
+        if name is not None:
+            query = query.where(PredictorRow.name == name)
+        with self._read("list predictors") as session:
+            rows = session.scalars(query.options(defer(PredictorRow.data))).all()
+            return [_predictor_record(row, with_data=False) for row in rows]
+
+    def load_predictor_record(self, name: str, version: int | None = None) -> PredictorRecord:
+        """A saved predictor with its data: ``version``, or the latest one.
+
+        Raises:
+            UnknownNameError: no predictor of that name (or version) is stored.
+        """
+        query = select(PredictorRow).where(PredictorRow.name == name)
+        if version is None:
+            query = query.order_by(PredictorRow.version.desc()).limit(1)
+        else:
+            query = query.where(PredictorRow.version == int(version))
+        with self._read(f"load predictor {name!r}") as session:
+            row = session.scalars(query).first()
+            if row is None:
+                known = session.scalars(
+                    select(PredictorRow.name).distinct().order_by(PredictorRow.name)
+                ).all()
+                if version is not None and name in known:
+                    versions = session.scalars(
+                        select(PredictorRow.version)
+                        .where(PredictorRow.name == name)
+                        .order_by(PredictorRow.version)
+                    ).all()
+                    raise UnknownNameError(
+                        f"version of predictor {name!r}", str(version), [str(v) for v in versions]
+                    )
+                raise UnknownNameError("predictor", name, known)
+            return _predictor_record(row, with_data=True)
 
     # ------------------------------------------------------------------ read-only SQL
 
@@ -1399,6 +1677,24 @@ def _group_metrics(rows: Iterable[Any]) -> dict[int, dict[str, float]]:
     return out
 
 
+def _predictor_record(row: PredictorRow, with_data: bool) -> PredictorRecord:
+    return PredictorRecord(
+        id=row.id,
+        name=row.name,
+        version=row.version,
+        kind=row.kind,
+        space=row.space,
+        space_key=row.space_key,
+        task_key=row.task_key,
+        target=row.target,
+        n_train=row.n_train,
+        params=json.loads(row.params),
+        summary=json.loads(row.summary),
+        created_at=row.created_at,
+        data=bytes(row.data) if with_data else b"",
+    )
+
+
 def _arch_json(arch: Architecture) -> tuple[str, str, str]:
     """(hash, decisions JSON, graph JSON) of an architecture, computed outside a transaction."""
     if not isinstance(arch, Architecture):
@@ -1501,7 +1797,9 @@ def _put_metrics(
 __all__ = [
     "DEFAULT_URL",
     "STORAGE_ENV",
+    "PredictorRecord",
     "Store",
+    "StoredResult",
     "StudyInfo",
     "StudySummary",
     "TrialRecord",
