@@ -318,7 +318,7 @@ def report(pretrains: list[dict], rows: list[dict], args: argparse.Namespace,
         print(f"{target:<10} {size:>4}  {cell(c['scratch_tau']):>13}  "
               f"{cell(c['finetuned_tau']):>13}  {cell(c['gain'], '+'):>14}  "
               f"{cell(c['zeroshot_tau']):>13}  "
-              f"{c['scratch_seconds'][0]:>7.1f}/{c['finetune_seconds'][0]:<7.1f}")
+              f"{c['scratch_seconds'][0]:>7.1f}/{c['finetune_seconds'][0]:.1f}")
         cond = {"target": target, "size": size, "splits": int(c["splits"][0]),
                 "test_size": int(c["test"][0]), "pretrain_size": args.pretrain_size}
         for key, name in (("scratch_tau", "scratch"), ("finetuned_tau", "finetuned"),

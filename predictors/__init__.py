@@ -1,1 +1,66 @@
-"""Performance predictors (GNN predictors, baselines, zero-cost proxies). Coming in issue 4."""
+"""Performance predictors: learn a target (validation accuracy, ...) from architectures.
+
+The public API, loaded on first use:
+
+- the interface: :class:`Predictor`, :class:`Prediction`, :func:`load_predictor`,
+  :func:`save_predictor`, :func:`get_predictor` (by name: ``gin``, ``gcn``,
+  ``dgin``, ``rf``, ``gbdt``, ``proxy:NAME``);
+- predictors: :class:`GNNPredictor` (deep ensembles of graph networks, the
+  default), :class:`TreePredictor` (random forest / gradient boosting on flat
+  encodings), :class:`ProxyPredictor` (one zero-cost proxy or cost alone);
+- inputs: :func:`featurize`, :class:`Featurizer` (graphs as PyTorch Geometric
+  data), :func:`compute_proxies`, :func:`architecture_proxies` (zero-cost proxies);
+- the store: :func:`training_set`, :func:`fit_from_store`, :func:`proxies_for`,
+  :func:`save_to_store`, :func:`load_from_store`, :func:`task_key_of`;
+- evaluation: :func:`rank_report`, :func:`learning_curve`, :func:`compare`,
+  :func:`summarise`, :func:`format_table`, :func:`plot_learning_curve`,
+  :func:`plot_predicted_vs_actual`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "Predictor": "naslab.predictors.base",
+    "Prediction": "naslab.predictors.base",
+    "NotFittedError": "naslab.predictors.base",
+    "load_predictor": "naslab.predictors.base",
+    "save_predictor": "naslab.predictors.base",
+    "predictor_from_bytes": "naslab.predictors.base",
+    "get_predictor": "naslab.predictors.registry",
+    "GNNPredictor": "naslab.predictors.gnn",
+    "TreePredictor": "naslab.predictors.baselines",
+    "ProxyPredictor": "naslab.predictors.baselines",
+    "featurize": "naslab.predictors.featurize",
+    "Featurizer": "naslab.predictors.featurize",
+    "compute_proxies": "naslab.predictors.proxies",
+    "architecture_proxies": "naslab.predictors.proxies",
+    "PROXIES": "naslab.predictors.proxies",
+    "training_set": "naslab.predictors.store_data",
+    "fit_from_store": "naslab.predictors.store_data",
+    "proxies_for": "naslab.predictors.store_data",
+    "save_to_store": "naslab.predictors.store_data",
+    "load_from_store": "naslab.predictors.store_data",
+    "task_key_of": "naslab.predictors.store_data",
+    "rank_report": "naslab.predictors.metrics",
+    "learning_curve": "naslab.predictors.evaluation",
+    "compare": "naslab.predictors.evaluation",
+    "summarise": "naslab.predictors.evaluation",
+    "format_table": "naslab.predictors.evaluation",
+    "plot_learning_curve": "naslab.predictors.plots",
+    "plot_predicted_vs_actual": "naslab.predictors.plots",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'naslab.predictors' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -36,6 +36,7 @@ __all__ = [
     "load_from_store",
     "proxies_for",
     "save_to_store",
+    "task_key_of",
     "training_set",
 ]
 
@@ -67,14 +68,33 @@ class TrainingSet:
     fidelities: dict[int, int] = field(default_factory=dict)
 
 
+def task_key_of(
+    space: SearchSpace, task: Any, evaluator_options: Mapping[str, Any] | None = None
+) -> str:
+    """The task key under which results of ``space`` on ``task`` are stored.
+
+    ``task`` is a task key (``train-v1(...)``, ``nasbench_graph:cora``: returned as
+    is), or a task name, :class:`~naslab.workers.task.Task` or evaluator, resolved
+    as ``naslab search`` does (with ``evaluator_options`` such as ``lr``).
+    """
+    if isinstance(task, str) and task.startswith(("train-", "nasbench_graph:")):
+        return task
+    from naslab.components import resolve
+
+    return resolve(space, task, evaluator_options=evaluator_options)[1].key
+
+
 def training_set(
     store: Store,
     space: SearchSpace,
-    task_key: str,
+    task_key: Any,
     metric: str = "val_accuracy",
     fidelity: int | None = None,
 ) -> TrainingSet:
-    """Every complete result of ``space`` on ``task_key`` in the store, one per architecture.
+    """Every complete result of ``space`` on a task in the store, one per architecture.
+
+    ``task_key`` is a stored task key or anything :func:`task_key_of` resolves
+    (``"digits"``, a Task, an evaluator) with default training settings.
 
     ``fidelity`` picks the training epochs; by default the fidelity with the most
     architectures (the highest among equals). Results reused from another trial
@@ -84,6 +104,7 @@ def training_set(
         ConfigError: the store holds no such result (the message lists the task keys
             it does hold for this space), or none at ``fidelity``.
     """
+    task_key = task_key_of(space, task_key)
     rows = [
         r for r in store.results_for_prediction(space.key, task_key, metric) if np.isfinite(r.value)
     ]
@@ -173,7 +194,7 @@ def fit_from_store(
     predictor: Predictor,
     store: Store,
     space: SearchSpace,
-    task_key: str,
+    task_key: Any,
     metric: str = "val_accuracy",
     fidelity: int | None = None,
     features: Mapping[str, Sequence[float]] | None = None,

@@ -1,4 +1,4 @@
-"""The README's Python example must run as written."""
+"""The README's Python examples must run as written."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_custom_space_example_runs(tmp_path, monkeypatch, capsys):
+def test_readme_custom_space_and_predictor_examples_run(tmp_path, monkeypatch, capsys):
+    """The custom-space example, then the predictor example that continues it."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "the README has a Python example"
+    predictor_example = next(b for b in blocks if "GNNPredictor" in b)
     script = tmp_path / "example.py"
-    script.write_text(blocks[0])
-    monkeypatch.chdir(tmp_path)  # the example uses the default store ./naslab.db
+    script.write_text(blocks[0] + "\n" + predictor_example)
+    monkeypatch.chdir(tmp_path)  # the examples use the default store ./naslab.db
     runpy.run_path(str(script), run_name="__main__")
     out = capsys.readouterr().out
     assert "val_accuracy" in out and "width_1" in out
     assert (tmp_path / "naslab.db").exists()
+    assert "10 architectures at 5 epochs" in out and "next to train:" in out
