@@ -1369,8 +1369,9 @@ class Store:
                         .where(PredictorRow.name == name)
                         .order_by(PredictorRow.version)
                     ).all()
-                    raise UnknownNameError(
-                        f"version of predictor {name!r}", str(version), [str(v) for v in versions]
+                    raise ConfigError(
+                        f"predictor {name!r} has no version {version}; versions: "
+                        + ", ".join(str(v) for v in versions)
                     )
                 raise UnknownNameError("predictor", name, known)
             return _predictor_record(row, with_data=True)

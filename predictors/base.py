@@ -341,7 +341,10 @@ def predictor_from_bytes(data: bytes) -> Predictor:
     registry = _registry()
     if kind not in registry:
         raise ConfigError(f"unknown predictor kind {kind!r}; known: {sorted(registry)}")
-    predictor = registry[kind](**params)
+    try:
+        predictor = registry[kind](**params)
+    except TypeError as exc:
+        raise ConfigError(f"a saved {kind} predictor's settings do not fit it ({exc})") from None
     predictor._load_state(arrays, meta)
     return predictor
 
