@@ -93,7 +93,7 @@ def main() -> None:
     print()
     print(f"{'measure':<44}{'median s':>10}{'target':>10}")
     rows = [
-        (f"GNN (gin, default) fit, {args.train} archs", med["gnn_fit"], "< 10 s"),
+        (f"GNN (default: dgin) fit, {args.train} archs", med["gnn_fit"], "< 10 s"),
         (f"GNN score {args.candidates} candidates", med["gnn_score"], "< 5 s"),
         (f"random forest fit, {args.train} archs", med["rf_fit"], ""),
         (f"random forest score {args.candidates}", med["rf_score"], ""),

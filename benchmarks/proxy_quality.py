@@ -16,8 +16,8 @@ scikit-learn's digits.
    accuracy over all architectures.
 4. Predictors on the same random splits (training sizes ``--sizes``, default
    25 and 50; ``--splits`` 10; the rest is the test set): ``proxy:NAME`` for each
-   proxy (a line fitted on the training split, so its sign is learned), the GNN
-   (``gin``), the GNN with all proxies as extra inputs (``gin+proxies``) and the
+   proxy (a line fitted on the training split, so its sign is learned), the default
+   GNN (``dgin``), the GNN with all proxies as extra inputs (``dgin+proxies``) and the
    random forest (``rf``).
 
 Run: ``python benchmarks/proxy_quality.py`` (about 10 minutes on 2 cores, most of
@@ -97,8 +97,8 @@ def main() -> None:
         print(f"{name:<12}{tau:>12.3f}{rho:>10.3f}")
 
     makers = {f"proxy:{name}": (f"proxy:{name}", {}, {name: proxies[name]}) for name in PROXIES}
-    makers["gin"] = ("gin", {"seed": 0}, None)
-    makers["gin+proxies"] = ("gin", {"seed": 0}, proxies)
+    makers["dgin"] = ("dgin", {"seed": 0}, None)
+    makers["dgin+proxies"] = ("dgin", {"seed": 0}, proxies)
     makers["rf"] = ("rf", {"seed": 0}, None)
     rows = []
     for label, (name, options, features) in makers.items():

@@ -146,7 +146,7 @@ def _open(storage: str | None) -> Any:
 def fit(
     space: str = typer.Option("nb201", help="Search space."),
     task: str | None = typer.Option(None, help="Task (default: the space's default task)."),
-    model: str = typer.Option("gin", help="Predictor: gin, gcn, dgin, rf, gbdt, proxy:NAME."),
+    model: str = typer.Option("dgin", help="Predictor: dgin, gin, gcn, rf, gbdt, proxy:NAME."),
     name: str | None = typer.Option(
         None, help="Name to save it under (default SPACE-TASK-MODEL); each fit adds a version."
     ),
@@ -212,7 +212,7 @@ def evaluate(
     space: str = typer.Option("nb201", help="Search space."),
     task: str | None = typer.Option(None, help="Task (default: the space's default task)."),
     model: str = typer.Option(
-        "gin", help="Predictors to compare, comma-separated: gin, gcn, dgin, rf, gbdt, proxy:NAME."
+        "dgin", help="Predictors to compare, comma-separated: dgin, gin, gcn, rf, gbdt, proxy:NAME."
     ),
     source: str = typer.Option("store", help="Data: store (stored results) or table."),
     metric: str = typer.Option("val_accuracy", help="The metric to predict."),

@@ -1,6 +1,6 @@
 """Predictors by name, for the CLI and configuration files.
 
-Names: ``gin`` (the default), ``gcn`` and ``dgin`` (:class:`GNNPredictor` families),
+Names: ``dgin`` (the default), ``gin`` and ``gcn`` (:class:`GNNPredictor` families),
 ``rf`` and ``gbdt`` (:class:`TreePredictor` on the one-hot encoding of decisions),
 and ``proxy:NAME`` (:class:`ProxyPredictor` on the feature ``NAME``, e.g.
 ``proxy:synflow``).
@@ -17,9 +17,9 @@ from naslab.predictors.base import Predictor
 __all__ = ["DEFAULT_PREDICTOR", "PREDICTORS", "get_predictor"]
 
 #: The predictor used when none is named.
-DEFAULT_PREDICTOR = "gin"
+DEFAULT_PREDICTOR = "dgin"
 #: Names accepted by :func:`get_predictor` (plus ``proxy:<feature>``).
-PREDICTORS: tuple[str, ...] = ("gin", "gcn", "dgin", "rf", "gbdt", "proxy:<feature>")
+PREDICTORS: tuple[str, ...] = ("dgin", "gin", "gcn", "rf", "gbdt", "proxy:<feature>")
 
 
 def get_predictor(name: str, options: Mapping[str, Any] | None = None) -> Predictor:

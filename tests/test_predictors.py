@@ -45,7 +45,7 @@ class Case:
 
 
 CASES = [
-    Case("gin", lambda s: _small_gnn(seed=s)),
+    Case("gin", lambda s: _small_gnn(model="gin", seed=s)),
     Case("gcn", lambda s: _small_gnn(model="gcn", seed=s)),
     Case("dgin", lambda s: _small_gnn(model="dgin", seed=s)),
     Case("gin-mse", lambda s: _small_gnn(loss="mse", seed=s)),
