@@ -7,7 +7,7 @@ across search spaces.
 
 For each target data set T:
 
-1. **Pre-training** (once per target): a ``GNNPredictor(model="gin")`` is fitted
+1. **Pre-training** (once per target): a ``GNNPredictor()`` (the default, ``dgin``) is fitted
    in a single call on ``--pretrain-size`` random architectures (default 1,000) of
    each *source* data set: every data set of NAS-Bench-Graph but T and proteins
    (``--include-proteins`` adds proteins as a source; it is left out by default
@@ -24,7 +24,7 @@ For each target data set T:
    (default 5,000; capped at what the largest training set leaves) the test set.
    For each ``n`` (default 25, 50, 100):
 
-   * *scratch*: a fresh ``GNNPredictor(model="gin", seed=seed)`` fitted on the n;
+   * *scratch*: a fresh ``GNNPredictor(seed=seed)`` fitted on the n;
    * *fine-tuned*: a copy of the pre-trained predictor
      (``predictor_from_bytes(pre.to_bytes())``) given ``fine_tune`` on the same n
      (its defaults: a third of the learning rate, early stopping as in ``fit``);
@@ -133,7 +133,7 @@ def pretrain(target: str, sources: list[str], pretrain_size: int,
         archs.extend(src_archs[i] for i in pick)
         targets.append(z)
     load_seconds = time.perf_counter() - started
-    predictor = GNNPredictor(model="gin", seed=seed)
+    predictor = GNNPredictor(seed=seed)
     predictor.fit(archs, np.concatenate(targets))
     return {
         "target": target,
@@ -166,7 +166,7 @@ def run_split(target: str, split: int, sizes: list[int], test_size: int, seed: i
     for size in sorted(sizes):
         train = order[:size]
         train_archs, y_train = [archs[i] for i in train], y[train]
-        scratch = GNNPredictor(model="gin", seed=seed).fit(train_archs, y_train)
+        scratch = GNNPredictor(seed=seed).fit(train_archs, y_train)
         scratch_tau = kendall_tau(y_test, scratch.predict(test_archs).mean)
         tuned = predictor_from_bytes(pre_bytes)
         tuned.fine_tune(train_archs, y_train)
@@ -403,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, "1")  # inherited by the spawned workers
-    print(f"predictor transfer on NAS-Bench-Graph (gin): targets {','.join(args.targets)}; "
+    print(f"predictor transfer on NAS-Bench-Graph (dgin): targets {','.join(args.targets)}; "
           f"pretrain {args.pretrain_size} per source"
           f"{' (proteins included)' if args.include_proteins else ' (proteins excluded)'}; "
           f"n {','.join(map(str, args.sizes))}; {args.splits} splits; test {args.test_size}; "
