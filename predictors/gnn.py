@@ -422,6 +422,13 @@ class GNNPredictor(Predictor):
         self.feature_mean_ = table.values.mean(0) if table.values.shape[1] else np.zeros(0)
         sd = table.values.std(0) if table.values.shape[1] else np.zeros(0)
         self.feature_scale_ = np.where(sd > 1e-12, sd, 1.0)
+        self._new_network()
+        self._train(archs, y, table.values, self.lr, self.max_epochs, self.seed)
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _new_network(self) -> None:
+        """A fresh featurizer and an untrained network for the current feature names."""
         self._featurizer = Featurizer()
         self.network_ = _Network(
             self.model,
@@ -432,9 +439,6 @@ class GNNPredictor(Predictor):
             self.dropout,
             self.seed,
         )
-        self._train(archs, y, table.values, self.lr, self.max_epochs, self.seed)
-        self.fit_seconds_ = time.perf_counter() - started
-        return self
 
     def fine_tune(
         self,
@@ -656,16 +660,7 @@ class GNNPredictor(Predictor):
         self.feature_names_ = list(meta["feature_names"])
         self.feature_mean_ = np.asarray(arrays["feature_mean"], dtype=np.float64)
         self.feature_scale_ = np.asarray(arrays["feature_scale"], dtype=np.float64)
-        self._featurizer = Featurizer()
-        self.network_ = _Network(
-            self.model,
-            N_GLOBAL_FEATURES + len(self.feature_names_),
-            self.hidden,
-            self.layers,
-            self.members,
-            self.dropout,
-            self.seed,
-        )
+        self._new_network()
         state = {
             k[len("net.") :]: torch.from_numpy(np.array(v))
             for k, v in arrays.items()
