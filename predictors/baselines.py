@@ -29,6 +29,8 @@ from naslab.predictors.base import (
     Prediction,
     Predictor,
     check_archs,
+    check_positive_float,
+    check_positive_int,
     check_targets,
     register,
     standardiser,
@@ -66,14 +68,10 @@ def _choice(name: str, value: Any, choices: Sequence[str]) -> str:
     return value
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _optional_positive_int(name: str, value: Any) -> int | None:
-    return None if value is None else _positive_int(name, value)
+    return None if value is None else check_positive_int(name, value)
 
 
 def _fraction(name: str, value: Any, allow_none: bool = False) -> float | None:
@@ -89,14 +87,6 @@ def _fraction(name: str, value: Any, allow_none: bool = False) -> float | None:
     return out
 
 
-def _positive_float(name: str, value: Any) -> float:
-    try:
-        out = float(value) if not isinstance(value, bool) else float("nan")
-    except (TypeError, ValueError):
-        out = float("nan")
-    if not (math.isfinite(out) and out > 0):
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
-    return out
 
 
 # ------------------------------------------------------------------ tree evaluator
@@ -438,12 +428,12 @@ class TreePredictor(Predictor):
     ) -> None:
         self.model = _choice("model", model, MODELS)
         self.encoding = _choice("encoding", encoding, ENCODINGS)
-        self.n_estimators = _positive_int("n_estimators", n_estimators)
+        self.n_estimators = check_positive_int("n_estimators", n_estimators)
         self.max_depth = _optional_positive_int("max_depth", max_depth)
-        self.min_samples_leaf = _positive_int("min_samples_leaf", min_samples_leaf)
+        self.min_samples_leaf = check_positive_int("min_samples_leaf", min_samples_leaf)
         self.max_features = _fraction("max_features", max_features, allow_none=True)
-        self.learning_rate = _positive_float("learning_rate", learning_rate)
-        self.members = _positive_int("members", members)
+        self.learning_rate = check_positive_float("learning_rate", learning_rate)
+        self.members = check_positive_int("members", members)
         self.subsample = _fraction("subsample", subsample)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
@@ -457,8 +447,8 @@ class TreePredictor(Predictor):
                 f"n_jobs must be a positive integer or -1 (every core), got {n_jobs!r}"
             )
         self.n_jobs = int(n_jobs)
-        self.max_vocab = _positive_int("max_vocab", max_vocab)
-        self.max_paths_per_graph = _positive_int("max_paths_per_graph", max_paths_per_graph)
+        self.max_vocab = check_positive_int("max_vocab", max_vocab)
+        self.max_paths_per_graph = check_positive_int("max_paths_per_graph", max_paths_per_graph)
         self.n_train_: int | None = None
 
     def get_params(self) -> dict[str, Any]:

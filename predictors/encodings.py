@@ -31,7 +31,7 @@ import networkx as nx
 import numpy as np
 
 from naslab.errors import ConfigError
-from naslab.predictors.base import check_archs
+from naslab.predictors.base import check_archs, check_positive_int
 from naslab.search_spaces.architecture import Architecture
 
 __all__ = [
@@ -56,10 +56,6 @@ def _not_fitted(what: str) -> ConfigError:
     return ConfigError(f"this {what} is not fitted yet; call fit(archs) first")
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _load_json(data: Mapping[str, Any] | str, kind: str) -> dict[str, Any]:
@@ -375,8 +371,8 @@ class PathEncoder:
         max_vocab: int = DEFAULT_MAX_VOCAB,
         max_paths_per_graph: int = DEFAULT_MAX_PATHS_PER_GRAPH,
     ) -> None:
-        self.max_vocab = _positive_int("max_vocab", max_vocab)
-        self.max_paths_per_graph = _positive_int("max_paths_per_graph", max_paths_per_graph)
+        self.max_vocab = check_positive_int("max_vocab", max_vocab)
+        self.max_paths_per_graph = check_positive_int("max_paths_per_graph", max_paths_per_graph)
         self.vocabulary_: list[tuple[str, ...]] | None = None
         self.truncated_ = 0
 

@@ -65,6 +65,9 @@ from naslab.predictors.base import (
     Prediction,
     Predictor,
     check_archs,
+    check_nonnegative_float,
+    check_positive_float,
+    check_positive_int,
     check_targets,
     register,
     standardiser,
@@ -367,15 +370,17 @@ class GNNPredictor(Predictor):
     ) -> None:
         self.model = check_choice("GNN family", str(model), FAMILIES)
         self.loss = check_choice("predictor loss", str(loss), LOSSES)
-        self.hidden = _positive_int("hidden", hidden)
-        self.layers = _positive_int("layers", layers)
-        self.members = _positive_int("members", members)
-        self.batch_size = None if batch_size is None else _positive_int("batch_size", batch_size)
-        self.max_epochs = _positive_int("max_epochs", max_epochs)
-        self.max_steps = _positive_int("max_steps", max_steps)
-        self.patience = _positive_int("patience", patience)
-        self.lr = _positive_float("lr", lr)
-        self.weight_decay = _nonnegative_float("weight_decay", weight_decay)
+        self.hidden = check_positive_int("hidden", hidden)
+        self.layers = check_positive_int("layers", layers)
+        self.members = check_positive_int("members", members)
+        self.batch_size = (
+            None if batch_size is None else check_positive_int("batch_size", batch_size)
+        )
+        self.max_epochs = check_positive_int("max_epochs", max_epochs)
+        self.max_steps = check_positive_int("max_steps", max_steps)
+        self.patience = check_positive_int("patience", patience)
+        self.lr = check_positive_float("lr", lr)
+        self.weight_decay = check_nonnegative_float("weight_decay", weight_decay)
         self.val_fraction = float(val_fraction)
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
@@ -466,8 +471,10 @@ class GNNPredictor(Predictor):
             archs,
             y,
             values,
-            _positive_float("lr", lr) if lr is not None else self.lr / 3.0,
-            _positive_int("max_epochs", max_epochs) if max_epochs is not None else self.max_epochs,
+            check_positive_float("lr", lr) if lr is not None else self.lr / 3.0,
+            check_positive_int("max_epochs", max_epochs)
+            if max_epochs is not None
+            else self.max_epochs,
             self.seed + 1 if seed is None else int(seed),
         )
         self.fit_seconds_ = time.perf_counter() - started
@@ -680,29 +687,3 @@ class GNNPredictor(Predictor):
         self.std_scale_ = float(meta["std_scale"])
         self.epochs_ = list(meta.get("epochs", []))
         self.n_train_ = int(meta["n_train"])
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _positive_float(name: str, value: Any) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        out = float("nan")
-    if not (math.isfinite(out) and out > 0):
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
-    return out
-
-
-def _nonnegative_float(name: str, value: Any) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        out = float("nan")
-    if not (math.isfinite(out) and out >= 0):
-        raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
-    return out

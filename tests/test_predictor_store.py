@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -23,7 +22,6 @@ import pytest
 from rich.console import Console
 from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
-from typer.testing import CliRunner
 
 from naslab import cli, cli_predictor
 from naslab.components import resolve
@@ -42,6 +40,7 @@ from naslab.predictors.store_data import (
 )
 from naslab.study import Study
 from naslab.workers.evaluator import Result
+from tests.cli_helpers import invoke, one_line_error, run_main, table_rows
 
 GRAPH = ["--space", "nasbench_graph", "--task", "cora"]
 CORA = "nasbench_graph:cora"
@@ -109,41 +108,6 @@ def query(db: Path, sql: str, *args) -> list[tuple]:
 def names_in(db: Path) -> set[str]:
     return {n for (n,) in query(db, "SELECT name FROM sqlite_master WHERE type IN "
                                     "('table', 'view')")}
-
-
-def invoke(*args: str) -> str:
-    """Run a command that must succeed; returns its stdout."""
-    result = CliRunner().invoke(cli.app, list(args))
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result.stdout
-
-
-def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``naslab ARGS`` through ``main()``: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["naslab", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str) -> str:
-    """The message of the single ``error: ...`` line on stderr."""
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), err
-    return lines[0].removeprefix("error: ")
-
-
-def table_rows(output: str) -> list[list[str]]:
-    """The body rows of the (last) rich table in ``output``, as lists of cells."""
-    body = output.split("┡", 1)[1] if "┡" in output else ""
-    return [[cell.strip() for cell in line.strip().strip("│").split("│")]
-            for line in body.splitlines() if line.startswith("│")]
 
 
 def manual_study(store: Store, space, name: str, fidelity: int = 3, seed: int = 7):
