@@ -5,34 +5,88 @@ results (:meth:`Searcher.tell`). Its state is a function of its seed and the
 sequence of told results, so a resumed search rebuilds it by replaying the store's
 history: no pickles. Randomness is drawn from a generator seeded with
 ``(seed, number of proposals so far)``, so a resumed search proposes what an
-uninterrupted one would have.
+uninterrupted one would have (searchers that keep state outside naslab, such as
+Optuna's samplers, say so with :attr:`Searcher.exact_replay` = False).
+
+Every told result is an :class:`Observation`: the architecture, its objective
+value (None for a failed trial) and all its final metrics, so that multi-objective
+searchers can read the metrics they optimise.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from naslab.errors import ConfigError
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
+from naslab.searchers.objectives import Objective, objective_values, parse_objectives
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One told result.
+
+    Attributes:
+        arch: the architecture.
+        value: the (first) objective's value, None when the trial failed.
+        metrics: every final metric known (objective included), e.g.
+            ``val_accuracy``, ``test_accuracy``, ``params``, ``latency_ms``.
+        values: the searcher's objectives read from ``metrics`` (None when the trial
+            failed or a metric is missing).
+    """
+
+    arch: Architecture
+    value: float | None
+    metrics: Mapping[str, float] = field(default_factory=dict, hash=False)
+    values: tuple[float, ...] | None = None
 
 
 class Searcher(ABC):
-    """Base class of ask/tell searchers (objective maximised).
+    """Base class of ask/tell searchers.
 
     Subclasses implement :meth:`_propose`; :meth:`ask` adds bookkeeping and steers
     away from architectures already proposed in this study.
+
+    Args:
+        space: the search space.
+        seed: seed of the searcher's random draws.
+        max_retries: draws before :meth:`ask` accepts a repeated architecture.
+        objectives: what to optimise (see :mod:`naslab.searchers.objectives`);
+            default ``val_accuracy`` maximised. Two or more objectives need a
+            searcher with :attr:`multi_objective` set.
     """
 
     #: Name used by the CLI and stored with the study.
     name: str = "searcher"
+    #: Whether it optimises several objectives at once (a Pareto front).
+    multi_objective: bool = False
+    #: Whether :meth:`replay` rebuilds the exact state (same future proposals).
+    exact_replay: bool = True
 
-    def __init__(self, space: SearchSpace, seed: int = 0, max_retries: int = 100) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        max_retries: int = 100,
+        objectives: str | Sequence[str | Objective] | None = None,
+    ) -> None:
         self.space = space
         self.seed = int(seed)
         self.max_retries = int(max_retries)
-        self.history: list[tuple[Architecture, float | None]] = []
+        self.objectives: tuple[Objective, ...] = parse_objectives(objectives)
+        if len(self.objectives) > 1 and not self.multi_objective:
+            raise ConfigError(
+                f"searcher {self.name!r} optimises one objective, but "
+                f"{len(self.objectives)} were given ({', '.join(map(str, self.objectives))}); "
+                "use a multi-objective searcher (nsga2, guided-evolution, optuna-*)"
+            )
+        self.history: list[Observation] = []
         self._seen: set[str] = set()
         self._asked = 0
 
@@ -42,6 +96,10 @@ class Searcher(ABC):
     @abstractmethod
     def _propose(self, rng: np.random.Generator) -> Architecture:
         """One candidate (may repeat a seen one; :meth:`ask` retries then)."""
+
+    def bind(self, study_name: str, storage_url: str | None) -> None:
+        """Called by the study before :meth:`replay`: the study's name and the store's
+        URL, for searchers that keep state of their own in the database (Optuna)."""
 
     def ask(self, n: int = 1) -> list[Architecture]:
         """``n`` new candidates, distinct from every architecture seen so far when the
@@ -59,19 +117,45 @@ class Searcher(ABC):
             out.append(cand)
         return out
 
-    def tell(self, arch: Architecture, value: float | None) -> None:
-        """Record the objective ``value`` of ``arch`` (``None`` for a failed trial)."""
-        self._seen.add(arch.hash)
-        self.history.append((arch, None if value is None else float(value)))
+    def observation(
+        self, arch: Architecture, value: float | None, metrics: Mapping[str, Any] | None = None
+    ) -> Observation:
+        """The :class:`Observation` that :meth:`tell` records."""
+        value = None if value is None else float(value)
+        clean = {str(k): float(v) for k, v in (metrics or {}).items() if v is not None}
+        if value is not None:
+            clean.setdefault(self.objectives[0].name, value)
+        values = None if value is None else objective_values(self.objectives, clean)
+        return Observation(arch, value, clean, values)
 
-    def replay(self, history: list[tuple[Architecture, float | None]]) -> None:
-        """Rebuild the state from a stored history, as if each had been asked and told."""
-        for arch, value in history:
+    def tell(
+        self, arch: Architecture, value: float | None, metrics: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record the objective ``value`` of ``arch`` (``None`` for a failed trial) and
+        its other final ``metrics`` (``params``, ``latency_ms``, ...)."""
+        self._seen.add(arch.hash)
+        self.history.append(self.observation(arch, value, metrics))
+
+    def replay(self, history: Iterable[Sequence[Any]]) -> None:
+        """Rebuild the state from a stored history of ``(arch, value)`` or
+        ``(arch, value, metrics)`` items, as if each had been asked and told."""
+        for item in history:
+            arch, value = item[0], item[1]
+            metrics = item[2] if len(item) > 2 else None
             self._asked += 1
-            self.tell(arch, value)
+            self.tell(arch, value, metrics)
+
+    @property
+    def done(self) -> list[Observation]:
+        """The successful observations, in the order told."""
+        return [o for o in self.history if o.value is not None]
 
     @property
     def best(self) -> tuple[Architecture, float] | None:
-        """The best architecture told so far and its value."""
-        done = [(a, v) for a, v in self.history if v is not None]
-        return max(done, key=lambda av: av[1]) if done else None
+        """The best architecture told so far and its (first) objective value."""
+        done = self.done
+        if not done:
+            return None
+        sign = self.objectives[0].sign
+        o = max(done, key=lambda o: sign * o.value)  # type: ignore[operator]
+        return o.arch, o.value  # type: ignore[return-value]

@@ -48,7 +48,7 @@ class RegularizedEvolution(Searcher):
     @property
     def population(self) -> list[tuple[Architecture, float]]:
         """The living members: the most recent successful results."""
-        done = [(a, v) for a, v in self.history if v is not None]
+        done = [(o.arch, o.value) for o in self.history if o.value is not None]
         return done[-self.population_size :]
 
     def _propose(self, rng: np.random.Generator) -> Architecture:
