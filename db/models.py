@@ -55,6 +55,12 @@ Tables:
     ``data`` (the predictor as a safetensors file: arrays and a JSON header,
     loaded without running code), ``created_at``. Unique on ``(name, version)``.
 
+``naslab_pareto_fronts``
+    The Pareto front of each multi-objective study, refreshed after each run:
+    ``study_id``, ``trial_id`` (primary key together), ``objectives`` (JSON text:
+    the study's objectives, e.g. ``["val_accuracy:max", "latency_ms:min"]``),
+    ``updated_at``.
+
 Views (also described in :data:`VIEWS`; created if missing, in portable SQL):
 
 ``naslab_results``
@@ -68,6 +74,9 @@ Views (also described in :data:`VIEWS`; created if missing, in portable SQL):
 ``naslab_learning_curves``
     One row per per-epoch report: ``study``, ``trial_id``, ``trial_number``,
     ``arch_hash``, ``state``, ``metric``, ``step``, ``value``.
+``naslab_pareto``
+    The rows of ``naslab_results`` on each study's stored Pareto front, with the
+    front's ``objectives``.
 ``naslab_study_summary``
     One row per study: ``study``, ``space``, ``task_key``, ``searcher``,
     ``objective``, ``direction``, ``budget``, ``fidelity``, ``seed``,
@@ -301,6 +310,21 @@ class PredictorRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ParetoRow(Base):
+    """A row of ``naslab_pareto_fronts``: one trial on a study's Pareto front."""
+
+    __tablename__ = "naslab_pareto_fronts"
+
+    study_id: Mapped[int] = mapped_column(
+        ForeignKey("naslab_studies.id", ondelete="CASCADE"), primary_key=True
+    )
+    trial_id: Mapped[int] = mapped_column(
+        ForeignKey("naslab_trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    objectives: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 def _final_metric(name: str) -> str:
     return (
         "(SELECT MAX(m.value) FROM naslab_metrics m"
@@ -335,6 +359,11 @@ JOIN naslab_trials t ON t.id = m.trial_id
 JOIN naslab_studies s ON s.id = t.study_id
 JOIN naslab_architectures a ON a.id = t.architecture_id
 WHERE m.step IS NOT NULL
+""",
+    "naslab_pareto": """
+SELECT r.*, p.objectives AS objectives
+FROM naslab_results r
+JOIN naslab_pareto_fronts p ON p.trial_id = r.trial_id
 """,
     "naslab_study_summary": """
 SELECT s.name AS study, s.space AS space, s.task_key AS task_key,
@@ -371,6 +400,10 @@ VIEWS: dict[str, str] = {
     "naslab_learning_curves": (
         "one row per per-epoch metric report: study, trial_id, trial_number, "
         "arch_hash, state, metric, step (epoch, from 1), value"
+    ),
+    "naslab_pareto": (
+        "the naslab_results rows on each multi-objective study's stored Pareto front, "
+        "plus objectives (JSON list of 'metric:max|min')"
     ),
     "naslab_study_summary": (
         "one row per study: study, space, task_key, searcher, objective, direction, "

@@ -24,7 +24,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,8 +33,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
+    Integer,
+    bindparam,
     case,
     create_engine,
     delete,
@@ -64,6 +67,7 @@ from naslab.db.models import (
     ArchitectureRow,
     Base,
     MetricRow,
+    ParetoRow,
     PredictorRow,
     ProxyRow,
     StudyRow,
@@ -129,6 +133,20 @@ class StudyInfo:
     config: dict[str, Any] = field(hash=False)
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class RecordedTrial:
+    """What :meth:`Store.record_finished` stored: the trial, and whether it reused an
+    earlier evaluation (then ``value`` and ``metrics`` are the earlier result's)."""
+
+    trial_id: int
+    number: int
+    state: str
+    value: float | None
+    metrics: dict[str, float] = field(hash=False)
+    reused: bool
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -438,6 +456,58 @@ def _bytes_to_weights(data: bytes) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------- store
 
 
+class _HotStatements:
+    """Statements of the per-trial hot path, built once (bound parameters only)."""
+
+    def __init__(self) -> None:
+        trials, archs = TrialRow.__table__, ArchitectureRow.__table__
+        studies, metric_t = StudyRow.__table__, MetricRow.__table__
+        self.study = select(studies.c.name, studies.c.space_key).where(
+            studies.c.id == bindparam("sid"))
+        self.arch_id = select(archs.c.id).where(
+            archs.c.space_key == bindparam("sk"), archs.c.hash == bindparam("h"))
+        value = trials.c.objective_value
+        self.source = (
+            select(trials)
+            .join(studies, studies.c.id == trials.c.study_id)
+            .where(
+                trials.c.architecture_id == bindparam("aid"),
+                studies.c.task_key == bindparam("tk"),
+                trials.c.fidelity == bindparam("fid"),
+                trials.c.state == "complete",
+                trials.c.reused_from.is_(None),
+            )
+            .order_by(value.is_(None), value.desc(), trials.c.id)
+            .limit(1)
+        )
+        self.last_number = select(func.max(trials.c.number)).where(
+            trials.c.study_id == bindparam("sid"))
+        self.insert_trial = insert(trials)
+        self.insert_arch = insert(archs)
+        self.insert_metric = insert(metric_t)
+        self.copy_metrics = insert(metric_t).from_select(
+            ["trial_id", "name", "step", "value"],
+            select(bindparam("new", type_=Integer), metric_t.c.name, metric_t.c.step,
+                   metric_t.c.value)
+            .where(metric_t.c.trial_id == bindparam("src"))
+            .order_by(metric_t.c.id),
+        )
+        self.final_metrics = (
+            select(metric_t.c.name, metric_t.c.value)
+            .where(metric_t.c.trial_id == bindparam("tid"), metric_t.c.step.is_(None))
+            .order_by(metric_t.c.id)
+        )
+        self.fill_arch = (
+            update(archs)
+            .where(archs.c.id == bindparam("aid"))
+            .values(params=func.coalesce(archs.c.params, bindparam("params", type_=BigInteger)),
+                    flops=func.coalesce(archs.c.flops, bindparam("flops", type_=BigInteger)))
+        )
+
+
+_HOT = _HotStatements()
+
+
 class Store:
     """Studies, trials, architectures, metrics and weights in an SQL database.
 
@@ -479,6 +549,12 @@ class Store:
     def url(self) -> str:
         """The storage URL, with any password hidden."""
         return self._url.render_as_string(hide_password=True)
+
+    @property
+    def connect_url(self) -> str:
+        """The storage URL with its password, for opening the same database elsewhere
+        (Optuna's storage, another process). Do not print it."""
+        return self._url.render_as_string(hide_password=False)
 
     @property
     def dialect(self) -> str:
@@ -933,6 +1009,208 @@ class Store:
             tid, number = trial.id, trial.number
         self._numbers[tid] = number
         return tid
+
+    @contextmanager
+    def _core_write(self, action: str) -> Iterator[Connection]:
+        """A plain connection in one write transaction (no ORM session): for the hot
+        path of table searches. Committed on success, else rolled back."""
+        self._check_open()
+        try:
+            with self._engine.connect() as conn:
+                if self._is_sqlite:
+                    conn.execution_options(naslab_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+        except SQLAlchemyError as exc:
+            raise self._error(action, exc) from exc
+
+    def has_result(self, space_key: str, task_key: str, fidelity: int, arch_hash: str) -> bool:
+        """Whether :meth:`find_result` would find an earlier evaluation (a cheaper
+        query, for deciding whether to evaluate at all)."""
+        self._check_open()
+        try:
+            with self._engine.connect() as conn:
+                arch_id = conn.execute(_HOT.arch_id, {"sk": space_key, "h": arch_hash}).scalar()
+                found = arch_id is not None and conn.execute(
+                    _HOT.source, {"aid": arch_id, "tk": task_key, "fid": fidelity}
+                ).first() is not None
+                conn.rollback()
+                return found
+        except SQLAlchemyError as exc:
+            raise self._error("look up an earlier result", exc) from exc
+
+    def record_finished(
+        self,
+        study_id: int,
+        arch: Architecture,
+        space_key: str,
+        task_key: str,
+        fidelity: int,
+        seed: int,
+        worker: str | None,
+        result: Result | None,
+        objective: str,
+        *,
+        error: str | None = None,
+        reports: Sequence[tuple[int, Mapping[str, float]]] = (),
+        reuse: bool = True,
+        evaluate: Callable[[], tuple[Result | None, str | None,
+                                     Sequence[tuple[int, Mapping[str, float]]]]] | None = None,
+    ) -> RecordedTrial:
+        """Record an evaluation that has already finished, in one transaction.
+
+        For evaluators that answer at once (benchmark tables), so that a search costs
+        one commit per trial. With ``reuse``, an earlier complete evaluation of the
+        architecture (same space key, task key and fidelity, any study; as
+        :meth:`find_result`) is recorded instead, as a reused trial. Otherwise the
+        trial is stored ``complete`` with ``result`` (its final metrics, per-step
+        ``reports``, params, flops, latency), or ``failed`` with ``error`` when
+        ``result`` is None.
+
+        ``evaluate``, if given, is called (inside the transaction, while the write
+        lock is held: only for look-ups that take microseconds) when no earlier result
+        is reused, and returns ``(result, error, reports)`` in place of the arguments.
+        A crash before the commit loses only this evaluation.
+        """
+        fidelity = _check_int("fidelity", fidelity, 0)
+        seed = _check_int("seed", seed)
+        arch_hash, decisions_json, graph_json = _arch_json(arch)
+        with self._core_write("record a finished trial") as conn:
+            study_row = conn.execute(_HOT.study, {"sid": study_id}).first()
+            if study_row is None:
+                raise StorageError(f"there is no study with id {study_id}")
+            if study_row.space_key != space_key:
+                raise StorageError(
+                    f"space_key {space_key!r} differs from study {study_row.name!r}'s "
+                    f"{study_row.space_key!r}"
+                )
+            arch_id = conn.execute(_HOT.arch_id, {"sk": space_key, "h": arch_hash}).scalar()
+            source = None
+            if arch_id is not None and reuse:
+                source = conn.execute(
+                    _HOT.source, {"aid": arch_id, "tk": task_key, "fid": fidelity}
+                ).first()
+            if source is None and evaluate is not None:
+                result, error, reports = evaluate()
+            if source is None and result is not None and objective not in result.metrics:
+                raise StorageError(
+                    f"cannot record the result: it has no {objective!r} metric "
+                    f"(it has: {', '.join(sorted(result.metrics)) or 'none'})"
+                )
+            if arch_id is None:
+                arch_id = self._insert_architecture(conn, arch, space_key, arch_hash,
+                                                    decisions_json, graph_json)
+            last = conn.execute(_HOT.last_number, {"sid": study_id}).scalar()
+            number = 0 if last is None else int(last) + 1
+            now = utcnow()
+            row: dict[str, Any] = {
+                "study_id": study_id, "number": number, "architecture_id": arch_id,
+                "decisions": decisions_json, "fidelity": fidelity, "seed": seed,
+                "worker": worker, "started_at": now, "finished_at": now,
+            }
+            metrics: dict[str, float] = {}
+            if source is not None:
+                row.update(
+                    state="complete", objective_value=source.objective_value,
+                    params=source.params, flops=source.flops, latency_ms=source.latency_ms,
+                    train_seconds=source.train_seconds, epochs_done=source.epochs_done,
+                    extra=source.extra, reused_from=source.id,
+                )
+            elif result is not None:
+                final = _check_metrics(result.metrics)
+                row.update(
+                    state="complete", objective_value=final[objective],
+                    params=_opt_int(result.params), flops=_opt_int(result.flops),
+                    latency_ms=_to_db_float(result.latency_ms),
+                    train_seconds=_to_db_float(result.train_seconds),
+                    epochs_done=_opt_int(result.epochs),
+                    extra=_dumps("result.extra", result.extra) if result.extra else None,
+                )
+            else:
+                row.update(state="failed", error=str(error or "unknown error"))
+            trial_id = int(conn.execute(_HOT.insert_trial, row).inserted_primary_key[0])
+            if source is not None:
+                conn.execute(_HOT.copy_metrics, {"new": trial_id, "src": source.id})
+                got = conn.execute(_HOT.final_metrics, {"tid": source.id}).all()
+                metrics = {n: _from_db_float(v) for n, v in got}
+            elif result is not None:
+                rows = [{"trial_id": trial_id, "name": k, "step": _check_int("step", st, 1),
+                         "value": v}
+                        for st, m in reports for k, v in _check_metrics(m).items()]
+                rows += [{"trial_id": trial_id, "name": k, "step": None, "value": v}
+                         for k, v in final.items()]
+                if rows:
+                    conn.execute(_HOT.insert_metric, rows)
+                if row["params"] is not None or row["flops"] is not None:
+                    conn.execute(_HOT.fill_arch, {"aid": arch_id, "params": row["params"],
+                                                  "flops": row["flops"]})
+                metrics = {k: v for k, v in final.items() if v is not None}
+            for key in ("params", "flops", "latency_ms"):
+                if row.get(key) is not None:
+                    metrics.setdefault(key, float(row[key]))
+        self._numbers[trial_id] = number
+        ok = row["state"] == "complete"
+        value = row.get("objective_value") if ok else None
+        return RecordedTrial(trial_id, number, row["state"], value, metrics, source is not None,
+                             row.get("error"))
+
+    def _insert_architecture(
+        self, conn: Connection, arch: Architecture, space_key: str, arch_hash: str,
+        decisions: str, graph: str,
+    ) -> int:
+        values = {"space": arch.space, "space_key": space_key, "hash": arch_hash,
+                  "graph": graph, "decisions": decisions, "created_at": utcnow()}
+        if self._is_sqlite:  # the IMMEDIATE transaction keeps other writers out
+            return int(conn.execute(_HOT.insert_arch, values).inserted_primary_key[0])
+        try:
+            with conn.begin_nested():  # a concurrent writer may insert it first
+                return int(conn.execute(_HOT.insert_arch, values).inserted_primary_key[0])
+        except IntegrityError:
+            found = conn.execute(_HOT.arch_id, {"sk": space_key, "h": arch_hash}).scalar()
+            if found is None:
+                raise
+            return int(found)
+
+    def set_pareto_front(
+        self, study: str | int, trial_ids: Iterable[int], objectives: Sequence[str]
+    ) -> None:
+        """Replace the stored Pareto front of ``study`` by ``trial_ids`` (trials of it),
+        computed for ``objectives`` (e.g. ``["val_accuracy:max", "latency_ms:min"]``)."""
+        ids = sorted({int(i) for i in trial_ids})
+        objectives_json = _dumps("objectives", list(objectives))
+        with self._write(f"store the Pareto front of study {study!r}") as session:
+            study_row = self._study_row(session, study)
+            if ids:
+                found = set(session.scalars(select(TrialRow.id).where(
+                    TrialRow.id.in_(ids), TrialRow.study_id == study_row.id)).all())
+                missing = sorted(set(ids) - found)
+                if missing:
+                    raise StorageError(
+                        f"trials {missing} do not belong to study {study_row.name!r}"
+                    )
+            session.execute(delete(ParetoRow).where(ParetoRow.study_id == study_row.id))
+            now = utcnow()
+            if ids:
+                session.execute(insert(ParetoRow), [
+                    {"study_id": study_row.id, "trial_id": i, "objectives": objectives_json,
+                     "updated_at": now} for i in ids])
+
+    def pareto_front(self, study: str | int) -> tuple[list[str], list[TrialRecord]]:
+        """The stored Pareto front of ``study``: its objectives and its trials (by
+        number); ``([], [])`` when none was stored (a single-objective study)."""
+        with self._read(f"read the Pareto front of study {study!r}") as session:
+            study_row = self._study_row(session, study)
+            rows = session.execute(
+                select(TrialRow, ArchitectureRow, ParetoRow.objectives)
+                .join(ParetoRow, ParetoRow.trial_id == TrialRow.id)
+                .join(ArchitectureRow, ArchitectureRow.id == TrialRow.architecture_id)
+                .where(ParetoRow.study_id == study_row.id)
+                .order_by(TrialRow.number)
+            ).all()
+            if not rows:
+                return [], []
+            objectives = list(_loads(rows[0][2]))
+            return objectives, self._records(session, [(t, a) for t, a, _ in rows])
 
     def interrupt_running(self, study_id: int) -> int:
         """Mark the study's trials still ``running`` as ``interrupted``; returns how many.
@@ -1797,6 +2075,7 @@ def _put_metrics(
 
 __all__ = [
     "DEFAULT_URL",
+    "RecordedTrial",
     "STORAGE_ENV",
     "PredictorRecord",
     "Store",

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
+from naslab.cli_bench import bench
 from naslab.errors import ConfigError, NaslabError
 
 app = typer.Typer(
@@ -367,6 +368,7 @@ def spaces() -> None:
 from naslab.cli_predictor import predictor_app  # noqa: E402 (after the shared helpers)
 
 app.add_typer(predictor_app, name="predictor")
+app.command(name="bench")(bench)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +38,20 @@ from naslab.components import (
 )
 from naslab.db.store import Store, StudyInfo, TrialRecord
 from naslab.errors import ConfigError, StudyConflictError
+from naslab.fronts import pareto_trials, trial_metrics
+from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
+from naslab.searchers.objectives import Objective, parse_objectives
 from naslab.searchers.schedulers import Scheduler, get_scheduler
-from naslab.workers.executor import EvaluationJob, Executor, InProcessExecutor, worker_name
+from naslab.workers.evaluator import Result
+from naslab.workers.executor import (
+    EvaluationJob,
+    Executor,
+    InProcessExecutor,
+    describe_error,
+    worker_name,
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,27 @@ class StudyReport:
     stopped: int = 0
 
 
+def result_metrics(result: Result) -> dict[str, float]:
+    """A result's final metrics plus its params, flops and latency (where known)."""
+    out = {k: float(v) for k, v in result.metrics.items() if v is not None}
+    for key in ("params", "flops", "latency_ms"):
+        value = getattr(result, key)
+        if value is not None:
+            out.setdefault(key, float(value))
+    return out
+
+
+class _ListReporter:
+    """Keeps the reports of an instant evaluation, to store them with its result."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[int, dict[str, float]]] = []
+
+    def report(self, step: int, metrics: Mapping[str, float]) -> bool:
+        self.reports.append((int(step), dict(metrics)))
+        return True
+
+
 def _check_int(name: str, value: Any, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -121,6 +152,13 @@ class Study:
             :class:`~naslab.searchers.schedulers.Scheduler`, or None (every trial
             trains for ``epochs``). Needs an evaluator that reports every epoch
             (not a benchmark table).
+        objectives: for a multi-objective search, two or more metrics with
+            directions, e.g. ``"val_accuracy:max,latency_ms:min"`` (see
+            :mod:`naslab.searchers.objectives`); needs a multi-objective searcher
+            (``nsga2``, ``guided-evolution``, ``optuna-*``). The study's Pareto front
+            is stored after each run (:meth:`Store.pareto_front
+            <naslab.db.store.Store.pareto_front>`). Default: the evaluator's
+            objective, maximised.
         space_options, searcher_options, evaluator_options, scheduler_options:
             keyword options for components given by name (e.g. ``{"channels": 16}``
             for ``nb201``; ``{"min_epochs": 1, "eta": 3}`` for a scheduler).
@@ -143,6 +181,7 @@ class Study:
         evaluator_options: Mapping[str, Any] | None = None,
         scheduler: str | Scheduler | None = None,
         scheduler_options: Mapping[str, Any] | None = None,
+        objectives: str | Sequence[str | Objective] | None = None,
     ) -> None:
         self.budget = _check_int("budget", budget, 1)
         self.seed = _check_int("seed", seed, 0)
@@ -152,8 +191,18 @@ class Study:
         if epochs is None:
             epochs = getattr(self.evaluator, "default_fidelity", None) or DEFAULT_EPOCHS
         self.epochs = _check_int("epochs", epochs, 1)
-        self.searcher = resolve_searcher(searcher, self.space, self.seed, searcher_options)
-        self.searcher_options = dict(searcher_options or {})
+        self.objectives = self._resolve_objectives(objectives)
+        options = dict(searcher_options or {})
+        if len(self.objectives) > 1 and not isinstance(searcher, Searcher):
+            options.setdefault("objectives", [str(o) for o in self.objectives])
+        self.searcher = resolve_searcher(searcher, self.space, self.seed, options)
+        if isinstance(searcher, Searcher) and searcher.objectives != self.objectives:
+            raise ConfigError(
+                f"the searcher optimises {', '.join(map(str, searcher.objectives))} but the "
+                f"study asks for {', '.join(map(str, self.objectives))}; give the same "
+                "objectives to both"
+            )
+        self.searcher_options = {k: v for k, v in options.items() if k != "objectives"}
         task_label = task_name(self.evaluator)
         self.name = name or default_study_name(
             self.space.name, task_label, self.searcher.name, self.seed
@@ -164,6 +213,26 @@ class Study:
         self.store = storage if isinstance(storage, Store) else Store(storage)
         self.executor = executor or InProcessExecutor()
         self.scheduler = self._resolve_scheduler(scheduler, scheduler_options)
+
+    def _resolve_objectives(
+        self, objectives: str | Sequence[str | Objective] | None
+    ) -> tuple[Objective, ...]:
+        main = Objective(self.evaluator.objective, "max")
+        if objectives is None:
+            return (main,)
+        parsed = parse_objectives(objectives)
+        if len(parsed) == 1 and parsed[0] != main:
+            raise ConfigError(
+                f"a single-objective study maximises {main.name}; got {parsed[0]}. Give two "
+                f"or more objectives for a multi-objective search (e.g. "
+                f"'{main.name}:max,latency_ms:min')"
+            )
+        return parsed
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether the study optimises several objectives (a Pareto front)."""
+        return len(self.objectives) > 1
 
     def _resolve_scheduler(
         self, scheduler: str | Scheduler | None, options: Mapping[str, Any] | None
@@ -233,31 +302,55 @@ class Study:
             config={"searcher_options": self.searcher_options,
                     "table_benchmark": self.space.name in TABLE_SPACES,
                     "model_io": self._model_io(),
-                    "scheduler": self._scheduler_config()},
+                    "scheduler": self._scheduler_config(),
+                    "objectives": self._objectives_config()},
         )
-        stored = info.config.get("scheduler")
-        if stored != self._scheduler_config():
-            raise StudyConflictError(
-                f"study {self.name!r} already exists with different settings (scheduler: "
-                f"stored {stored!r}, requested {self._scheduler_config()!r}). Resume it "
-                "with its stored settings, or choose a new study name."
-            )
+        for key, wanted in (("scheduler", self._scheduler_config()),
+                            ("objectives", self._objectives_config())):
+            stored = info.config.get(key)
+            if stored != wanted:
+                raise StudyConflictError(
+                    f"study {self.name!r} already exists with different settings ({key}: "
+                    f"stored {stored!r}, requested {wanted!r}). Resume it with its stored "
+                    "settings, or choose a new study name."
+                )
         return info
+
+    def update_pareto_front(self) -> list[TrialRecord]:
+        """Recompute the study's Pareto front from its stored trials, store it (table
+        ``naslab_pareto_fronts``) and return its trials. :meth:`run` calls it at the
+        end of a multi-objective run."""
+        front = pareto_trials(self.store.trials(self.name, ["complete"]), self.objectives)
+        self.store.set_pareto_front(self.name, [t.id for t in front],
+                                    [str(o) for o in self.objectives])
+        return front
+
+    def _objectives_config(self) -> list[str] | None:
+        return [str(o) for o in self.objectives] if self.multi_objective else None
 
     def _scheduler_config(self) -> dict[str, Any] | None:
         return None if self.scheduler is None else self.scheduler.config()
+
+    def _instant(self) -> bool:
+        """Whether evaluations answer at once in this process (a benchmark table with
+        the in-process executor): then each trial is looked up and stored in one
+        transaction."""
+        return (isinstance(self.executor, InProcessExecutor) and self.scheduler is None
+                and getattr(self.evaluator, "instant", False))
 
     def run(self, callback: Callable[[TrialEvent], None] | None = None) -> StudyReport:
         """Run (or resume) the study until its budget of trials has finished."""
         start = time.perf_counter()
         objective = self.evaluator.objective
         info = self.prepare()
+        self.searcher.bind(self.name, self.store.connect_url)
         interrupted = self.store.interrupt_running(info.id)
         done_states = ["complete", "stopped", "failed"]
         history = self.store.trials(info.id, states=done_states)
         # A searcher that already ran in this object was told the first trials itself.
         self.searcher.replay(
-            [(t.architecture(), t.objective_value if t.state != "failed" else None)
+            [(t.architecture(), t.objective_value if t.state != "failed" else None,
+              trial_metrics(t))
              for t in history[len(self.searcher.history):]]
         )
         scheduler = self.scheduler
@@ -270,6 +363,8 @@ class Study:
         trained = reused = 0
         in_flight: dict[int, EvaluationJob] = {}
         stopped: set[int] = set()  # trial ids the scheduler stopped
+        instant = self._instant()
+        here = worker_name()
 
         def emit(number: int, state: str, value: float | None, was_reused: bool,
                  error: str | None = None) -> None:
@@ -289,12 +384,41 @@ class Study:
                 stopped.add(trial_id)
             return go
 
+        def evaluate_now(arch: Architecture) -> tuple[Result | None, str | None, list[Any]]:
+            reporter = _ListReporter()
+            try:
+                result = self.evaluator.evaluate(self.space, arch, self.epochs, self.seed,
+                                                 reporter)
+            except Exception as exc:  # stored with the trial; the search goes on
+                return None, describe_error(exc), []
+            value = result.metrics.get(objective)
+            if value is None or not math.isfinite(value):
+                return None, f"objective {objective} is {value!r}, not a finite number", []
+            return result, None, reporter.reports
+
         self.executor.start(self.evaluator, on_report)
         try:
             while finished + len(in_flight) < self.budget or in_flight:
                 while (finished + len(in_flight) < self.budget
                        and len(in_flight) < self.executor.capacity):
                     arch = self.searcher.ask(1)[0]
+                    if instant:
+                        rec = self.store.record_finished(
+                            info.id, arch, self.space.key, self.evaluator.key, self.epochs,
+                            self.seed, here, None, objective,
+                            evaluate=lambda arch=arch: evaluate_now(arch))
+                        ok = rec.state == "complete" and rec.value is not None
+                        self.searcher.tell(arch, rec.value if ok else None, rec.metrics)
+                        finished += 1
+                        if rec.reused:
+                            reused += 1
+                        else:
+                            trained += 1
+                        if ok:
+                            best = rec.value if best is None else max(best, rec.value)
+                        emit(rec.number, rec.state, rec.value if ok else None, rec.reused,
+                             None if ok else rec.error)
+                        continue
                     source = self.store.find_result(
                         self.space.key, self.evaluator.key, self.epochs, arch.hash
                     )
@@ -302,7 +426,7 @@ class Study:
                         tid = self.store.record_reused(
                             info.id, arch, self.space.key, self.epochs, self.seed, source
                         )
-                        self.searcher.tell(arch, source.objective_value)
+                        self.searcher.tell(arch, source.objective_value, trial_metrics(source))
                         finished += 1
                         reused += 1
                         if source.objective_value is not None:
@@ -312,7 +436,7 @@ class Study:
                              True)
                         continue
                     tid = self.store.start_trial(
-                        info.id, arch, self.space.key, self.epochs, self.seed, worker_name()
+                        info.id, arch, self.space.key, self.epochs, self.seed, here
                     )
                     rungs = (frozenset() if scheduler is None
                              else scheduler.rungs(self.store.trial_number(tid)))
@@ -337,7 +461,7 @@ class Study:
                                    and outcome.result.epochs < job.fidelity)
                     self.store.complete_trial(job.trial_id, outcome.result, objective,
                                               worker=outcome.worker, stopped=was_stopped)
-                    self.searcher.tell(job.arch, value)
+                    self.searcher.tell(job.arch, value, result_metrics(outcome.result))
                     if was_stopped:
                         state = "stopped"
                     else:
@@ -356,6 +480,8 @@ class Study:
             self.executor.shutdown()
             if in_flight:  # interrupted (Ctrl-C): the next run retries these
                 self.store.interrupt_running(info.id)
+            if self.multi_objective:
+                self.update_pareto_front()
         best_trials = self.store.best_trials(self.name, 1)
         return StudyReport(
             name=self.name,

@@ -63,7 +63,7 @@ class Architecture:
         hash: canonical hash of the graph, equal for isomorphic graphs.
     """
 
-    __slots__ = ("_space", "_decisions", "_graph", "__dict__")
+    __slots__ = ("_space", "_decisions", "_graph", "__dict__", "__weakref__")
 
     def __init__(self, space: str, decisions: Mapping[str, Any], graph: nx.DiGraph) -> None:
         if not isinstance(graph, nx.DiGraph):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -159,6 +160,12 @@ class SearchSpace(ABC):
         cfg = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({cfg})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the cache of architectures built here is not sent along (weak references)
+        state = dict(self.__dict__)
+        state.pop("_made", None)
+        return state
+
     # -- construction and validation --------------------------------------------
 
     def from_decisions(
@@ -174,7 +181,12 @@ class SearchSpace(ABC):
         clean = check_decisions(self.name, self.decisions(), merged)
         graph = self.to_graph(clean)
         check_graph(self.name, graph, self.operations)
-        return Architecture(self.name, clean, graph)
+        arch = Architecture(self.name, clean, graph)
+        made = self.__dict__.get("_made")
+        if made is None:
+            made = self.__dict__["_made"] = weakref.WeakValueDictionary()
+        made[id(arch)] = arch  # validate() trusts what it built itself
+        return arch
 
     def validate(self, arch: Architecture) -> None:
         """Raise :class:`~naslab.errors.InvalidArchitectureError` if ``arch`` is invalid.
@@ -185,6 +197,9 @@ class SearchSpace(ABC):
         """
         if not isinstance(arch, Architecture):
             raise InvalidArchitectureError(f"expected an Architecture, got {type(arch).__name__}")
+        made = self.__dict__.get("_made")
+        if made is not None and made.get(id(arch)) is arch:
+            return  # built by from_decisions of this very instance: valid by construction
         if arch.space != self.name:
             raise InvalidArchitectureError(
                 f"architecture belongs to space {arch.space!r}, not {self.name!r}"

@@ -333,7 +333,8 @@ class TestStore:
         assert store.load_weights(run_trial(store, study, make_arch(("b",)), 0.4)) is None
 
     def test_views_pivot_results(self, store):
-        assert set(VIEWS) == {"naslab_results", "naslab_learning_curves", "naslab_study_summary"}
+        assert set(VIEWS) == {"naslab_results", "naslab_learning_curves", "naslab_study_summary",
+                              "naslab_pareto"}
         study = new_study(store)
         arch = make_arch(("conv",))
         tid = store.start_trial(study.id, arch, "toy:v1", 3, 0, "w")

@@ -97,6 +97,7 @@ class NasBenchGraphEvaluator(Evaluator):
     """
 
     reports_epochs = False
+    instant = True
 
     def __init__(self, dataset: str = "cora") -> None:
         self.dataset = check_choice("NAS-Bench-Graph data set", str(dataset), DATASETS)

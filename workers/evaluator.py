@@ -76,6 +76,9 @@ class Evaluator(ABC):
     #: Whether it reports the objective after every epoch (so that a multi-fidelity
     #: scheduler can stop it early); False for look-ups of final values.
     reports_epochs: bool = True
+    #: Whether it answers in microseconds (a table look-up): then an in-process search
+    #: evaluates and stores each trial in one transaction, holding the write lock.
+    instant: bool = False
 
     @property
     @abstractmethod

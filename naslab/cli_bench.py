@@ -1,0 +1,92 @@
+"""``naslab bench``: searchers x seeds x data sets on NAS-Bench-Graph's tables.
+
+Every run is a study in the store (``--storage``), run in parallel processes; the
+summary (anytime-curve PNGs, regret table, JSON) is computed from the store, so a
+re-run resumes and ``--summary-only`` redraws without running anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from naslab.errors import ConfigError
+
+console = Console()
+
+STORAGE_HELP = "SQLAlchemy URL of the store (default: $NASLAB_STORAGE or sqlite:///naslab.db)."
+
+
+def bench(
+    searchers: str = typer.Option(
+        "random,evolution,local,guided-evolution",
+        help="Comma-separated searcher specs: NAME or NAME[key=value,...], e.g. "
+        "'random,evolution,guided-evolution[predictor=rf]'.",
+    ),
+    datasets: str = typer.Option(
+        "all", help="Comma-separated NAS-Bench-Graph data sets, or 'all' (the eight with "
+        "26,206 architectures: cora citeseer pubmed cs physics photo computers arxiv)."),
+    seeds: int = typer.Option(20, help="Seeds per searcher and data set (0, 1, ...)."),
+    queries: int = typer.Option(100, help="Architectures each run evaluates."),
+    objectives: str | None = typer.Option(
+        None, help="Multi-objective runs, e.g. 'val_accuracy:max,latency_ms:min' (adds "
+        "hypervolume curves and a hypervolume table)."),
+    processes: int | None = typer.Option(None, help="Parallel processes (default: CPU cores)."),
+    reference: str | None = typer.Option(
+        "evolution", help="Searcher whose final accuracy the 'queries to reach' table uses."),
+    prefix: str = typer.Option("bench", help="Study-name prefix of the runs."),
+    out: Path = typer.Option(Path("bench-out"), help="Folder for the PNGs, regret.md and "
+                             "summary.json."),
+    summary_only: bool = typer.Option(
+        False, "--summary-only", help="Only summarise runs already in the store."),
+    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+) -> None:
+    """Benchmark searchers on NAS-Bench-Graph: anytime curves and a regret table."""
+    from naslab.bench import (
+        DEFAULT_DATASETS,
+        default_processes,
+        execute,
+        plan_runs,
+        split_specs,
+        summarise,
+        write_outputs,
+    )
+    from naslab.db.store import Store
+
+    names = list(DEFAULT_DATASETS) if datasets.strip() == "all" else [
+        d.strip() for d in datasets.split(",") if d.strip()]
+    objs = None
+    if objectives:
+        from naslab.searchers.objectives import parse_objectives
+
+        parsed = parse_objectives(objectives)
+        if len(parsed) < 2:
+            raise ConfigError("--objectives needs two or more objectives, e.g. "
+                              "'val_accuracy:max,latency_ms:min'")
+        objs = [str(o) for o in parsed]
+    runs = plan_runs(split_specs(searchers), names, seeds, queries, objs, prefix)
+    n_proc = processes if processes is not None else default_processes()
+    if n_proc < 1:
+        raise ConfigError(f"--processes must be >= 1, got {n_proc}")
+    labels = list(dict.fromkeys(r.searcher.label for r in runs))
+    if reference is not None and reference not in labels:
+        reference = None
+    url = Store(storage).connect_url  # resolves the default and checks the URL
+    if not summary_only:
+        console.print(f"{len(runs)} runs ({len(labels)} searchers x {len(names)} data sets x "
+                      f"{seeds} seeds, {queries} queries each) in {n_proc} processes")
+
+        def on_done(run, seconds: float, count: int) -> None:
+            if count % max(1, len(runs) // 20) == 0 or count == len(runs):
+                console.print(f"  {count}/{len(runs)} runs done (last: {run.study}, "
+                              f"{seconds:.1f} s)")
+
+        wall = execute(runs, url, n_proc, on_done)
+        console.print(f"ran in {wall:.0f} s")
+    with Store(url) as store:
+        summary = summarise(store, runs)
+    figures = write_outputs(summary, out, reference)
+    console.print((out / "regret.md").read_text(), markup=False, soft_wrap=True)
+    console.print("wrote " + ", ".join(figures["files"]))

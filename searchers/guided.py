@@ -1,0 +1,261 @@
+"""Predictor-guided evolution: mutate many, evaluate the few the predictor ranks best.
+
+Each proposal, after ``initial_samples`` random ones:
+
+1. the performance predictor (any of :mod:`naslab.predictors`, by name) is fitted on
+   the results told so far, refitted every ``refit_every`` new results;
+2. ``candidates`` unseen architectures are generated cheaply: mutations (one or two
+   decisions changed) and crossovers of the best ``parents`` results, plus a
+   fraction of random samples for exploration;
+3. the predictor scores them (mean and uncertainty) through an acquisition function
+   (:mod:`naslab.searchers.acquisition`: ``ts`` Thompson sampling, ``ucb``, ``ei``,
+   ``mean``), and the best one is proposed.
+
+This is the scheme of BANANAS (White, Neiswanger, Savani, AAAI 2021: an ensemble
+predictor, mutation of the best architectures, independent Thompson sampling),
+with naslab's predictors.
+
+With several objectives (e.g. ``val_accuracy:max,latency_ms:min``) one predictor
+per objective is fitted, the optimistic point of each candidate (its acquisition
+value per objective) is compared with the current Pareto front, and the candidate
+with the largest hypervolume improvement (in objectives normalised to the observed
+ranges) is proposed; parents are the best by non-dominated rank.
+
+State: the predictor is always fitted on the first ``k * refit_every`` successful
+results (the largest such prefix), seeded by the searcher's seed, so the state is a
+function of the told history and a resumed search proposes exactly what an
+uninterrupted one would (after refitting once, on resume).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from naslab.errors import ConfigError
+from naslab.predictors.base import Predictor, check_positive_int
+from naslab.search_spaces.architecture import Architecture
+from naslab.search_spaces.base import SearchSpace
+from naslab.searchers.acquisition import ACQUISITIONS, acquire
+from naslab.searchers.base import Observation, Searcher
+from naslab.searchers.objectives import Objective
+
+_GNN_NAMES = ("dgin", "gin", "gcn")
+
+
+class PredictorGuide:
+    """The predictor side of a guided searcher: fitting on a prefix of the history and
+    scoring candidates through an acquisition function (one predictor per objective).
+
+    Args: as the same-named arguments of :class:`GuidedEvolution`.
+    """
+
+    def __init__(
+        self,
+        searcher: Searcher,
+        predictor: str = "dgin",
+        acquisition: str = "ts",
+        kappa: float = 1.0,
+        initial_samples: int = 10,
+        refit_every: int | None = None,
+        predictor_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if acquisition not in ACQUISITIONS:
+            raise ConfigError(
+                f"unknown acquisition {acquisition!r}; choose one of: {', '.join(ACQUISITIONS)}"
+            )
+        self.searcher = searcher
+        self.acquisition = acquisition
+        self.kappa = float(kappa)
+        if not self.kappa >= 0:
+            raise ConfigError(f"kappa must be >= 0, got {kappa!r}")
+        self.initial_samples = check_positive_int("initial_samples", initial_samples)
+        if refit_every is None:
+            refit_every = 10 if predictor in _GNN_NAMES else 1
+        self.refit_every = check_positive_int("refit_every", refit_every)
+        self.predictor_name = str(predictor)
+        self.predictor_options = dict(predictor_options or {})
+        self._make_predictor()  # refuse a bad name or options now, not at the 11th ask
+        self._fitted: tuple[int, list[Predictor]] | None = None
+        #: Seconds spent fitting predictors, and number of fits (for reports).
+        self.fit_seconds = 0.0
+        self.fits = 0
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        """The searcher's objectives."""
+        return self.searcher.objectives
+
+    def _make_predictor(self) -> Predictor:
+        from naslab.predictors.registry import get_predictor
+
+        options = dict(self.predictor_options)
+        options.setdefault("seed", self.searcher.seed)
+        return get_predictor(self.predictor_name, options)
+
+    def targets(self, obs: Sequence[Observation]) -> np.ndarray:
+        """(n, n_objectives) values, each turned so that larger is better."""
+        if len(self.objectives) == 1:
+            sign = self.objectives[0].sign
+            return np.array([[sign * float(o.value or 0.0)] for o in obs]).reshape(-1, 1)
+        signs = np.array([o.sign for o in self.objectives])
+        return np.array([o.values for o in obs], dtype=float).reshape(-1, len(signs)) * signs
+
+    def usable(self) -> list[Observation]:
+        """The observations with every objective, in the order told."""
+        if len(self.objectives) == 1:
+            return self.searcher.done
+        return [o for o in self.searcher.history if o.values is not None]
+
+    def predictors(self) -> list[Predictor] | None:
+        """The predictors (one per objective) fitted on the current prefix of results,
+        fitting them if the prefix grew; None before ``initial_samples`` results."""
+        usable = self.usable()
+        if len(usable) < max(2, self.initial_samples):
+            return None
+        m = len(usable) - (len(usable) - self.initial_samples) % self.refit_every
+        if self._fitted is not None and self._fitted[0] == m:
+            return self._fitted[1]
+        prefix = usable[:m]
+        y = self.targets(prefix)
+        archs = [o.arch for o in prefix]
+        start = time.perf_counter()
+        fitted = [self._make_predictor().fit(archs, y[:, j]) for j in range(y.shape[1])]
+        self.fit_seconds += time.perf_counter() - start
+        self.fits += 1
+        self._fitted = (m, fitted)
+        return fitted
+
+    def scores(self, rng: np.random.Generator, cands: Sequence[Architecture],
+               fitted: list[Predictor]) -> np.ndarray:
+        """The acquisition value of each candidate (larger is better). With several
+        objectives: the hypervolume improvement of its optimistic point over the
+        current front (objectives normalised to the observed ranges), or, when none
+        improves it, minus the sum of its normalised optimistic objectives."""
+        preds = [p.predict(list(cands)) for p in fitted]
+        y = self.targets(self.usable())
+        if len(preds) == 1:
+            return acquire(self.acquisition, preds[0].mean, preds[0].std,
+                           best=float(y[:, 0].max()), kappa=self.kappa, rng=rng)
+        from naslab.searchers.pareto import hypervolume_improvement, pareto_mask
+
+        # optimistic value per objective (larger is better), then minimisation form
+        opt = np.stack([
+            p.mean + p.std * rng.standard_normal(len(cands)) if self.acquisition == "ts"
+            else (p.mean if self.acquisition == "mean" else p.mean + self.kappa * p.std)
+            for p in preds], axis=1)
+        low, high = (-y).min(axis=0), (-y).max(axis=0)
+        span = np.where(high > low, high - low, 1.0)
+        front = (-y - low) / span
+        front = front[pareto_mask(front)]
+        points = (-opt - low) / span
+        reference = np.full(len(self.objectives), 1.1)
+        hvi = np.array([hypervolume_improvement(pt, front, reference) for pt in points])
+        if hvi.max() > 0:
+            return hvi
+        return -points.sum(axis=1)  # none improves: the most promising overall
+
+
+class GuidedEvolution(Searcher):
+    """Evolution whose offspring are screened by a performance predictor.
+
+    Args:
+        space: the search space.
+        seed: seed of the searcher's draws and of the predictor's fits.
+        predictor: a predictor name (``dgin``, ``gin``, ``gcn``, ``rf``, ``gbdt``;
+            see :func:`naslab.predictors.registry.get_predictor`).
+        acquisition: ``ts`` (Thompson sampling), ``ucb``, ``ei`` or ``mean``.
+        kappa: weight of the uncertainty in ``ucb`` (and, with several objectives,
+            in each objective's optimistic value; ``ts`` draws instead).
+        initial_samples: random proposals before the predictor is first fitted.
+        candidates: architectures generated and scored per proposal.
+        parents: how many of the best results are mutated.
+        refit_every: refit the predictor after this many new results (default: 10
+            for the GNN predictors, 1 for the tree ones, which fit in milliseconds).
+        random_fraction: share of the candidates sampled at random.
+        crossover_prob: chance that a candidate is a crossover of two parents
+            (then mutated) rather than a mutation of one.
+        predictor_options: constructor options of the predictor.
+        objectives: one objective (default ``val_accuracy`` maximised) or several.
+    """
+
+    name = "guided-evolution"
+    multi_objective = True
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        predictor: str = "dgin",
+        acquisition: str = "ts",
+        kappa: float = 1.0,
+        initial_samples: int = 10,
+        candidates: int = 200,
+        parents: int = 10,
+        refit_every: int | None = None,
+        random_fraction: float = 0.1,
+        crossover_prob: float = 0.2,
+        predictor_options: Mapping[str, Any] | None = None,
+        objectives: str | Sequence[str | Objective] | None = None,
+        max_retries: int = 100,
+    ) -> None:
+        super().__init__(space, seed, max_retries=max_retries, objectives=objectives)
+        self.guide = PredictorGuide(self, predictor, acquisition, kappa, initial_samples,
+                                    refit_every, predictor_options)
+        self.candidates = check_positive_int("candidates", candidates)
+        self.parents = check_positive_int("parents", parents)
+        for label, value in (("random_fraction", random_fraction),
+                             ("crossover_prob", crossover_prob)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ConfigError(f"{label} must be in [0, 1], got {value!r}")
+        self.random_fraction = float(random_fraction)
+        self.crossover_prob = float(crossover_prob)
+
+    def _parents(self, usable: list[Observation]) -> list[Architecture]:
+        y = self.guide.targets(usable)
+        if y.shape[1] == 1:
+            order = np.argsort(-y[:, 0], kind="stable")
+        else:
+            from naslab.searchers.pareto import crowding_distance, non_dominated_sort
+
+            ranks = non_dominated_sort(-y)
+            crowd = np.zeros(len(y))
+            for r in np.unique(ranks):
+                idx = np.flatnonzero(ranks == r)
+                crowd[idx] = crowding_distance(-y[idx])
+            order = np.lexsort((-crowd, ranks))
+        return [usable[i].arch for i in order[: self.parents]]
+
+    def _candidates(
+        self, rng: np.random.Generator, parents: list[Architecture]
+    ) -> list[Architecture]:
+        out: dict[str, Architecture] = {}
+        n_random = int(round(self.candidates * self.random_fraction))
+        for _ in range(self.candidates - n_random):
+            p = parents[int(rng.integers(len(parents)))]
+            if len(parents) > 1 and rng.random() < self.crossover_prob:
+                q = parents[int(rng.integers(len(parents)))]
+                child = self.space.mutate(self.space.crossover(p, q, rng), rng)
+            else:
+                child = self.space.mutate(p, rng)
+                if rng.random() < 0.5:
+                    child = self.space.mutate(child, rng)
+            if child.hash not in self._seen:
+                out.setdefault(child.hash, child)
+        for _ in range(n_random):
+            child = self.space.sample(rng)
+            if child.hash not in self._seen:
+                out.setdefault(child.hash, child)
+        return list(out.values())
+
+    def _propose(self, rng: np.random.Generator) -> Architecture:
+        fitted = self.guide.predictors()
+        if fitted is None:
+            return self.space.sample(rng)
+        cands = self._candidates(rng, self._parents(self.guide.usable()))
+        if not cands:
+            return self.space.sample(rng)
+        return cands[int(np.argmax(self.guide.scores(rng, cands, fitted)))]
