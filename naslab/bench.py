@@ -45,8 +45,6 @@ from naslab.errors import ConfigError
 DEFAULT_DATASETS: tuple[str, ...] = (
     "cora", "citeseer", "pubmed", "cs", "physics", "photo", "computers", "arxiv",
 )
-#: Metrics normalised on a log scale for hypervolumes (costs spanning magnitudes).
-LOG_METRICS: tuple[str, ...] = ("params", "flops", "latency_ms")
 
 _SPEC = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*(?:\[(.*)\])?\s*$")
 
@@ -222,6 +220,11 @@ def read_run(store: Any, run: BenchRun) -> RunCurves:
     from naslab.fronts import trial_metrics
     from naslab.searchers.objectives import objective_values, parse_objectives
 
+    if store.get_study(run.study) is None:
+        raise ConfigError(
+            f"run {run.study} has 0 of {run.queries} queries; run the benchmark (without "
+            "--summary-only) to finish it"
+        )
     trials = [t for t in store.trials(run.study) if t.state in ("complete", "failed")]
     trials = trials[: run.queries]
     val = np.array([t.metrics.get("val_accuracy", np.nan) if t.state == "complete" else np.nan
@@ -275,32 +278,14 @@ def table_bounds(dataset: str, objectives: Sequence[str]) -> tuple[np.ndarray, n
     return np.array(low), np.array(high)
 
 
-def normalised_minimised(points: np.ndarray, objectives: Sequence[str],
-                         low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """Points turned to minimisation and scaled to [0, 1] by the table bounds (cost
-    metrics on a log scale)."""
-    from naslab.searchers.objectives import parse_objectives
-
-    objs = parse_objectives(list(objectives))
-    out = np.array(points, dtype=float, copy=True)
-    lo, hi = low.astype(float).copy(), high.astype(float).copy()
-    for j, o in enumerate(objs):
-        if o.name in LOG_METRICS:
-            out[:, j] = np.log(np.maximum(out[:, j], 1e-12))
-            lo[j], hi[j] = math.log(max(lo[j], 1e-12)), math.log(max(hi[j], 1e-12))
-        span = hi[j] - lo[j] if hi[j] > lo[j] else 1.0
-        out[:, j] = (out[:, j] - lo[j]) / span
-        if o.direction == "max":
-            out[:, j] = 1.0 - out[:, j]
-    return out
-
-
 def hypervolume_curve(points: np.ndarray, objectives: Sequence[str], low: np.ndarray,
                       high: np.ndarray, reference: float = 1.1) -> np.ndarray:
     """Hypervolume of the first q queries, for every q (normalised objectives)."""
+    from naslab.fronts import normalise_objectives
+    from naslab.searchers.objectives import parse_objectives
     from naslab.searchers.pareto import hypervolume, pareto_mask
 
-    norm = normalised_minimised(points, objectives, low, high)
+    norm = normalise_objectives(points, parse_objectives(list(objectives)), low, high)
     ref = np.full(norm.shape[1], reference)
     out = np.zeros(len(norm))
     front = np.empty((0, norm.shape[1]))

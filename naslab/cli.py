@@ -100,7 +100,17 @@ def search(
     task: str | None = typer.Option(
         None, help="Task: digits (trained), or a NAS-Bench-Graph data set for nasbench_graph."
     ),
-    searcher: str = typer.Option("evolution", help="Searcher: evolution, random."),
+    searcher: str = typer.Option(
+        "evolution",
+        help="Searcher: evolution, random, local, nsga2, guided-evolution, guided-optuna, "
+        "optuna-tpe|random|nsga2|nsga3|cmaes|gp|qmc (options via --searcher-opt).",
+    ),
+    objectives: str | None = typer.Option(
+        None,
+        help="Multi-objective search: metrics with directions, e.g. "
+        "'val_accuracy:max,latency_ms:min' (also params, flops); needs nsga2, "
+        "guided-evolution, guided-optuna, random or an optuna-* searcher.",
+    ),
     budget: int = typer.Option(30, help="Trials to finish, resumed ones included."),
     epochs: int | None = typer.Option(None, help="Training epochs per candidate (fidelity)."),
     seed: int = typer.Option(0, help="Seed of the searcher and of every training run."),
@@ -195,6 +205,7 @@ def search(
         evaluator_options=parse_options(train_opt, "train"),
         scheduler=None if scheduler == "none" else scheduler,
         scheduler_options=scheduler_options or None,
+        objectives=objectives,
     )
     try:
         s.prepare()  # refuse a conflicting study before printing anything
@@ -243,7 +254,10 @@ def search(
            if report.interrupted_found else ""),
         soft_wrap=True,
     )
-    if report.best is not None:
+    if s.multi_objective:
+        with _open_store(storage) as front_store:
+            _print_front(front_store, s.name)
+    elif report.best is not None:
         b = report.best
         console.print(
             f"best: trial {b.number} {s.evaluator.objective}={_fmt(b.objective_value)} "
@@ -272,22 +286,74 @@ def studies(
     console.print(table)
 
 
+def _print_front(store: Any, study: str) -> bool:
+    """Print the study's stored Pareto front and its hypervolume; False if none."""
+    from naslab.fronts import front_hypervolume
+    from naslab.searchers.objectives import parse_objectives
+
+    names, front = store.pareto_front(study)
+    if not front:
+        return False
+    objectives = parse_objectives(names)
+    trials = store.trials(study, ["complete"])
+    table = Table(Column("trial", no_wrap=True),
+                  *(Column(str(o), no_wrap=True) for o in objectives),
+                  Column("test_acc", no_wrap=True), Column("hash", no_wrap=True),
+                  Column("decisions", overflow="fold", ratio=1),
+                  title=f"Pareto front of {escape(study)}: {len(front)} of {len(trials)} "
+                  "complete trials")
+    from naslab.fronts import trial_metrics
+
+    first = objectives[0]
+    for t in sorted(front, key=lambda t: -first.sign * trial_metrics(t)[first.name]):
+        m = trial_metrics(t)
+        table.add_row(str(t.number), *(_fmt(m.get(o.name)) for o in objectives),
+                      _fmt(m.get("test_accuracy")), t.arch_hash[:10],
+                      _fmt(compact_decisions(t.decisions)))
+    console.print(table)
+    hv = front_hypervolume(trials, objectives)
+    console.print(f"hypervolume {hv:.4f} (objectives scaled to the range this study observed, "
+                  "cost metrics on a log scale; reference point 1.1)", soft_wrap=True)
+    return True
+
+
 @app.command()
 def results(
     study: str = typer.Option(..., help="Study name."),
     top: int = typer.Option(10, help="How many of the best trials to list."),
+    pareto: bool | None = typer.Option(
+        None, "--pareto/--no-pareto",
+        help="List the stored Pareto front (default for multi-objective studies)."),
+    plot: Path | None = typer.Option(
+        None, help="Multi-objective studies: write a scatter of the trials with the "
+        "Pareto front (PNG) here."),
     storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
 ) -> None:
-    """The best trials of a study."""
+    """The best trials of a study, or its Pareto front."""
     if top < 1:
         raise ConfigError(f"--top must be >= 1, got {top}")
     store = _open_store(storage)
     try:
-        if store.get_study(study) is None:
+        info = store.get_study(study)
+        if info is None:
             names = [s.name for s in store.list_studies()]
             raise ConfigError(
                 f"no study named {study!r}; stored studies: {', '.join(names) or 'none'}"
             )
+        multi = bool(info.config.get("objectives"))
+        if plot is not None:
+            if not multi:
+                raise ConfigError(f"--plot draws Pareto fronts; study {study!r} has one "
+                                  "objective")
+            from naslab.fronts import plot_front
+
+            written = plot_front(store, study, plot)
+            console.print(f"wrote {written}")
+        if pareto or (pareto is None and multi):
+            if not _print_front(store, study):
+                raise ConfigError(f"study {study!r} has no stored Pareto front (it is "
+                                  "single-objective, or has not run yet)")
+            return
         rows = store.best_trials(study, top)
     finally:
         store.close()

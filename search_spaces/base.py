@@ -17,6 +17,7 @@ import hashlib
 import json
 import weakref
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,10 @@ def prune_dead(graph: nx.DiGraph) -> nx.DiGraph:
     return graph.subgraph(live).copy()
 
 
+#: Architectures each space instance keeps, by decisions, for reuse by from_decisions.
+_BUILT_CACHE = 4096
+
+
 class SearchSpace(ABC):
     """Base class of every search space.
 
@@ -164,6 +169,7 @@ class SearchSpace(ABC):
         # the cache of architectures built here is not sent along (weak references)
         state = dict(self.__dict__)
         state.pop("_made", None)
+        state.pop("_built", None)
         return state
 
     # -- construction and validation --------------------------------------------
@@ -178,6 +184,14 @@ class SearchSpace(ABC):
         problem (missing, unknown or out-of-domain values, invalid graph).
         """
         merged = {**(decisions or {}), **kwargs}
+        try:
+            key = tuple(sorted((k, type(v).__name__, v) for k, v in merged.items()))
+            cache = self.__dict__.get("_built")
+            if cache is not None and key in cache:
+                cache.move_to_end(key)
+                return cache[key]
+        except TypeError:  # unhashable or unorderable values: checked below
+            key = None
         clean = check_decisions(self.name, self.decisions(), merged)
         graph = self.to_graph(clean)
         check_graph(self.name, graph, self.operations)
@@ -186,6 +200,15 @@ class SearchSpace(ABC):
         if made is None:
             made = self.__dict__["_made"] = weakref.WeakValueDictionary()
         made[id(arch)] = arch  # validate() trusts what it built itself
+        if key is not None:
+            # Architectures are immutable, so the same decisions can share one: search
+            # operators (mutation, neighbourhoods) revisit the same decisions often.
+            cache = self.__dict__.get("_built")
+            if cache is None:
+                cache = self.__dict__["_built"] = OrderedDict()
+            cache[key] = arch
+            if len(cache) > _BUILT_CACHE:
+                cache.popitem(last=False)
         return arch
 
     def validate(self, arch: Architecture) -> None:

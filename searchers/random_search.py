@@ -12,6 +12,9 @@ class RandomSearch(Searcher):
     """Samples each candidate independently and uniformly (no repeats)."""
 
     name = "random"
+    #: Uniform sampling ignores the objectives, so it serves as the multi-objective
+    #: baseline too.
+    multi_objective = True
 
     def _propose(self, rng: np.random.Generator) -> Architecture:
         return self.space.sample(rng)

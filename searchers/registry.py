@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from naslab.errors import UnknownNameError
+from naslab.errors import ConfigError, UnknownNameError
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
 
@@ -43,4 +43,17 @@ def get_searcher(name: str, space: SearchSpace, seed: int = 0, **options: Any) -
     """The searcher ``name`` over ``space``; unknown names list the choices."""
     cls = searcher_class(name)
     fixed = SEARCHERS[name][2]
+    objectives = options.get("objectives")
+    if objectives is not None and not cls.multi_objective:
+        from naslab.searchers.objectives import parse_objectives
+
+        parsed = parse_objectives(objectives)
+        if len(parsed) > 1:
+            multi = sorted(n for n in SEARCHERS if searcher_class(n).multi_objective)
+            raise ConfigError(
+                f"searcher {name!r} optimises one objective, but {len(parsed)} were given "
+                f"({', '.join(map(str, parsed))}); use a multi-objective searcher: "
+                + ", ".join(multi)
+            )
+        options = {k: v for k, v in options.items() if k != "objectives"}
     return cls(space, seed=seed, **{**fixed, **options})

@@ -393,7 +393,9 @@ def test_spaces_lists_spaces_tasks_and_searchers():
     assert "digits" in rows["chain"][2].split(", ")
     assert {"cora", "citeseer", "pubmed"} <= set(rows["nasbench_graph"][2].split(", "))
     (searchers,) = [line for line in out.splitlines() if line.startswith("searchers: ")]
-    assert set(searchers.removeprefix("searchers: ").split(", ")) == {"evolution", "random"}
+    from naslab.searchers import SEARCHERS
+
+    assert set(searchers.removeprefix("searchers: ").split(", ")) == set(SEARCHERS)
 
 
 def test_help():
@@ -432,7 +434,17 @@ def test_ctrl_c_during_a_search_says_how_to_resume(url, monkeypatch, capsys):
      "unknown task for space nasbench_graph 'foo'; choose one of: arxiv, citeseer, computers, "
      "cora, cs, photo, physics, proteins, pubmed"),
     (["--task", "foo"], "unknown task 'foo'; choose one of: cifar10, digits"),
-    (["--searcher", "foo"], "unknown searcher 'foo'; choose one of: evolution, random"),
+    (["--searcher", "foo"], "unknown searcher 'foo'; choose one of: evolution, guided-evolution, "
+     "guided-optuna, local, nsga2, optuna-cmaes, optuna-gp, optuna-nsga2, optuna-nsga3, "
+     "optuna-qmc, optuna-random, optuna-tpe, random"),
+    (["--objectives", "val_accuracy,latency"],
+     "searcher 'evolution' optimises one objective, but 2 were given (val_accuracy:max, "
+     "latency_ms:min); use a multi-objective searcher: guided-evolution, guided-optuna, "
+     "nsga2, optuna-cmaes, optuna-gp, optuna-nsga2, optuna-nsga3, optuna-qmc, "
+     "optuna-random, optuna-tpe, random"),
+    (["--objectives", "loss"], "objective 'loss' needs a direction ('loss:max' or 'loss:min'); "
+     "metrics with a default direction: val_accuracy, test_accuracy, params, flops, "
+     "latency_ms"),
     (["--budget", "0"], "budget must be an integer >= 1, got 0"),
     (["--epochs", "0"], "epochs must be an integer >= 1, got 0"),
     (["--seed", "-1"], "seed must be an integer >= 0, got -1"),
