@@ -198,6 +198,8 @@ class GuidedEvolution(Searcher):
         refit_every: int | None = None,
         random_fraction: float = 0.1,
         crossover_prob: float = 0.2,
+        local_steps: int = 0,
+        local_starts: int = 10,
         predictor_options: Mapping[str, Any] | None = None,
         objectives: str | Sequence[str | Objective] | None = None,
         max_retries: int = 100,
@@ -205,6 +207,10 @@ class GuidedEvolution(Searcher):
         super().__init__(space, seed, max_retries=max_retries, objectives=objectives)
         self.guide = PredictorGuide(self, predictor, acquisition, kappa, initial_samples,
                                     refit_every, predictor_options)
+        if isinstance(local_steps, bool) or not isinstance(local_steps, int) or local_steps < 0:
+            raise ConfigError(f"local_steps must be an integer >= 0, got {local_steps!r}")
+        self.local_steps = local_steps
+        self.local_starts = check_positive_int("local_starts", local_starts)
         self.candidates = check_positive_int("candidates", candidates)
         self.parents = check_positive_int("parents", parents)
         for label, value in (("random_fraction", random_fraction),
@@ -251,11 +257,53 @@ class GuidedEvolution(Searcher):
                 out.setdefault(child.hash, child)
         return list(out.values())
 
+    def _local_search(
+        self, rng: np.random.Generator, fitted: list[Predictor], parents: list[Architecture],
+        pool: list[Architecture], pool_scores: np.ndarray,
+    ) -> tuple[list[Architecture], np.ndarray]:
+        """Hill-climb the acquisition from the parents and the best-scored pool members:
+        every step scores the current points' neighbourhoods and moves each point to
+        its best neighbour if that scores higher (as SMAC optimises its acquisition).
+        Returns every architecture scored, with its score."""
+        scores: dict[str, float] = {a.hash: float(v) for a, v in zip(pool, pool_scores)}
+        known: dict[str, Architecture] = {a.hash: a for a in pool}
+        order = np.argsort(-pool_scores, kind="stable")
+        starts = list(parents) + [pool[i] for i in order[: self.local_starts]]
+        new = [a for a in starts if a.hash not in scores]
+        if new:
+            for a, v in zip(new, self.guide.scores(rng, new, fitted)):
+                scores[a.hash], known[a.hash] = float(v), a
+        current = list({a.hash: a for a in starts}.values())
+        for _ in range(self.local_steps):
+            neighbourhoods = [self.space.neighbours(a) for a in current]
+            fresh = {n.hash: n for ns in neighbourhoods for n in ns if n.hash not in scores}
+            if fresh:
+                archs = list(fresh.values())
+                for a, v in zip(archs, self.guide.scores(rng, archs, fitted)):
+                    scores[a.hash], known[a.hash] = float(v), a
+            moved = []
+            for a, ns in zip(current, neighbourhoods):
+                if ns:
+                    b = max(ns, key=lambda n: scores[n.hash])
+                    if scores[b.hash] > scores[a.hash]:
+                        moved.append(b)
+            if not moved:
+                break
+            current = list({a.hash: a for a in moved}.values())
+        out = [a for h, a in known.items() if h not in self._seen]
+        return out, np.array([scores[a.hash] for a in out])
+
     def _propose(self, rng: np.random.Generator) -> Architecture:
         fitted = self.guide.predictors()
         if fitted is None:
             return self.space.sample(rng)
-        cands = self._candidates(rng, self._parents(self.guide.usable()))
+        parents = self._parents(self.guide.usable())
+        cands = self._candidates(rng, parents)
         if not cands:
             return self.space.sample(rng)
-        return cands[int(np.argmax(self.guide.scores(rng, cands, fitted)))]
+        scores = self.guide.scores(rng, cands, fitted)
+        if self.local_steps and len(self.objectives) == 1:
+            cands, scores = self._local_search(rng, fitted, parents, cands, scores)
+            if not cands:
+                return self.space.sample(rng)
+        return cands[int(np.argmax(scores))]

@@ -22,3 +22,14 @@ def test_readme_custom_space_and_predictor_examples_run(tmp_path, monkeypatch, c
     assert "val_accuracy" in out and "width_1" in out
     assert (tmp_path / "naslab.db").exists()
     assert "10 architectures at 5 epochs" in out and "next to train:" in out
+
+
+def test_readme_multi_objective_example_runs(tmp_path, monkeypatch, capsys):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    example = next(b for b in blocks if "objectives=" in b)
+    script = tmp_path / "mo.py"
+    script.write_text(example)
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(script), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(len(line.split()) == 3 for line in lines)  # number, accuracy, latency
