@@ -15,10 +15,10 @@ Each proposal, after ``initial_samples`` random ones:
 
 This is the scheme of BANANAS (White, Neiswanger, Savani, AAAI 2021: an ensemble
 predictor, mutation of the best architectures, an acquisition function), with
-naslab's predictors. On NAS-Bench-Graph with 100 queries, an exploiting acquisition
-(``ucb`` with ``kappa=0.5``, or ``mean``) did better than ``ts`` and ``ei``, whose
-exploration costs more than it finds in so few queries
-(``benchmarks/search_quality.py``).
+naslab's predictors. On NAS-Bench-Graph with 100 queries (cora, photo and arxiv, 10
+seeds), an exploiting acquisition (``ucb`` with ``kappa=0.5``, or ``mean``) did
+better than ``ts`` and ``ei``, whose exploration costs more than it finds in so few
+queries; ``benchmarks/search_quality.py`` compares the searchers on all data sets.
 
 With several objectives (e.g. ``val_accuracy:max,latency_ms:min``) one predictor
 per objective is fitted, the optimistic point of each candidate (its acquisition
@@ -26,8 +26,9 @@ value per objective) is compared with the current Pareto front, and the candidat
 with the largest hypervolume improvement (in objectives normalised to the observed
 ranges) is proposed; parents are the best by non-dominated rank.
 
-State: the predictor is always fitted on the first ``k * refit_every`` successful
-results (the largest such prefix), seeded by the searcher's seed, so the state is a
+State: the predictor is always fitted on the first ``initial_samples + k *
+refit_every`` successful results (the largest such prefix), seeded by the searcher's
+seed, so the state is a
 function of the told history and a resumed search proposes exactly what an
 uninterrupted one would (after refitting once, on resume).
 """
