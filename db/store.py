@@ -1024,21 +1024,6 @@ class Store:
         except SQLAlchemyError as exc:
             raise self._error(action, exc) from exc
 
-    def has_result(self, space_key: str, task_key: str, fidelity: int, arch_hash: str) -> bool:
-        """Whether :meth:`find_result` would find an earlier evaluation (a cheaper
-        query, for deciding whether to evaluate at all)."""
-        self._check_open()
-        try:
-            with self._engine.connect() as conn:
-                arch_id = conn.execute(_HOT.arch_id, {"sk": space_key, "h": arch_hash}).scalar()
-                found = arch_id is not None and conn.execute(
-                    _HOT.source, {"aid": arch_id, "tk": task_key, "fid": fidelity}
-                ).first() is not None
-                conn.rollback()
-                return found
-        except SQLAlchemyError as exc:
-            raise self._error("look up an earlier result", exc) from exc
-
     def record_finished(
         self,
         study_id: int,
@@ -1048,29 +1033,24 @@ class Store:
         fidelity: int,
         seed: int,
         worker: str | None,
-        result: Result | None,
         objective: str,
-        *,
-        error: str | None = None,
-        reports: Sequence[tuple[int, Mapping[str, float]]] = (),
-        reuse: bool = True,
         evaluate: Callable[[], tuple[Result | None, str | None,
-                                     Sequence[tuple[int, Mapping[str, float]]]]] | None = None,
+                                     Sequence[tuple[int, Mapping[str, float]]]]],
+        *,
+        reuse: bool = True,
     ) -> RecordedTrial:
-        """Record an evaluation that has already finished, in one transaction.
+        """Look up or evaluate an architecture and record the trial, in one transaction.
 
         For evaluators that answer at once (benchmark tables), so that a search costs
         one commit per trial. With ``reuse``, an earlier complete evaluation of the
         architecture (same space key, task key and fidelity, any study; as
-        :meth:`find_result`) is recorded instead, as a reused trial. Otherwise the
-        trial is stored ``complete`` with ``result`` (its final metrics, per-step
-        ``reports``, params, flops, latency), or ``failed`` with ``error`` when
-        ``result`` is None.
-
-        ``evaluate``, if given, is called (inside the transaction, while the write
-        lock is held: only for look-ups that take microseconds) when no earlier result
-        is reused, and returns ``(result, error, reports)`` in place of the arguments.
-        A crash before the commit loses only this evaluation.
+        :meth:`find_result`) is recorded instead, as a reused trial. Otherwise
+        ``evaluate()`` is called (inside the transaction, while the write lock is
+        held: only for look-ups that take microseconds) and returns ``(result, error,
+        reports)``: the trial is stored ``complete`` with ``result`` (its final
+        metrics, the per-step ``reports``, params, flops, latency), or ``failed`` with
+        ``error`` when ``result`` is None. A crash before the commit loses only this
+        evaluation.
         """
         fidelity = _check_int("fidelity", fidelity, 0)
         seed = _check_int("seed", seed)
@@ -1090,8 +1070,7 @@ class Store:
                 source = conn.execute(
                     _HOT.source, {"aid": arch_id, "tk": task_key, "fid": fidelity}
                 ).first()
-            if source is None and evaluate is not None:
-                result, error, reports = evaluate()
+            result, error, reports = (None, None, ()) if source is not None else evaluate()
             if source is None and result is not None and objective not in result.metrics:
                 raise StorageError(
                     f"cannot record the result: it has no {objective!r} metric "

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from naslab.errors import ConfigError
+from naslab.errors import ConfigError, UnknownNameError
 
 #: The data sets of a NAS-Bench-Graph benchmark run by default: the eight that share
 #: the full 26,206-architecture space (``proteins`` has 2,021 and other operations).
@@ -93,8 +93,6 @@ def parse_searcher_spec(text: str) -> SearcherSpec:
         )
     name, body = match.group(1), match.group(2)
     if name not in SEARCHERS:
-        from naslab.errors import UnknownNameError
-
         raise UnknownNameError("searcher", name, SEARCHERS)
     options: dict[str, Any] = {}
     for pair in [p for p in (body or "").split(",") if p.strip()]:
@@ -147,8 +145,6 @@ def plan_runs(
         raise ConfigError(f"searchers repeat: {', '.join(labels)}")
     for d in datasets:
         if d not in DATASETS:
-            from naslab.errors import UnknownNameError
-
             raise UnknownNameError("NAS-Bench-Graph data set", d, DATASETS)
     if not re.fullmatch(r"[A-Za-z0-9_\-]+", prefix):
         raise ConfigError(f"--prefix must be letters, digits, '-' or '_', got {prefix!r}")

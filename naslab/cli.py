@@ -288,7 +288,7 @@ def studies(
 
 def _print_front(store: Any, study: str) -> bool:
     """Print the study's stored Pareto front and its hypervolume; False if none."""
-    from naslab.fronts import front_hypervolume
+    from naslab.fronts import front_hypervolume, trial_metrics
     from naslab.searchers.objectives import parse_objectives
 
     names, front = store.pareto_front(study)
@@ -302,8 +302,6 @@ def _print_front(store: Any, study: str) -> bool:
                   Column("decisions", overflow="fold", ratio=1),
                   title=f"Pareto front of {escape(study)}: {len(front)} of {len(trials)} "
                   "complete trials")
-    from naslab.fronts import trial_metrics
-
     first = objectives[0]
     for t in sorted(front, key=lambda t: -first.sign * trial_metrics(t)[first.name]):
         m = trial_metrics(t)

@@ -17,12 +17,13 @@ import numpy as np
 
 from naslab.db.store import TrialRecord
 from naslab.searchers.objectives import Objective, as_minimised, objective_values
+from naslab.workers.evaluator import Result
 
 
-def trial_metrics(t: TrialRecord) -> dict[str, float]:
-    """A stored trial's final metrics plus its params, flops and latency (where known):
-    what a searcher is told."""
-    out = dict(t.metrics)
+def trial_metrics(t: TrialRecord | Result) -> dict[str, float]:
+    """A stored trial's (or a fresh result's) final metrics plus its params, flops and
+    latency where known: what a searcher is told."""
+    out = {k: float(v) for k, v in t.metrics.items() if v is not None}
     for key in ("params", "flops", "latency_ms"):
         value = getattr(t, key)
         if value is not None:

@@ -95,14 +95,12 @@ class StudyReport:
     stopped: int = 0
 
 
-def result_metrics(result: Result) -> dict[str, float]:
-    """A result's final metrics plus its params, flops and latency (where known)."""
-    out = {k: float(v) for k, v in result.metrics.items() if v is not None}
-    for key in ("params", "flops", "latency_ms"):
-        value = getattr(result, key)
-        if value is not None:
-            out.setdefault(key, float(value))
-    return out
+def objective_error(result: Result, objective: str) -> str | None:
+    """Why ``result`` cannot be stored as complete (no finite objective), or None."""
+    value = result.metrics.get(objective)
+    if value is None or not math.isfinite(value):
+        return f"objective {objective} is {value!r}, not a finite number"
+    return None
 
 
 class _ListReporter:
@@ -391,10 +389,8 @@ class Study:
                                                  reporter)
             except Exception as exc:  # stored with the trial; the search goes on
                 return None, describe_error(exc), []
-            value = result.metrics.get(objective)
-            if value is None or not math.isfinite(value):
-                return None, f"objective {objective} is {value!r}, not a finite number", []
-            return result, None, reporter.reports
+            error = objective_error(result, objective)
+            return (None, error, []) if error else (result, None, reporter.reports)
 
         self.executor.start(self.evaluator, on_report)
         try:
@@ -405,8 +401,7 @@ class Study:
                     if instant:
                         rec = self.store.record_finished(
                             info.id, arch, self.space.key, self.evaluator.key, self.epochs,
-                            self.seed, here, None, objective,
-                            evaluate=lambda arch=arch: evaluate_now(arch))
+                            self.seed, here, objective, lambda arch=arch: evaluate_now(arch))
                         ok = rec.state == "complete" and rec.value is not None
                         self.searcher.tell(arch, rec.value if ok else None, rec.metrics)
                         finished += 1
@@ -451,8 +446,7 @@ class Study:
                 value = None
                 if error is None and outcome.result is not None:
                     value = outcome.result.metrics.get(objective)
-                    if value is None or not math.isfinite(value):
-                        error = f"objective {objective} is {value!r}, not a finite number"
+                    error = objective_error(outcome.result, objective)
                 elif error is None:
                     error = "the evaluator returned no result"
                 if error is None and outcome.result is not None:
@@ -461,7 +455,7 @@ class Study:
                                    and outcome.result.epochs < job.fidelity)
                     self.store.complete_trial(job.trial_id, outcome.result, objective,
                                               worker=outcome.worker, stopped=was_stopped)
-                    self.searcher.tell(job.arch, value, result_metrics(outcome.result))
+                    self.searcher.tell(job.arch, value, trial_metrics(outcome.result))
                     if was_stopped:
                         state = "stopped"
                     else:

@@ -236,14 +236,9 @@ class GuidedEvolution(Searcher):
         if y.shape[1] == 1:
             order = np.argsort(-y[:, 0], kind="stable")
         else:
-            from naslab.searchers.pareto import crowding_distance, non_dominated_sort
+            from naslab.searchers.nsga2 import environmental_selection
 
-            ranks = non_dominated_sort(-y)
-            crowd = np.zeros(len(y))
-            for r in np.unique(ranks):
-                idx = np.flatnonzero(ranks == r)
-                crowd[idx] = crowding_distance(-y[idx])
-            order = np.lexsort((-crowd, ranks))
+            order = environmental_selection(-y, self.parents)[0]
         return [usable[i].arch for i in order[: self.parents]]
 
     def _candidates(
