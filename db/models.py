@@ -33,7 +33,12 @@ Tables:
     ``latency_ms``, ``train_seconds``, ``epochs_done``, ``extra`` (JSON text),
     ``started_at``, ``finished_at``, ``error`` (text, for failed or interrupted
     trials), ``reused_from`` (id of the trial whose result was copied instead of
-    training again, else NULL).
+    training again, else NULL), ``driver`` (``host/pid/start`` of the search
+    process that owns a running trial) and ``heartbeat_at`` (when that driver
+    last said it is alive). A partial unique index allows at most one running
+    or complete evaluation (``reused_from`` NULL) of an architecture per study
+    and fidelity: the claim that keeps concurrent drivers from training the same
+    architecture twice.
 ``naslab_metrics``
     Metric values: ``id``, ``trial_id``, ``name``, ``step``, ``value``. **Final
     metrics have ``step`` NULL**; per-epoch reports have ``step`` >= 1 (the
@@ -74,6 +79,15 @@ Views (also described in :data:`VIEWS`; created if missing, in portable SQL):
 ``naslab_learning_curves``
     One row per per-epoch report: ``study``, ``trial_id``, ``trial_number``,
     ``arch_hash``, ``state``, ``metric``, ``step``, ``value``.
+``naslab_final_metrics``
+    One row per final metric of each trial (all metrics, not only the two that
+    ``naslab_results`` pivots): ``study``, ``trial_id``, ``trial_number``,
+    ``arch_hash``, ``state``, ``metric``, ``value``.
+``naslab_best``
+    The best architecture of each study: the ``naslab_results`` row of its best
+    complete trial by the study's objective (direction-aware; ties go to the
+    oldest trial), plus ``direction``. For a multi-objective study this
+    is the best by its first objective; ``naslab_pareto`` holds its front.
 ``naslab_pareto``
     The rows of ``naslab_results`` on each study's stored Pareto front, with the
     front's ``objectives``.
@@ -88,8 +102,9 @@ Example: ``SELECT trial_number, val_accuracy, params FROM naslab_results WHERE
 study = 'demo' AND state = 'complete' ORDER BY val_accuracy DESC LIMIT 5``.
 
 Timestamps are UTC (SQLite stores them as ``YYYY-MM-DD HH:MM:SS.ffffff`` text).
-Views are only created when missing; a later naslab that changes one must
-replace it explicitly.
+
+The schema is versioned with Alembic migrations (:mod:`naslab.db.migrate`), whose
+version table is ``naslab_alembic_version`` (Optuna's is ``alembic_version``).
 """
 
 from __future__ import annotations
@@ -110,6 +125,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -165,6 +181,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=_NAMING)
 
 
+#: Name and condition of the partial unique index that makes a trial's claim on
+#: (study, architecture, fidelity) exclusive.
+ONE_EVALUATION_INDEX = "uq_naslab_trials_one_evaluation"
+ONE_EVALUATION_WHERE = "reused_from IS NULL AND state IN ('running', 'complete')"
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -216,8 +238,21 @@ class TrialRow(Base):
     __table_args__ = (
         UniqueConstraint("study_id", "number"),
         CheckConstraint(_in("state", TRIAL_STATES), name="state"),
-        Index(None, "study_id", "state"),
+        # top-k queries of a study (ORDER BY objective_value) read the index only
+        Index(None, "study_id", "state", "objective_value"),
         Index(None, "architecture_id"),
+        # The claim: at most one evaluation (not a reused copy) of an architecture
+        # per study and fidelity that is running or complete. Concurrent drivers
+        # that propose the same architecture cannot both train it.
+        Index(
+            ONE_EVALUATION_INDEX,
+            "study_id",
+            "architecture_id",
+            "fidelity",
+            unique=True,
+            sqlite_where=text(ONE_EVALUATION_WHERE),
+            postgresql_where=text(ONE_EVALUATION_WHERE),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -242,6 +277,8 @@ class TrialRow(Base):
     reused_from: Mapped[int | None] = mapped_column(
         ForeignKey("naslab_trials.id", ondelete="SET NULL")
     )
+    driver: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class MetricRow(Base):
@@ -360,6 +397,33 @@ JOIN naslab_studies s ON s.id = t.study_id
 JOIN naslab_architectures a ON a.id = t.architecture_id
 WHERE m.step IS NOT NULL
 """,
+    "naslab_final_metrics": """
+SELECT s.name AS study, t.id AS trial_id, t.number AS trial_number,
+       a.hash AS arch_hash, t.state AS state, m.name AS metric, m.value AS value
+FROM naslab_metrics m
+JOIN naslab_trials t ON t.id = m.trial_id
+JOIN naslab_studies s ON s.id = t.study_id
+JOIN naslab_architectures a ON a.id = t.architecture_id
+WHERE m.step IS NULL
+""",
+    "naslab_best": """
+SELECT r.*, b.direction AS direction
+FROM (
+    SELECT s.direction AS direction,
+           CASE WHEN s.direction = 'minimize'
+                THEN (SELECT t.id FROM naslab_trials t
+                      WHERE t.study_id = s.id AND t.state = 'complete'
+                            AND t.objective_value IS NOT NULL
+                      ORDER BY t.objective_value ASC, t.id LIMIT 1)
+                ELSE (SELECT t.id FROM naslab_trials t
+                      WHERE t.study_id = s.id AND t.state = 'complete'
+                            AND t.objective_value IS NOT NULL
+                      ORDER BY t.objective_value DESC, t.id LIMIT 1)
+           END AS best_id
+    FROM naslab_studies s
+) b
+JOIN naslab_results r ON r.trial_id = b.best_id
+""",
     "naslab_pareto": """
 SELECT r.*, p.objectives AS objectives
 FROM naslab_results r
@@ -401,6 +465,15 @@ VIEWS: dict[str, str] = {
         "one row per per-epoch metric report: study, trial_id, trial_number, "
         "arch_hash, state, metric, step (epoch, from 1), value"
     ),
+    "naslab_final_metrics": (
+        "one row per final metric of a trial (every metric, not only the pivoted "
+        "ones): study, trial_id, trial_number, arch_hash, state, metric, value"
+    ),
+    "naslab_best": (
+        "one row per study with a complete trial: the naslab_results row of its best "
+        "trial by the study's objective (direction-aware; ties to the oldest "
+        "trial), plus direction"
+    ),
     "naslab_pareto": (
         "the naslab_results rows on each multi-objective study's stored Pareto front, "
         "plus objectives (JSON list of 'metric:max|min')"
@@ -411,4 +484,29 @@ VIEWS: dict[str, str] = {
         "n_interrupted, best_objective (best complete trial, direction-aware), "
         "created_at, updated_at"
     ),
+}
+
+#: The tables, by name, with what each holds (the module docstring has every column).
+TABLES: dict[str, str] = {
+    "naslab_studies": (
+        "one row per study: its space, task, searcher, objective and direction, budget, "
+        "fidelity (epochs), seed and settings"
+    ),
+    "naslab_architectures": (
+        "one row per distinct architecture of a space (canonical hash, graph and "
+        "decisions as JSON, params, flops); unique on (space_key, hash)"
+    ),
+    "naslab_trials": (
+        "one row per evaluation in a study: number, architecture, state (running, "
+        "complete, stopped, failed, interrupted), objective_value, params, flops, "
+        "latency_ms, reused_from, the driver that owns it and its heartbeat"
+    ),
+    "naslab_metrics": (
+        "metric values of trials: final metrics have step NULL, per-epoch reports "
+        "step >= 1; value NULL stands for NaN"
+    ),
+    "naslab_weights": "trained weights of a trial (safetensors bytes)",
+    "naslab_proxies": "zero-cost proxy values of an architecture on a task, computed once",
+    "naslab_predictors": "fitted performance predictors, versioned by name",
+    "naslab_pareto_fronts": "the trials on each multi-objective study's Pareto front",
 }

@@ -60,12 +60,13 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session, defer, sessionmaker
 from sqlalchemy.pool import QueuePool, StaticPool
 
+from naslab.db import drivers, migrate
 from naslab.db.models import (
     DIRECTIONS,
+    TABLES,
     TRIAL_STATES,
-    VIEW_SQL,
+    VIEWS,
     ArchitectureRow,
-    Base,
     MetricRow,
     ParetoRow,
     PredictorRow,
@@ -76,6 +77,7 @@ from naslab.db.models import (
     utcnow,
 )
 from naslab.errors import (
+    ClaimError,
     ConfigError,
     QueryError,
     StorageError,
@@ -137,16 +139,34 @@ class StudyInfo:
 
 @dataclass(frozen=True)
 class RecordedTrial:
-    """What :meth:`Store.record_finished` stored: the trial, and whether it reused an
-    earlier evaluation (then ``value`` and ``metrics`` are the earlier result's)."""
+    """What :meth:`Store.record_finished` or :meth:`Store.claim_trial` did.
 
-    trial_id: int
-    number: int
+    ``state`` is the stored trial's state (``complete``, ``failed``, or ``running``
+    for a claim whose evaluation is to start), or one of two outcomes that store
+    nothing: ``full`` (the study's budget is taken by finished and running trials;
+    ``trial_id`` and ``number`` are None) and ``busy`` (another driver is evaluating
+    this architecture in this study now: ``trial_id`` and ``number`` are that
+    running trial's). ``reused`` says that an earlier evaluation was copied (then
+    ``value`` and ``metrics`` are the earlier result's).
+    """
+
+    trial_id: int | None
+    number: int | None
     state: str
     value: float | None
     metrics: dict[str, float] = field(hash=False)
     reused: bool
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class SchemaObject:
+    """A documented table or view of the store (:meth:`Store.describe_schema`)."""
+
+    name: str
+    kind: str  # "table" or "view"
+    description: str
+    columns: list[tuple[str, str]] = field(hash=False)  # (name, SQL type)
 
 
 @dataclass(frozen=True)
@@ -464,6 +484,20 @@ class _HotStatements:
         studies, metric_t = StudyRow.__table__, MetricRow.__table__
         self.study = select(studies.c.name, studies.c.space_key).where(
             studies.c.id == bindparam("sid"))
+        # claims on a study are serialised by this row lock (PostgreSQL; SQLite's
+        # IMMEDIATE transaction already excludes other writers)
+        self.study_lock = self.study.with_for_update()
+        self.holder = select(trials.c.id, trials.c.number, trials.c.state).where(
+            trials.c.study_id == bindparam("sid"),
+            trials.c.architecture_id == bindparam("aid"),
+            trials.c.fidelity == bindparam("fid"),
+            trials.c.reused_from.is_(None),
+            trials.c.state.in_(["running", "complete"]),
+        )
+        self.live_count = select(func.count()).where(
+            trials.c.study_id == bindparam("sid"),
+            trials.c.state.in_(["complete", "stopped", "failed", "running"]),
+        )
         self.arch_id = select(archs.c.id).where(
             archs.c.space_key == bindparam("sk"), archs.c.hash == bindparam("h"))
         value = trials.c.objective_value
@@ -518,17 +552,22 @@ class Store:
             current directory. Relative SQLite paths are resolved now, against
             the current directory; ``sqlite://`` is an in-memory database.
         busy_timeout_s: how long an SQLite writer waits for another's lock.
+        upgrade: apply pending schema migrations when opening (the default); if
+            False, a database that is not at the newest revision is refused.
 
     Raises:
         ConfigError: the URL is malformed, names an unknown backend or a driver
             that is not installed, or an SQLite directory that does not exist.
         StorageError: the database cannot be opened or its tables created.
 
-    Tables and views that are missing are created; existing ones are used as
-    they are. Use as a context manager, or call :meth:`close`.
+    A new database gets the tables and views; an older one is upgraded by the
+    schema migrations (:mod:`naslab.db.migrate`), in one transaction. Use as a
+    context manager, or call :meth:`close`.
     """
 
-    def __init__(self, url: str | None = None, *, busy_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, url: str | None = None, *, busy_timeout_s: float = 30.0, upgrade: bool = True
+    ) -> None:
         raw = url if url is not None else (os.environ.get(STORAGE_ENV) or DEFAULT_URL)
         self._busy_ms = int(busy_timeout_s * 1000)
         self._url, self._sqlite_path = _parse_url(raw)
@@ -541,7 +580,12 @@ class Store:
         self._numbers: dict[int, int] = {}  # trial id -> number, of trials added here
         self._engine = self._create_engine()
         self._sessions = sessionmaker(self._engine, expire_on_commit=False, autoflush=False)
-        self._init_schema()
+        #: The schema revision of the database (:mod:`naslab.db.migrate`).
+        self.schema_revision: str | None = None
+        #: The revision this store upgraded the database from when it opened it
+        #: (None: it was new or already current).
+        self.upgraded_from: str | None = None
+        self._init_schema(upgrade)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -626,26 +670,31 @@ class Store:
 
         return engine
 
-    def _init_schema(self) -> None:
-        wanted_tables = set(Base.metadata.tables)
+    def _init_schema(self, upgrade: bool) -> None:
+        """Check the schema revision; apply pending migrations (:mod:`naslab.db.migrate`)."""
+        head = migrate.head_revision()
         for attempt in range(3):
             try:
                 with self._engine.connect() as conn:
-                    have = inspect(conn)
-                    missing_tables = wanted_tables - set(have.get_table_names())
-                    missing_views = set(VIEW_SQL) - set(have.get_view_names())
-                    if "naslab_trials" in have.get_table_names():
-                        _check_schema_current(have)
+                    found = migrate.current_revision(conn)
                     conn.rollback()
-                    if not missing_tables and not missing_views:
+                    if found == head:
+                        self.schema_revision = head
                         return
-                    conn.execution_options(naslab_begin="IMMEDIATE")
+                    if not upgrade:
+                        raise StorageError(
+                            f"the naslab schema of {self.url} is at revision "
+                            f"{found or 'none'}, not {head}; run `naslab db upgrade` (or "
+                            "open the store with upgrade=True)"
+                        )
+                    if self._is_sqlite:
+                        conn.execution_options(naslab_begin="IMMEDIATE")
                     with conn.begin():
-                        Base.metadata.create_all(conn, checkfirst=True)
-                        existing = set(inspect(conn).get_view_names())
-                        for name, sql in VIEW_SQL.items():
-                            if name not in existing:
-                                conn.exec_driver_sql(f"CREATE VIEW {name} AS {sql}")
+                        migrate.lock(conn)
+                        before, after = migrate.upgrade_in_transaction(
+                            conn, check_old=_check_schema_current)
+                self.upgraded_from = before if before != after else None
+                self.schema_revision = after
                 return
             except SQLAlchemyError as exc:
                 # another process may have created the same objects meanwhile
@@ -844,31 +893,62 @@ class Store:
         fidelity: int,
         seed: int,
         worker: str | None,
+        *,
+        driver: str | None = None,
     ) -> int:
         """Record a new running trial of ``arch``; returns its id.
 
         The trial gets the next number of the study; the architecture's row is
-        created if it is new.
+        created if it is new. Raises :class:`~naslab.errors.ClaimError` if the
+        architecture is already running or complete (not as a reused copy) in the
+        study at this fidelity: one evaluation per study (see :meth:`claim_trial`,
+        which reuses or waits instead).
         """
         fidelity = _check_int("fidelity", fidelity, 0)
         seed = _check_int("seed", seed)
         arch_json = _arch_json(arch)
-        with self._write("start a trial") as session:
-            study = self._study_row(session, study_id)
-            _check_space_key(study, space_key)
-            trial = _add_trial(
-                session,
-                study.id,
-                arch,
-                space_key,
-                arch_json,
-                fidelity,
-                seed,
-                worker,
-                state="running",
-                started_at=utcnow(),
-            )
-            tid, number = trial.id, trial.number
+        try:
+            with self._write("start a trial") as session:
+                study = self._study_row(session, study_id)
+                _check_space_key(study, space_key)
+                holder = session.execute(
+                    select(TrialRow.id, TrialRow.number, TrialRow.state)
+                    .join(ArchitectureRow, ArchitectureRow.id == TrialRow.architecture_id)
+                    .where(TrialRow.study_id == study.id, TrialRow.fidelity == fidelity,
+                           ArchitectureRow.space_key == space_key,
+                           ArchitectureRow.hash == arch_json[0],
+                           TrialRow.reused_from.is_(None),
+                           TrialRow.state.in_(["running", "complete"]))
+                ).first()
+                if holder is not None:
+                    raise ClaimError(
+                        f"architecture {arch_json[0][:12]} is already {holder.state} in study "
+                        f"{study.name!r} at fidelity {fidelity} (trial {holder.number}); a "
+                        "study evaluates an architecture once: reuse that result",
+                        holder.id,
+                    )
+                now = utcnow()
+                trial = _add_trial(
+                    session,
+                    study.id,
+                    arch,
+                    space_key,
+                    arch_json,
+                    fidelity,
+                    seed,
+                    worker,
+                    state="running",
+                    started_at=now,
+                    driver=driver,
+                    heartbeat_at=now,
+                )
+                tid, number = trial.id, trial.number
+        except StorageError as exc:
+            if isinstance(exc.__cause__, IntegrityError) and "one_evaluation" in str(exc):
+                raise ClaimError(
+                    f"another driver claimed architecture {arch_json[0][:12]} in study "
+                    f"{study_id} at fidelity {fidelity} first", -1) from exc
+            raise
         self._numbers[tid] = number
         return tid
 
@@ -1024,6 +1104,62 @@ class Store:
         except SQLAlchemyError as exc:
             raise self._error(action, exc) from exc
 
+    def _claim_checks(
+        self,
+        conn: Connection,
+        study_id: int,
+        space_key: str,
+        task_key: str,
+        arch_hash: str,
+        fidelity: int,
+        budget: int | None,
+        reuse: bool,
+    ) -> tuple[str, int | None, int, Any, Any]:
+        """The common start of a claim, inside its write transaction: lock the study,
+        check its space, its budget and the architecture's claim in it, and find an
+        earlier evaluation to reuse. Returns ``(outcome, arch_id, number, source,
+        holder)`` where outcome is ``full``, ``busy`` or ``go``."""
+        study_row = conn.execute(_HOT.study_lock, {"sid": study_id}).first()
+        if study_row is None:
+            raise StorageError(f"there is no study with id {study_id}")
+        if study_row.space_key != space_key:
+            raise StorageError(
+                f"space_key {space_key!r} differs from study {study_row.name!r}'s "
+                f"{study_row.space_key!r}"
+            )
+        last = conn.execute(_HOT.last_number, {"sid": study_id}).scalar()
+        number = 0 if last is None else int(last) + 1
+        # fewer trials than the budget ever made: no need to count (the common case)
+        if budget is not None and number >= budget:
+            if int(conn.execute(_HOT.live_count, {"sid": study_id}).scalar() or 0) >= budget:
+                return "full", None, number, None, None
+        arch_id = conn.execute(_HOT.arch_id, {"sk": space_key, "h": arch_hash}).scalar()
+        source = holder = None
+        if arch_id is not None:
+            holder = conn.execute(
+                _HOT.holder, {"sid": study_id, "aid": arch_id, "fid": fidelity}).first()
+            if holder is not None and holder.state == "running":
+                return "busy", arch_id, number, None, holder
+            if reuse or holder is not None:  # never a second evaluation in one study
+                source = conn.execute(
+                    _HOT.source, {"aid": arch_id, "tk": task_key, "fid": fidelity}).first()
+        return "go", arch_id, number, source, holder
+
+    def _insert_reused(
+        self, conn: Connection, row: dict[str, Any], source: Any
+    ) -> tuple[int, dict[str, float]]:
+        """Insert ``row`` as a complete copy of ``source`` (a trial row), metrics too."""
+        row.update(
+            state="complete", objective_value=source.objective_value,
+            params=source.params, flops=source.flops, latency_ms=source.latency_ms,
+            train_seconds=source.train_seconds, epochs_done=source.epochs_done,
+            extra=source.extra, reused_from=source.id,
+        )
+        trial_id = int(conn.execute(_HOT.insert_trial, row).inserted_primary_key[0])
+        conn.execute(_HOT.copy_metrics, {"new": trial_id, "src": source.id})
+        got = conn.execute(_HOT.final_metrics, {"tid": source.id}).all()
+        return trial_id, {n: _from_db_float(v) for n, v in got}
+
     def record_finished(
         self,
         study_id: int,
@@ -1038,38 +1174,38 @@ class Store:
                                      Sequence[tuple[int, Mapping[str, float]]]]],
         *,
         reuse: bool = True,
+        driver: str | None = None,
+        budget: int | None = None,
     ) -> RecordedTrial:
         """Look up or evaluate an architecture and record the trial, in one transaction.
 
         For evaluators that answer at once (benchmark tables), so that a search costs
         one commit per trial. With ``reuse``, an earlier complete evaluation of the
         architecture (same space key, task key and fidelity, any study; as
-        :meth:`find_result`) is recorded instead, as a reused trial. Otherwise
-        ``evaluate()`` is called (inside the transaction, while the write lock is
-        held: only for look-ups that take microseconds) and returns ``(result, error,
-        reports)``: the trial is stored ``complete`` with ``result`` (its final
-        metrics, the per-step ``reports``, params, flops, latency), or ``failed`` with
-        ``error`` when ``result`` is None. A crash before the commit loses only this
-        evaluation.
+        :meth:`find_result`) is recorded instead, as a reused trial; an architecture
+        already evaluated in this study is always reused, never evaluated twice.
+        Otherwise ``evaluate()`` is called (inside the transaction, while the write
+        lock is held: only for look-ups that take microseconds) and returns
+        ``(result, error, reports)``: the trial is stored ``complete`` with ``result``
+        (its final metrics, the per-step ``reports``, params, flops, latency), or
+        ``failed`` with ``error`` when ``result`` is None. A crash before the commit
+        loses only this evaluation.
+
+        With ``budget``, nothing is stored once the study's finished and running
+        trials (of every driver) reach it: the outcome is ``full``. If another
+        driver is evaluating the architecture in this study right now, the outcome
+        is ``busy`` (see :class:`RecordedTrial`).
         """
         fidelity = _check_int("fidelity", fidelity, 0)
         seed = _check_int("seed", seed)
         arch_hash, decisions_json, graph_json = _arch_json(arch)
         with self._core_write("record a finished trial") as conn:
-            study_row = conn.execute(_HOT.study, {"sid": study_id}).first()
-            if study_row is None:
-                raise StorageError(f"there is no study with id {study_id}")
-            if study_row.space_key != space_key:
-                raise StorageError(
-                    f"space_key {space_key!r} differs from study {study_row.name!r}'s "
-                    f"{study_row.space_key!r}"
-                )
-            arch_id = conn.execute(_HOT.arch_id, {"sk": space_key, "h": arch_hash}).scalar()
-            source = None
-            if arch_id is not None and reuse:
-                source = conn.execute(
-                    _HOT.source, {"aid": arch_id, "tk": task_key, "fid": fidelity}
-                ).first()
+            outcome, arch_id, number, source, holder = self._claim_checks(
+                conn, study_id, space_key, task_key, arch_hash, fidelity, budget, reuse)
+            if outcome == "full":
+                return RecordedTrial(None, None, "full", None, {}, False)
+            if outcome == "busy":
+                return RecordedTrial(holder.id, holder.number, "busy", None, {}, False)
             result, error, reports = (None, None, ()) if source is not None else evaluate()
             if source is None and result is not None and objective not in result.metrics:
                 raise StorageError(
@@ -1079,22 +1215,15 @@ class Store:
             if arch_id is None:
                 arch_id = self._insert_architecture(conn, arch, space_key, arch_hash,
                                                     decisions_json, graph_json)
-            last = conn.execute(_HOT.last_number, {"sid": study_id}).scalar()
-            number = 0 if last is None else int(last) + 1
             now = utcnow()
             row: dict[str, Any] = {
                 "study_id": study_id, "number": number, "architecture_id": arch_id,
                 "decisions": decisions_json, "fidelity": fidelity, "seed": seed,
-                "worker": worker, "started_at": now, "finished_at": now,
+                "worker": worker, "started_at": now, "finished_at": now, "driver": driver,
             }
             metrics: dict[str, float] = {}
             if source is not None:
-                row.update(
-                    state="complete", objective_value=source.objective_value,
-                    params=source.params, flops=source.flops, latency_ms=source.latency_ms,
-                    train_seconds=source.train_seconds, epochs_done=source.epochs_done,
-                    extra=source.extra, reused_from=source.id,
-                )
+                trial_id, metrics = self._insert_reused(conn, row, source)
             elif result is not None:
                 final = _check_metrics(result.metrics)
                 row.update(
@@ -1105,14 +1234,7 @@ class Store:
                     epochs_done=_opt_int(result.epochs),
                     extra=_dumps("result.extra", result.extra) if result.extra else None,
                 )
-            else:
-                row.update(state="failed", error=str(error or "unknown error"))
-            trial_id = int(conn.execute(_HOT.insert_trial, row).inserted_primary_key[0])
-            if source is not None:
-                conn.execute(_HOT.copy_metrics, {"new": trial_id, "src": source.id})
-                got = conn.execute(_HOT.final_metrics, {"tid": source.id}).all()
-                metrics = {n: _from_db_float(v) for n, v in got}
-            elif result is not None:
+                trial_id = int(conn.execute(_HOT.insert_trial, row).inserted_primary_key[0])
                 rows = [{"trial_id": trial_id, "name": k, "step": _check_int("step", st, 1),
                          "value": v}
                         for st, m in reports for k, v in _check_metrics(m).items()]
@@ -1124,6 +1246,9 @@ class Store:
                     conn.execute(_HOT.fill_arch, {"aid": arch_id, "params": row["params"],
                                                   "flops": row["flops"]})
                 metrics = {k: v for k, v in final.items() if v is not None}
+            else:
+                row.update(state="failed", error=str(error or "unknown error"))
+                trial_id = int(conn.execute(_HOT.insert_trial, row).inserted_primary_key[0])
             for key in ("params", "flops", "latency_ms"):
                 if row.get(key) is not None:
                     metrics.setdefault(key, float(row[key]))
@@ -1132,6 +1257,74 @@ class Store:
         value = row.get("objective_value") if ok else None
         return RecordedTrial(trial_id, number, row["state"], value, metrics, source is not None,
                              row.get("error"))
+
+    def claim_trial(
+        self,
+        study_id: int,
+        arch: Architecture,
+        space_key: str,
+        task_key: str,
+        fidelity: int,
+        seed: int,
+        *,
+        driver: str | None,
+        worker: str | None = None,
+        budget: int | None = None,
+        reuse: bool = True,
+    ) -> RecordedTrial:
+        """Claim the evaluation of ``arch`` in a study, in one transaction.
+
+        The outcome (:class:`RecordedTrial`) is one of:
+
+        * ``running``: a new trial owned by ``driver`` was stored; evaluate it, then
+          :meth:`complete_trial` or :meth:`fail_trial` it;
+        * ``complete`` with ``reused``: an earlier complete evaluation (this study's
+          own, or with ``reuse`` any study's on the same space, task and fidelity)
+          was copied into a new complete trial;
+        * ``busy``: another driver is evaluating the architecture in this study;
+          nothing was stored;
+        * ``full``: the study's finished and running trials already reach
+          ``budget``; nothing was stored.
+
+        The database enforces the claim: a partial unique index allows one running
+        or complete evaluation per architecture, study and fidelity, and claims on
+        one study are serialised (a row lock on PostgreSQL, ``BEGIN IMMEDIATE`` on
+        SQLite), so that drivers in several processes or machines never train the
+        same architecture twice in a study, nor exceed its budget.
+        """
+        fidelity = _check_int("fidelity", fidelity, 0)
+        seed = _check_int("seed", seed)
+        arch_hash, decisions_json, graph_json = _arch_json(arch)
+        with self._core_write("claim a trial") as conn:
+            outcome, arch_id, number, source, holder = self._claim_checks(
+                conn, study_id, space_key, task_key, arch_hash, fidelity, budget, reuse)
+            if outcome == "full":
+                return RecordedTrial(None, None, "full", None, {}, False)
+            if outcome == "busy":
+                return RecordedTrial(holder.id, holder.number, "busy", None, {}, False)
+            if arch_id is None:
+                arch_id = self._insert_architecture(conn, arch, space_key, arch_hash,
+                                                    decisions_json, graph_json)
+            now = utcnow()
+            row: dict[str, Any] = {
+                "study_id": study_id, "number": number, "architecture_id": arch_id,
+                "decisions": decisions_json, "fidelity": fidelity, "seed": seed,
+                "worker": worker, "started_at": now, "driver": driver,
+            }
+            if source is not None:
+                row["finished_at"] = now
+                trial_id, metrics = self._insert_reused(conn, row, source)
+                for key in ("params", "flops", "latency_ms"):
+                    if row.get(key) is not None:
+                        metrics.setdefault(key, float(row[key]))
+                value = row["objective_value"]
+                recorded = RecordedTrial(trial_id, number, "complete", value, metrics, True)
+            else:
+                row.update(state="running", heartbeat_at=now)
+                trial_id = int(conn.execute(_HOT.insert_trial, row).inserted_primary_key[0])
+                recorded = RecordedTrial(trial_id, number, "running", None, {}, False)
+        self._numbers[trial_id] = number
+        return recorded
 
     def _insert_architecture(
         self, conn: Connection, arch: Architecture, space_key: str, arch_hash: str,
@@ -1191,23 +1384,80 @@ class Store:
             objectives = list(_loads(rows[0][2]))
             return objectives, self._records(session, [(t, a) for t, a, _ in rows])
 
-    def interrupt_running(self, study_id: int) -> int:
-        """Mark the study's trials still ``running`` as ``interrupted``; returns how many.
+    def interrupt_running(self, study_id: int, driver: str | None = None) -> int:
+        """Mark the study's trials still ``running`` as ``interrupted`` (only those of
+        ``driver``, if given); returns how many.
 
-        For resuming after a crash: such trials were left behind by a driver that
-        stopped. They do not count towards the budget.
+        Interrupted trials release their claim and do not count towards the budget;
+        the next run evaluates those architectures again.
         """
         with self._write(f"interrupt running trials of study {study_id}") as session:
+            query = update(TrialRow).where(
+                TrialRow.study_id == study_id, TrialRow.state == "running")
+            if driver is not None:
+                query = query.where(TrialRow.driver == driver)
             result = session.execute(
-                update(TrialRow)
-                .where(TrialRow.study_id == study_id, TrialRow.state == "running")
-                .values(
+                query.values(
                     state="interrupted",
                     finished_at=utcnow(),
                     error="interrupted: the driver stopped before the trial finished",
                 )
             )
             return int(result.rowcount or 0)
+
+    def interrupt_abandoned(self, study_id: int, *, lease_s: float = drivers.LEASE_S) -> int:
+        """Interrupt the study's running trials whose driver is dead (see
+        :func:`naslab.db.drivers.driver_alive`); returns how many. Trials of live
+        drivers, on this machine or others, are left running."""
+        with self._write(f"interrupt abandoned trials of study {study_id}") as session:
+            rows = session.execute(
+                select(TrialRow.id, TrialRow.driver, TrialRow.heartbeat_at).where(
+                    TrialRow.study_id == study_id, TrialRow.state == "running")
+            ).all()
+            now = utcnow()
+            dead = [r.id for r in rows
+                    if not drivers.driver_alive(r.driver, r.heartbeat_at, now=now,
+                                                lease_s=lease_s)]
+            if dead:
+                session.execute(
+                    update(TrialRow)
+                    .where(TrialRow.id.in_(dead), TrialRow.state == "running")
+                    .values(state="interrupted", finished_at=now,
+                            error="interrupted: its driver stopped before the trial finished")
+                )
+            return len(dead)
+
+    def heartbeat(self, study_id: int, driver: str) -> int:
+        """Say that ``driver`` is alive: refresh ``heartbeat_at`` of its running trials
+        in the study; returns how many."""
+        with self._write("refresh a heartbeat") as session:
+            result = session.execute(
+                update(TrialRow)
+                .where(TrialRow.study_id == study_id, TrialRow.state == "running",
+                       TrialRow.driver == driver)
+                .values(heartbeat_at=utcnow())
+            )
+            return int(result.rowcount or 0)
+
+    def trials_since(
+        self, study: str | int, after_number: int, ids: Iterable[int] = ()
+    ) -> list[TrialRecord]:
+        """The study's trials numbered above ``after_number``, plus those with the
+        given ``ids``, ordered by number: what a driver needs to follow the trials
+        that other drivers of the same study start and finish."""
+        wanted = sorted({int(i) for i in ids})
+        with self._read(f"read new trials of study {study!r}") as session:
+            study_row = self._study_row(session, study)
+            cond = TrialRow.number > after_number
+            if wanted:
+                cond = cond | TrialRow.id.in_(wanted)
+            rows = session.execute(
+                select(TrialRow, ArchitectureRow)
+                .join(ArchitectureRow, ArchitectureRow.id == TrialRow.architecture_id)
+                .where(TrialRow.study_id == study_row.id, cond)
+                .order_by(TrialRow.number)
+            ).all()
+            return self._records(session, [tuple(r) for r in rows])
 
     # ------------------------------------------------------------------ trials: reading
 
@@ -1633,6 +1883,27 @@ class Store:
                 raise UnknownNameError("predictor", name, known)
             return _predictor_record(row, with_data=True)
 
+    # ------------------------------------------------------------------ schema
+
+    def describe_schema(self) -> list[SchemaObject]:
+        """The documented tables and views (:data:`~naslab.db.models.TABLES`,
+        :data:`~naslab.db.models.VIEWS`) with the columns and types the database
+        really has, tables first."""
+        self._check_open()
+        try:
+            with self._engine.connect() as conn:
+                have = inspect(conn)
+                out = []
+                for kind, docs in (("table", TABLES), ("view", VIEWS)):
+                    for name, text in docs.items():
+                        columns = [(str(c["name"]), str(c["type"]))
+                                   for c in have.get_columns(name)]
+                        out.append(SchemaObject(name, kind, text, columns))
+                conn.rollback()
+                return out
+        except SQLAlchemyError as exc:
+            raise self._error("read the schema", exc) from exc
+
     # ------------------------------------------------------------------ read-only SQL
 
     def query_readonly(
@@ -1827,8 +2098,10 @@ def _db_message(exc: BaseException, timeout_s: float | None) -> str:
 
 
 def _check_schema_current(inspector: Any) -> None:
-    """Refuse a database whose tables an older naslab created without the
-    ``stopped`` trial state (migrations arrive with schema versioning)."""
+    """Refuse a database whose tables a naslab from before the first released schema
+    created without the ``stopped`` trial state (no migration leads from there)."""
+    if "naslab_trials" not in inspector.get_table_names():
+        return
     checks = inspector.get_check_constraints("naslab_trials")
     texts = " ".join(str(c.get("sqltext", "")) for c in checks)
     if checks and "stopped" not in texts:
@@ -2055,6 +2328,7 @@ def _put_metrics(
 __all__ = [
     "DEFAULT_URL",
     "RecordedTrial",
+    "SchemaObject",
     "STORAGE_ENV",
     "PredictorRecord",
     "Store",

@@ -397,6 +397,35 @@ def sql(
 
 
 @app.command()
+def schema(
+    format: str = typer.Option("text", "--format", help="Output: text or json."),
+    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+) -> None:
+    """Print the store's documented tables and views with their columns, for SQL."""
+    if format not in ("text", "json"):
+        raise ConfigError(f"--format must be one of text, json; got {format!r}")
+    store = _open_store(storage)
+    try:
+        objects = store.describe_schema()
+        revision = store.schema_revision
+    finally:
+        store.close()
+    if format == "json":
+        sys.stdout.write(json.dumps(
+            {"revision": revision,
+             "objects": [{"name": o.name, "kind": o.kind, "description": o.description,
+                          "columns": [{"name": c, "type": t} for c, t in o.columns]}
+                         for o in objects]}) + "\n")
+        return
+    out = [f"naslab schema revision {revision} (query with: naslab sql \"SELECT ...\")", ""]
+    for o in objects:
+        out.append(f"{o.kind} {o.name}: {o.description}")
+        out.extend(f"    {c:<16} {t}" for c, t in o.columns)
+        out.append("")
+    sys.stdout.write("\n".join(out))
+
+
+@app.command()
 def export(
     study: str = typer.Option(..., help="Study name."),
     out: Path | None = typer.Option(None, help="Folder to write (default: naslab-exports/STUDY)."),

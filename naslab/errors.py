@@ -42,6 +42,16 @@ class StorageError(NaslabError):
     """The store could not be opened, or a database operation failed."""
 
 
+class ClaimError(StorageError):
+    """An architecture is already being evaluated (or was evaluated) in the study at
+    that fidelity: the store refuses a second evaluation. ``trial_id`` is the
+    trial that holds the claim."""
+
+    def __init__(self, message: str, trial_id: int) -> None:
+        super().__init__(message)
+        self.trial_id = trial_id
+
+
 class StudyConflictError(NaslabError):
     """A study of that name exists with settings that differ from the ones asked."""
 

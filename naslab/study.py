@@ -4,12 +4,15 @@ A study is a named search: a space, a task, a searcher, a fidelity (epochs) and 
 budget of evaluations, kept in the store. :meth:`Study.run` creates the study or
 resumes it:
 
-1. trials left ``running`` by a crashed driver are marked ``interrupted``;
+1. trials left ``running`` by a driver that died are marked ``interrupted``
+   (those of live drivers, working on the same study, are left alone);
 2. the searcher's state is rebuilt by replaying the stored history;
 3. until ``budget`` trials have finished (completed, stopped early or failed), the
-   searcher is asked for a candidate; if that architecture was already evaluated on
-   the same space, task and fidelity (in any study), its result is reused, otherwise
-   the executor trains it, per-epoch metrics are stored as they arrive, and the final
+   searcher is asked for a candidate and the store claims it (one transaction):
+   if that architecture was already evaluated on the same space, task and
+   fidelity (in any study), its result is reused; if another driver is training
+   it in this study, it is skipped (its result arrives later); otherwise the
+   executor trains it, per-epoch metrics are stored as they arrive, and the final
    result is committed before the searcher is told.
 
 With a multi-fidelity scheduler (:mod:`naslab.searchers.schedulers`), the reports a
@@ -36,6 +39,7 @@ from naslab.components import (
     resolve_searcher,
     task_name,
 )
+from naslab.db.drivers import Heartbeat, driver_id
 from naslab.db.store import Store, StudyInfo, TrialRecord
 from naslab.errors import ConfigError, StudyConflictError
 from naslab.fronts import pareto_trials, trial_metrics
@@ -52,6 +56,9 @@ from naslab.workers.executor import (
     describe_error,
     worker_name,
 )
+
+#: How often a driver looks for results that other drivers of its study stored.
+SYNC_EVERY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -337,12 +344,22 @@ class Study:
                 and getattr(self.evaluator, "instant", False))
 
     def run(self, callback: Callable[[TrialEvent], None] | None = None) -> StudyReport:
-        """Run (or resume) the study until its budget of trials has finished."""
+        """Run (or resume) the study until its budget of trials has finished.
+
+        Several drivers (processes, machines) may run the same study on one database
+        at once: each claims its trials in the store (one evaluation per
+        architecture, see :meth:`Store.claim_trial
+        <naslab.db.store.Store.claim_trial>`), the budget counts every driver's
+        trials, and each driver's searcher is told the others' results as they
+        finish. A driver stops claiming once finished and running trials reach the
+        budget, and returns when its own trials are done.
+        """
         start = time.perf_counter()
         objective = self.evaluator.objective
         info = self.prepare()
         self.searcher.bind(self.name, self.store.connect_url)
-        interrupted = self.store.interrupt_running(info.id)
+        driver = driver_id()
+        interrupted = self.store.interrupt_abandoned(info.id)
         done_states = ["complete", "stopped", "failed"]
         history = self.store.trials(info.id, states=done_states)
         # A searcher that already ran in this object was told the first trials itself.
@@ -363,6 +380,12 @@ class Study:
         stopped: set[int] = set()  # trial ids the scheduler stopped
         instant = self._instant()
         here = worker_name()
+        # following the other drivers: trials seen so far, and theirs still running
+        seen = {t.id for t in history}
+        seen_number = max((t.number for t in history), default=-1)
+        watched: set[int] = set()
+        last_sync = time.monotonic()
+        busy_streak = 0
 
         def emit(number: int, state: str, value: float | None, was_reused: bool,
                  error: str | None = None) -> None:
@@ -370,6 +393,28 @@ class Study:
                 callback(TrialEvent(self.name, number, state, value, was_reused, finished,
                                     self.budget, best, time.perf_counter() - start,
                                     trained, error))
+
+        def sync() -> None:
+            """Tell the searcher the results other drivers stored since the last look."""
+            nonlocal seen_number, finished, best, last_sync
+            last_sync = time.monotonic()
+            for t in self.store.trials_since(info.id, seen_number, watched):
+                seen_number = max(seen_number, t.number)
+                if t.id in seen:
+                    continue
+                if t.state == "running":
+                    watched.add(t.id)
+                    continue
+                watched.discard(t.id)
+                if t.state not in done_states:
+                    continue  # interrupted: another driver (or this one) retries it
+                seen.add(t.id)
+                finished += 1
+                ok = t.state != "failed" and t.objective_value is not None
+                self.searcher.tell(t.architecture(), t.objective_value if ok else None,
+                                   trial_metrics(t))
+                if t.state == "complete" and t.objective_value is not None:
+                    best = t.objective_value if best is None else max(best, t.objective_value)
 
         def on_report(trial_id: int, step: int, metrics: Mapping[str, float]) -> bool:
             self.store.report(trial_id, step, metrics)
@@ -392,53 +437,66 @@ class Study:
             error = objective_error(result, objective)
             return (None, error, []) if error else (result, None, reporter.reports)
 
+        heartbeat = None if instant else Heartbeat(
+            lambda: self.store.heartbeat(info.id, driver)).start()
         self.executor.start(self.evaluator, on_report)
+        full = False
         try:
-            while finished + len(in_flight) < self.budget or in_flight:
-                while (finished + len(in_flight) < self.budget
-                       and len(in_flight) < self.executor.capacity):
+            while True:
+                while not full and len(in_flight) < self.executor.capacity:
+                    if time.monotonic() - last_sync > SYNC_EVERY_S:
+                        sync()
+                    if finished + len(in_flight) >= self.budget:
+                        full = True  # by this driver's count; the store counts them all
+                        break
                     arch = self.searcher.ask(1)[0]
                     if instant:
                         rec = self.store.record_finished(
                             info.id, arch, self.space.key, self.evaluator.key, self.epochs,
-                            self.seed, here, objective, lambda arch=arch: evaluate_now(arch))
-                        ok = rec.state == "complete" and rec.value is not None
-                        self.searcher.tell(arch, rec.value if ok else None, rec.metrics)
-                        finished += 1
-                        if rec.reused:
-                            reused += 1
-                        else:
-                            trained += 1
-                        if ok:
-                            best = rec.value if best is None else max(best, rec.value)
-                        emit(rec.number, rec.state, rec.value if ok else None, rec.reused,
-                             None if ok else rec.error)
+                            self.seed, here, objective, lambda arch=arch: evaluate_now(arch),
+                            driver=driver, budget=self.budget)
+                    else:
+                        rec = self.store.claim_trial(
+                            info.id, arch, self.space.key, self.evaluator.key, self.epochs,
+                            self.seed, driver=driver, worker=here, budget=self.budget)
+                    if rec.state == "full":
+                        full = True
+                        break
+                    if rec.state == "busy":
+                        # another driver trains it now; its result arrives by sync()
+                        busy_streak += 1
+                        if busy_streak % 10 == 0:
+                            time.sleep(min(0.05 * busy_streak, 1.0))
+                            sync()
                         continue
-                    source = self.store.find_result(
-                        self.space.key, self.evaluator.key, self.epochs, arch.hash
-                    )
-                    if source is not None:
-                        tid = self.store.record_reused(
-                            info.id, arch, self.space.key, self.epochs, self.seed, source
-                        )
-                        self.searcher.tell(arch, source.objective_value, trial_metrics(source))
-                        finished += 1
+                    busy_streak = 0
+                    assert rec.trial_id is not None and rec.number is not None
+                    seen.add(rec.trial_id)
+                    if rec.state == "running":
+                        rungs = (frozenset() if scheduler is None
+                                 else scheduler.rungs(rec.number))
+                        job = EvaluationJob(rec.trial_id, self.space, arch, self.epochs,
+                                            self.seed, rungs)
+                        in_flight[rec.trial_id] = job
+                        self.executor.submit(job)
+                        continue
+                    ok = rec.state == "complete" and rec.value is not None
+                    self.searcher.tell(arch, rec.value if ok else None, rec.metrics)
+                    finished += 1
+                    if rec.reused:
                         reused += 1
-                        if source.objective_value is not None:
-                            best = source.objective_value if best is None else max(
-                                best, source.objective_value)
-                        emit(self.store.trial_number(tid), "complete", source.objective_value,
-                             True)
-                        continue
-                    tid = self.store.start_trial(
-                        info.id, arch, self.space.key, self.epochs, self.seed, here
-                    )
-                    rungs = (frozenset() if scheduler is None
-                             else scheduler.rungs(self.store.trial_number(tid)))
-                    job = EvaluationJob(tid, self.space, arch, self.epochs, self.seed, rungs)
-                    in_flight[tid] = job
-                    self.executor.submit(job)
+                    else:
+                        trained += 1
+                    if ok:
+                        best = rec.value if best is None else max(best, rec.value)
+                    emit(rec.number, rec.state, rec.value if ok else None, rec.reused,
+                         None if ok else rec.error)
                 if not in_flight:
+                    if full and self.store.interrupt_abandoned(info.id):
+                        full = False  # a dead driver's trials were freed: claim again
+                        continue
+                    if full:
+                        break
                     continue
                 outcome = self.executor.wait_any()
                 job = in_flight.pop(outcome.job.trial_id)
@@ -466,14 +524,17 @@ class Study:
                                          worker=outcome.worker)
                     self.searcher.tell(job.arch, None)
                     value, state = None, "failed"
+                    full = False  # a failed trial counts; the budget may still allow more
                 stopped.discard(job.trial_id)
                 finished += 1
                 trained += 1
                 emit(self.store.trial_number(job.trial_id), state, value, False, error)
         finally:
+            if heartbeat is not None:
+                heartbeat.stop()
             self.executor.shutdown()
             if in_flight:  # interrupted (Ctrl-C): the next run retries these
-                self.store.interrupt_running(info.id)
+                self.store.interrupt_running(info.id, driver=driver)
             if self.multi_objective:
                 self.update_pareto_front()
         best_trials = self.store.best_trials(self.name, 1)

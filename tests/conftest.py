@@ -18,3 +18,11 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=tmp)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """A fresh, empty database URL: SQLite, and PostgreSQL (see tests/databases.py)."""
+    from tests.databases import database_url
+
+    return database_url(request.param, tmp_path)

@@ -604,14 +604,23 @@ def test_store_and_optuna_share_a_database(tmp_path, graph, optuna_first):
         assert [r.name for r in store.list_predictors()] == ["shared"]
     naslab_objects = query(path, "SELECT name FROM sqlite_master WHERE tbl_name LIKE 'naslab%'")
     for (name,) in naslab_objects:
-        assert re.match(r"(sqlite_autoindex_)?(ix_)?naslab_", name), name
+        assert re.match(r"(sqlite_autoindex_)?(ix_|uq_)?naslab_", name), name
 
 
 def test_a_store_from_before_the_predictor_tables_gets_them(db, url, graph):
     space, _ = graph
-    with closing(sqlite3.connect(db)) as con:
+    with closing(sqlite3.connect(db)) as con:  # as a naslab from before migrations made it
         for table in NEW_TABLES:
             con.execute(f"DROP TABLE {table}")
+        con.execute("DROP TABLE naslab_alembic_version")
+        for view in ("naslab_best", "naslab_final_metrics"):  # what schema 0002 added
+            con.execute(f"DROP VIEW {view}")
+        con.execute("DROP INDEX uq_naslab_trials_one_evaluation")
+        con.execute("DROP INDEX ix_naslab_trials_study_id_state_objective_value")
+        con.execute("CREATE INDEX ix_naslab_trials_study_id_state ON naslab_trials "
+                    "(study_id, state)")
+        con.execute("ALTER TABLE naslab_trials DROP COLUMN driver")
+        con.execute("ALTER TABLE naslab_trials DROP COLUMN heartbeat_at")
         con.commit()
     assert not set(NEW_TABLES) & names_in(db)
     before = query(db, "SELECT name, budget FROM naslab_studies ORDER BY id")

@@ -1,14 +1,14 @@
 """Tests of the SQL store (:mod:`naslab.db`).
 
-The :class:`TestStore` suite runs against every backend in ``BACKENDS``: a fresh
-SQLite file always, and PostgreSQL when ``NASLAB_TEST_POSTGRES_URL`` names a
-database that the tests may empty (e.g. ``postgresql+psycopg://user@localhost/test``).
+The :class:`TestStore` suite runs against every backend (the ``db_url`` fixture,
+:mod:`tests.databases`): a fresh SQLite file always, and PostgreSQL when
+``NASLAB_TEST_POSTGRES_URL`` names a database that the tests may empty (e.g.
+``postgresql+psycopg://user@localhost/test``).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import pickle
 import sqlite3
 import threading
@@ -21,6 +21,7 @@ import torch
 from naslab.db import VIEWS, Store, StudyInfo, TrialRecord
 from naslab.db.models import Base
 from naslab.errors import (
+    ClaimError,
     ConfigError,
     QueryError,
     StorageError,
@@ -29,9 +30,6 @@ from naslab.errors import (
 )
 from naslab.search_spaces.architecture import Architecture
 from naslab.workers.evaluator import Result
-
-PG_URL = os.environ.get("NASLAB_TEST_POSTGRES_URL")
-BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
 def make_arch(ops=("conv",), prefix: str = "n", decisions: dict | None = None) -> Architecture:
@@ -90,23 +88,9 @@ def count(store: Store, table: str) -> int:
     return store.query_readonly(f"SELECT COUNT(*) FROM {table}")[1][0][0]
 
 
-def _empty_postgres(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for view in VIEWS:
-            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view} CASCADE")
-        Base.metadata.drop_all(conn)
-    engine.dispose()
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'naslab.db'}"
-    else:
-        url = PG_URL
-        _empty_postgres(url)
-    with Store(url) as s:
+@pytest.fixture
+def store(db_url):
+    with Store(db_url) as s:
         yield s
 
 
@@ -185,7 +169,15 @@ class TestStore:
         a = make_arch(("conv",), prefix="a", decisions={"x": 1})
         same = make_arch(("conv",), prefix="b", decisions={"x": 2})  # isomorphic
         other = make_arch(("pool",))
-        ids = [store.start_trial(study.id, x, "toy:v1", 3, 0, "w") for x in (a, same, other)]
+        first = store.start_trial(study.id, a, "toy:v1", 3, 0, "w")
+        # one evaluation per architecture, study and fidelity: the isomorphic copy is
+        # refused while the first runs, and allowed once that one failed
+        with pytest.raises(ClaimError, match="already running in study 's1'") as err:
+            store.start_trial(study.id, same, "toy:v1", 3, 0, "w")
+        assert err.value.trial_id == first
+        store.fail_trial(first, "out of memory")
+        ids = [first] + [store.start_trial(study.id, x, "toy:v1", 3, 0, "w")
+                         for x in (same, other)]
         records = store.trials("s1")
         assert [t.number for t in records] == [0, 1, 2] and [t.id for t in records] == ids
         assert records[0].arch_hash == records[1].arch_hash != records[2].arch_hash
@@ -253,10 +245,10 @@ class TestStore:
     def test_find_result_matches_space_task_and_fidelity_only(self, store):
         arch = make_arch(("conv", "conv"))
         base = new_study(store, "base")
-        run_trial(store, base, arch, 0.6)
-        best = run_trial(store, base, arch, 0.7)
+        run_trial(store, new_study(store, "base2", seed=2), arch, 0.6)
         failed = store.start_trial(base.id, arch, "toy:v1", 3, 0, "w")
         store.fail_trial(failed, "boom")
+        best = run_trial(store, base, arch, 0.7)
         for name, over in {
             "task": {"task_key": "other:v1"},
             "fid": {"fidelity": 9},
@@ -334,7 +326,7 @@ class TestStore:
 
     def test_views_pivot_results(self, store):
         assert set(VIEWS) == {"naslab_results", "naslab_learning_curves", "naslab_study_summary",
-                              "naslab_pareto"}
+                              "naslab_pareto", "naslab_best", "naslab_final_metrics"}
         study = new_study(store)
         arch = make_arch(("conv",))
         tid = store.start_trial(study.id, arch, "toy:v1", 3, 0, "w")
@@ -372,6 +364,20 @@ class TestStore:
             "SELECT study, n_trials, n_complete, n_failed, best_objective FROM naslab_study_summary"
         )
         assert summary == [("s1", 2, 1, 1, 0.7)]
+        _, finals = store.query_readonly(
+            "SELECT trial_number, metric, value FROM naslab_final_metrics ORDER BY metric")
+        assert finals == [(0, "test_accuracy", 0.65), (0, "val_accuracy", 0.7)]
+        # the best architecture of each study, direction-aware
+        down = new_study(store, "down", direction="minimize", objective="val_loss")
+        for i, value in enumerate([0.4, 0.2, 0.3]):
+            t = store.start_trial(down.id, make_arch((f"d{i}",)), "toy:v1", 3, 0, "w")
+            store.complete_trial(t, Result(metrics={"val_loss": value}), "val_loss")
+        new_study(store, "empty")
+        _, best = store.query_readonly(
+            "SELECT study, trial_number, objective_value, val_accuracy, arch_hash, direction "
+            "FROM naslab_best ORDER BY study")
+        assert best == [("down", 1, 0.2, None, make_arch(("d1",)).hash, "minimize"),
+                        ("s1", 0, 0.7, 0.7, arch.hash, "maximize")]
         # every documented view exists and answers
         for view in VIEWS:
             store.query_readonly(f"SELECT * FROM {view}")

@@ -1,0 +1,154 @@
+"""Schema versions of the store, managed with Alembic migrations.
+
+The migrations live in ``naslab/db/migrations/versions`` (``0001`` is the first
+released schema). Alembic records the revision of a database in the table
+``naslab_alembic_version`` (not ``alembic_version``, which Optuna uses in a
+shared database).
+
+:class:`~naslab.db.store.Store` applies pending migrations when it opens a
+database (:func:`upgrade_in_transaction`); ``naslab db upgrade`` does the same
+explicitly and says what it did. A new, empty database gets the current tables and
+views at once and is stamped with the newest revision; a database that a naslab
+from before migrations created (naslab tables, no version table) is completed to
+revision ``0001`` and stamped before the later migrations run. A database stamped
+with a revision this naslab does not know (made by a newer naslab) is refused
+unchanged.
+
+Upgrades run inside the caller's transaction, under a lock (``BEGIN IMMEDIATE`` on
+SQLite, an advisory transaction lock on PostgreSQL), so that several processes
+opening the same database at once upgrade it exactly once; on both databases DDL
+is transactional, so a failed upgrade leaves the database as it was.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect
+
+from naslab.errors import StorageError
+
+#: The Alembic version table of the naslab schema.
+VERSION_TABLE = "naslab_alembic_version"
+#: The revision of the first released schema (databases from before migrations).
+BASE_REVISION = "0001"
+#: The key of the PostgreSQL advisory lock held while the schema is checked or upgraded.
+PG_LOCK_KEY = 0x6E61736C6162  # "naslab"
+_SCRIPTS = Path(__file__).resolve().parent / "migrations"
+
+
+@functools.lru_cache(maxsize=1)
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_SCRIPTS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest schema revision this naslab knows."""
+    head = _scripts().get_current_head()
+    assert head is not None
+    return head
+
+
+def revisions() -> list[str]:
+    """Every known revision, oldest first."""
+    return [r.revision for r in reversed(list(_scripts().walk_revisions()))]
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The revision a database is stamped with (None: not stamped)."""
+    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def lock(conn: Connection) -> None:
+    """Take the schema lock inside ``conn``'s transaction (PostgreSQL: an advisory
+    transaction lock; SQLite: the caller began the transaction IMMEDIATE)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PG_LOCK_KEY})")
+
+
+def upgrade_in_transaction(
+    conn: Connection, revision: str = "head", *, check_old: Any = None
+) -> tuple[str | None, str]:
+    """Bring the schema to ``revision`` inside ``conn``'s open transaction (the caller
+    holds the lock and commits). Returns ``(revision before, revision after)``;
+    ``None`` before means a new database; a database from before migrations
+    counts as revision ``0001``.
+
+    ``check_old(inspector)`` is called on an unstamped database that already has
+    naslab tables, and may refuse it by raising.
+    """
+    from naslab.db.models import VIEW_SQL, Base
+
+    found = current_revision(conn)
+    known = revisions()
+    if found is not None and found not in known:
+        raise StorageError(
+            f"the database's naslab schema is at revision {found!r}, which this naslab does "
+            f"not know (it knows {', '.join(known)}): a newer naslab made it; upgrade naslab"
+        )
+    target = head_revision() if revision == "head" else revision
+    if target not in known:
+        raise StorageError(f"unknown schema revision {revision!r}; known: {', '.join(known)}")
+    if found is not None and known.index(found) > known.index(target):
+        raise StorageError(
+            f"the database is at revision {found}, newer than {target}; naslab does not "
+            "downgrade automatically"
+        )
+    context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+    if found is None:
+        tables = [t for t in inspect(conn).get_table_names() if t.startswith("naslab_")
+                  and t != VERSION_TABLE]
+        if not tables and target == head_revision():
+            # a new database: today's tables and views at once, stamped as the head
+            Base.metadata.create_all(conn)
+            for name, sql in VIEW_SQL.items():
+                conn.exec_driver_sql(f"CREATE VIEW {name} AS {sql}")
+            context.stamp(_scripts(), target)
+            return None, target
+        if tables:
+            # made before migrations existed: complete it to the first revision
+            if check_old is not None:
+                check_old(inspect(conn))
+            base = _scripts().get_revision(BASE_REVISION).module
+            base._schema().create_all(conn, checkfirst=True)
+            views = set(inspect(conn).get_view_names())
+            for name, sql in base.VIEWS.items():
+                if name not in views:
+                    conn.exec_driver_sql(f"CREATE VIEW {name} AS {sql}")
+            context.stamp(_scripts(), BASE_REVISION)
+            found = found_now = BASE_REVISION
+        else:  # empty, upgraded step by step to an older revision
+            found_now = None
+    else:
+        found_now = found
+    if found_now == target:
+        return found, target
+    from alembic import command
+
+    command.upgrade(_config(conn), target)
+    return found, target
+
+
+__all__ = [
+    "BASE_REVISION",
+    "PG_LOCK_KEY",
+    "VERSION_TABLE",
+    "current_revision",
+    "head_revision",
+    "lock",
+    "revisions",
+    "upgrade_in_transaction",
+]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the naslab schema (applied by :mod:`naslab.db.migrate`)."""
