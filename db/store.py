@@ -144,10 +144,12 @@ class RecordedTrial:
     ``state`` is the stored trial's state (``complete``, ``failed``, or ``running``
     for a claim whose evaluation is to start), or one of two outcomes that store
     nothing: ``full`` (the study's budget is taken by finished and running trials;
-    ``trial_id`` and ``number`` are None) and ``busy`` (another driver is evaluating
+    ``trial_id`` and ``number`` are None), ``busy`` (another driver is evaluating
     this architecture in this study now: ``trial_id`` and ``number`` are that
-    running trial's). ``reused`` says that an earlier evaluation was copied (then
-    ``value`` and ``metrics`` are the earlier result's).
+    running trial's) and ``known`` (the study already has a complete evaluation of
+    it: that trial's id, number, value and metrics). ``reused`` says that an
+    earlier evaluation was copied (then ``value`` and ``metrics`` are the earlier
+    result's).
     """
 
     trial_id: int | None
@@ -270,6 +272,9 @@ class TrialRecord:
     error: str | None
     reused_from: int | None
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
+    #: ``host/pid/start`` of the search driver that claimed the trial (None for
+    #: trials stored through the API without one, or before drivers were recorded).
+    driver: str | None = None
 
     def architecture(self) -> Architecture:
         """Rebuild the :class:`Architecture` (the stored hash is checked)."""
@@ -487,6 +492,9 @@ class _HotStatements:
         # claims on a study are serialised by this row lock (PostgreSQL; SQLite's
         # IMMEDIATE transaction already excludes other writers)
         self.study_lock = self.study.with_for_update()
+        self.trial_values = select(
+            trials.c.objective_value, trials.c.params, trials.c.flops, trials.c.latency_ms
+        ).where(trials.c.id == bindparam("tid"))
         self.holder = select(trials.c.id, trials.c.number, trials.c.state).where(
             trials.c.study_id == bindparam("sid"),
             trials.c.architecture_id == bindparam("aid"),
@@ -578,6 +586,7 @@ class Store:
         self._ro_engine: Engine | None = None
         self._ro_lock = threading.Lock()
         self._numbers: dict[int, int] = {}  # trial id -> number, of trials added here
+        self._batch: Connection | None = None  # the open batch(), if any
         self._engine = self._create_engine()
         self._sessions = sessionmaker(self._engine, expire_on_commit=False, autoflush=False)
         #: The schema revision of the database (:mod:`naslab.db.migrate`).
@@ -1091,10 +1100,49 @@ class Store:
         return tid
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the trials that :meth:`record_finished` and :meth:`claim_trial` store
+        inside the block into one transaction, committed when the block ends (rolled
+        back if it raises). Each call still runs in its own savepoint, so a refused
+        one leaves the others in.
+
+        For table searches, where a commit costs more than a trial: a crash loses the
+        uncommitted batch (never a committed result), and other connections see the
+        batch only after the commit. While a batch is open on SQLite this store
+        holds the database's write lock: write through the batch only, not through
+        other methods or other connections to the same file. Nested calls join the
+        open batch.
+        """
+        if self._batch is not None:
+            yield
+            return
+        self._check_open()
+        try:
+            with self._engine.connect() as conn:
+                if self._is_sqlite:
+                    conn.execution_options(naslab_begin="IMMEDIATE")
+                with conn.begin():
+                    self._batch = conn
+                    try:
+                        yield
+                    finally:
+                        self._batch = None
+        except SQLAlchemyError as exc:
+            raise self._error("commit a batch of trials", exc) from exc
+
+    @contextmanager
     def _core_write(self, action: str) -> Iterator[Connection]:
         """A plain connection in one write transaction (no ORM session): for the hot
-        path of table searches. Committed on success, else rolled back."""
+        path of table searches. Committed on success, else rolled back. Inside
+        :meth:`batch`, a savepoint of the batch's transaction."""
         self._check_open()
+        if self._batch is not None:
+            try:
+                with self._batch.begin_nested():
+                    yield self._batch
+            except SQLAlchemyError as exc:
+                raise self._error(action, exc) from exc
+            return
         try:
             with self._engine.connect() as conn:
                 if self._is_sqlite:
@@ -1114,11 +1162,12 @@ class Store:
         fidelity: int,
         budget: int | None,
         reuse: bool,
+        reuse_own: bool = True,
     ) -> tuple[str, int | None, int, Any, Any]:
         """The common start of a claim, inside its write transaction: lock the study,
         check its space, its budget and the architecture's claim in it, and find an
         earlier evaluation to reuse. Returns ``(outcome, arch_id, number, source,
-        holder)`` where outcome is ``full``, ``busy`` or ``go``."""
+        holder)`` where outcome is ``full``, ``busy``, ``known`` or ``go``."""
         study_row = conn.execute(_HOT.study_lock, {"sid": study_id}).first()
         if study_row is None:
             raise StorageError(f"there is no study with id {study_id}")
@@ -1140,10 +1189,23 @@ class Store:
                 _HOT.holder, {"sid": study_id, "aid": arch_id, "fid": fidelity}).first()
             if holder is not None and holder.state == "running":
                 return "busy", arch_id, number, None, holder
+            if holder is not None and not reuse_own:
+                return "known", arch_id, number, None, holder
             if reuse or holder is not None:  # never a second evaluation in one study
                 source = conn.execute(
                     _HOT.source, {"aid": arch_id, "tk": task_key, "fid": fidelity}).first()
         return "go", arch_id, number, source, holder
+
+    def _known(self, conn: Connection, holder: Any) -> RecordedTrial:
+        """The outcome ``known``: the study's own complete evaluation, read back."""
+        row = conn.execute(_HOT.trial_values, {"tid": holder.id}).first()
+        got = conn.execute(_HOT.final_metrics, {"tid": holder.id}).all()
+        metrics = {n: _from_db_float(v) for n, v in got}
+        for key in ("params", "flops", "latency_ms"):
+            if getattr(row, key) is not None:
+                metrics.setdefault(key, float(getattr(row, key)))
+        return RecordedTrial(holder.id, holder.number, "known", row.objective_value, metrics,
+                             True)
 
     def _insert_reused(
         self, conn: Connection, row: dict[str, Any], source: Any
@@ -1176,6 +1238,7 @@ class Store:
         reuse: bool = True,
         driver: str | None = None,
         budget: int | None = None,
+        reuse_own: bool = True,
     ) -> RecordedTrial:
         """Look up or evaluate an architecture and record the trial, in one transaction.
 
@@ -1194,18 +1257,23 @@ class Store:
         With ``budget``, nothing is stored once the study's finished and running
         trials (of every driver) reach it: the outcome is ``full``. If another
         driver is evaluating the architecture in this study right now, the outcome
-        is ``busy`` (see :class:`RecordedTrial`).
+        is ``busy``; with ``reuse_own=False``, an architecture this study already
+        evaluated is not recorded again but answered ``known`` (see
+        :class:`RecordedTrial`).
         """
         fidelity = _check_int("fidelity", fidelity, 0)
         seed = _check_int("seed", seed)
         arch_hash, decisions_json, graph_json = _arch_json(arch)
         with self._core_write("record a finished trial") as conn:
             outcome, arch_id, number, source, holder = self._claim_checks(
-                conn, study_id, space_key, task_key, arch_hash, fidelity, budget, reuse)
+                conn, study_id, space_key, task_key, arch_hash, fidelity, budget, reuse,
+                reuse_own)
             if outcome == "full":
                 return RecordedTrial(None, None, "full", None, {}, False)
             if outcome == "busy":
                 return RecordedTrial(holder.id, holder.number, "busy", None, {}, False)
+            if outcome == "known":
+                return self._known(conn, holder)
             result, error, reports = (None, None, ()) if source is not None else evaluate()
             if source is None and result is not None and objective not in result.metrics:
                 raise StorageError(
@@ -1271,6 +1339,7 @@ class Store:
         worker: str | None = None,
         budget: int | None = None,
         reuse: bool = True,
+        reuse_own: bool = True,
     ) -> RecordedTrial:
         """Claim the evaluation of ``arch`` in a study, in one transaction.
 
@@ -1284,7 +1353,10 @@ class Store:
         * ``busy``: another driver is evaluating the architecture in this study;
           nothing was stored;
         * ``full``: the study's finished and running trials already reach
-          ``budget``; nothing was stored.
+          ``budget``; nothing was stored;
+        * ``known`` (only with ``reuse_own=False``): the study itself has a
+          complete evaluation of it (perhaps by another driver); nothing was stored,
+          and ``trial_id``, ``value`` and ``metrics`` are that trial's.
 
         The database enforces the claim: a partial unique index allows one running
         or complete evaluation per architecture, study and fidelity, and claims on
@@ -1297,11 +1369,14 @@ class Store:
         arch_hash, decisions_json, graph_json = _arch_json(arch)
         with self._core_write("claim a trial") as conn:
             outcome, arch_id, number, source, holder = self._claim_checks(
-                conn, study_id, space_key, task_key, arch_hash, fidelity, budget, reuse)
+                conn, study_id, space_key, task_key, arch_hash, fidelity, budget, reuse,
+                reuse_own)
             if outcome == "full":
                 return RecordedTrial(None, None, "full", None, {}, False)
             if outcome == "busy":
                 return RecordedTrial(holder.id, holder.number, "busy", None, {}, False)
+            if outcome == "known":
+                return self._known(conn, holder)
             if arch_id is None:
                 arch_id = self._insert_architecture(conn, arch, space_key, arch_hash,
                                                     decisions_json, graph_json)
@@ -2198,6 +2273,7 @@ def _trial_record(t: TrialRow, a: ArchitectureRow, metrics: dict[str, float]) ->
         error=t.error,
         reused_from=t.reused_from,
         extra=_loads(t.extra),
+        driver=t.driver,
     )
 
 

@@ -1,7 +1,9 @@
 """The ``naslab`` command line.
 
 ``naslab search`` runs or resumes a study; ``naslab studies``, ``naslab results`` and
-``naslab sql`` read the store; ``naslab export`` writes a study's best model;
+``naslab sql`` read the store, ``naslab schema`` lists its tables and views;
+``naslab db upgrade|version|export|import`` maintain it; ``naslab export`` writes a
+study's best model;
 ``naslab predictor fit|eval|list|rank`` fit and evaluate performance predictors.
 Options given as ``KEY=VALUE`` take JSON values (``channels=16``, ``widths=[8,16]``)
 or plain strings; nothing typed on the command line is evaluated as code.
@@ -458,9 +460,11 @@ def spaces() -> None:
     console.print("searchers: " + ", ".join(SEARCHERS))
 
 
+from naslab.cli_db import db_app  # noqa: E402
 from naslab.cli_predictor import predictor_app  # noqa: E402 (after the shared helpers)
 
 app.add_typer(predictor_app, name="predictor")
+app.add_typer(db_app, name="db")
 app.command(name="bench")(bench)
 
 

@@ -27,8 +27,11 @@ study resumes where it stopped.
 from __future__ import annotations
 
 import math
+import sys
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +43,7 @@ from naslab.components import (
     task_name,
 )
 from naslab.db.drivers import Heartbeat, driver_id
-from naslab.db.store import Store, StudyInfo, TrialRecord
+from naslab.db.store import RecordedTrial, Store, StudyInfo, TrialRecord
 from naslab.errors import ConfigError, StudyConflictError
 from naslab.fronts import pareto_trials, trial_metrics
 from naslab.search_spaces.architecture import Architecture
@@ -59,6 +62,10 @@ from naslab.workers.executor import (
 
 #: How often a driver looks for results that other drivers of its study stored.
 SYNC_EVERY_S = 2.0
+#: A table search commits its trials in batches of at most this many trials or
+#: this many seconds (one transaction each; a crash loses at most one batch).
+BATCH_TRIALS = 64
+BATCH_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -394,6 +401,11 @@ class Study:
                                     self.budget, best, time.perf_counter() - start,
                                     trained, error))
 
+        def not_alone() -> None:
+            """Another driver works on this study: draw from this driver's own stream."""
+            if not self.searcher.stream:
+                self.searcher.stream = zlib.crc32(driver.encode()) or 1
+
         def sync() -> None:
             """Tell the searcher the results other drivers stored since the last look."""
             nonlocal seen_number, finished, best, last_sync
@@ -402,6 +414,8 @@ class Study:
                 seen_number = max(seen_number, t.number)
                 if t.id in seen:
                     continue
+                if t.driver is not None and t.driver != driver:
+                    not_alone()
                 if t.state == "running":
                     watched.add(t.id)
                     continue
@@ -437,6 +451,26 @@ class Study:
             error = objective_error(result, objective)
             return (None, error, []) if error else (result, None, reporter.reports)
 
+        def claim(arch: Architecture, reuse_own: bool) -> RecordedTrial:
+            if instant:
+                return self.store.record_finished(
+                    info.id, arch, self.space.key, self.evaluator.key, self.epochs,
+                    self.seed, here, objective, lambda: evaluate_now(arch),
+                    driver=driver, budget=self.budget, reuse_own=reuse_own)
+            return self.store.claim_trial(
+                info.id, arch, self.space.key, self.evaluator.key, self.epochs, self.seed,
+                driver=driver, worker=here, budget=self.budget, reuse_own=reuse_own)
+
+        batching = instant and not self.searcher.writes_to_storage
+        batch = ExitStack()
+        batch_n, batch_t0 = 0, 0.0
+
+        def flush() -> None:
+            """Commit the open batch of trials, if any."""
+            nonlocal batch_n
+            batch.close()
+            batch_n = 0
+
         heartbeat = None if instant else Heartbeat(
             lambda: self.store.heartbeat(info.id, driver)).start()
         self.executor.start(self.evaluator, on_report)
@@ -450,20 +484,33 @@ class Study:
                         full = True  # by this driver's count; the store counts them all
                         break
                     arch = self.searcher.ask(1)[0]
-                    if instant:
-                        rec = self.store.record_finished(
-                            info.id, arch, self.space.key, self.evaluator.key, self.epochs,
-                            self.seed, here, objective, lambda arch=arch: evaluate_now(arch),
-                            driver=driver, budget=self.budget)
-                    else:
-                        rec = self.store.claim_trial(
-                            info.id, arch, self.space.key, self.evaluator.key, self.epochs,
-                            self.seed, driver=driver, worker=here, budget=self.budget)
+                    if batching and batch_n == 0:
+                        batch.enter_context(self.store.batch())
+                        batch_t0 = time.monotonic()
+                    rec = claim(arch, reuse_own=False)
+                    if batching:
+                        batch_n += 1
+                        if (batch_n >= BATCH_TRIALS
+                                or time.monotonic() - batch_t0 >= BATCH_S):
+                            flush()
+                    if rec.state == "known":
+                        if rec.trial_id in seen:  # re-proposed: record it as reused
+                            rec = claim(arch, reuse_own=True)
+                        else:  # another driver's result, not synced yet: learn it
+                            assert rec.trial_id is not None
+                            not_alone()
+                            seen.add(rec.trial_id)
+                            finished += 1
+                            self.searcher.tell(arch, rec.value, rec.metrics)
+                            if rec.value is not None:
+                                best = rec.value if best is None else max(best, rec.value)
+                            continue
                     if rec.state == "full":
                         full = True
                         break
                     if rec.state == "busy":
                         # another driver trains it now; its result arrives by sync()
+                        not_alone()
                         busy_streak += 1
                         if busy_streak % 10 == 0:
                             time.sleep(min(0.05 * busy_streak, 1.0))
@@ -492,6 +539,7 @@ class Study:
                     emit(rec.number, rec.state, rec.value if ok else None, rec.reused,
                          None if ok else rec.error)
                 if not in_flight:
+                    flush()
                     if full and self.store.interrupt_abandoned(info.id):
                         full = False  # a dead driver's trials were freed: claim again
                         continue
@@ -529,6 +577,9 @@ class Study:
                 finished += 1
                 trained += 1
                 emit(self.store.trial_number(job.trial_id), state, value, False, error)
+        except BaseException:
+            batch.__exit__(*sys.exc_info())  # roll the open batch back
+            raise
         finally:
             if heartbeat is not None:
                 heartbeat.stop()

@@ -89,8 +89,14 @@ class Searcher(ABC):
         self.history: list[Observation] = []
         self._seen: set[str] = set()
         self._asked = 0
+        #: The random stream: 0 for a study with one driver (proposals replay
+        #: exactly); a study run by several drivers at once gives each its own, so
+        #: that drivers with the study's seed do not all propose the same candidates.
+        self.stream = 0
 
     def _rng(self) -> np.random.Generator:
+        if self.stream:
+            return np.random.default_rng([self.seed, self.stream, self._asked])
         return np.random.default_rng([self.seed, self._asked])
 
     @abstractmethod
@@ -100,6 +106,12 @@ class Searcher(ABC):
     def bind(self, study_name: str, storage_url: str | None) -> None:
         """Called by the study before :meth:`replay`: the study's name and the store's
         URL, for searchers that keep state of their own in the database (Optuna)."""
+
+    @property
+    def writes_to_storage(self) -> bool:
+        """Whether the searcher writes to the store's database itself (an Optuna study
+        kept there): then the study commits each trial at once instead of in batches."""
+        return False
 
     def ask(self, n: int = 1) -> list[Architecture]:
         """``n`` new candidates, distinct from every architecture seen so far when the

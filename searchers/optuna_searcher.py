@@ -318,6 +318,11 @@ class OptunaSearcher(Searcher):
 
     # ------------------------------------------------------------------ the study
 
+    @property
+    def writes_to_storage(self) -> bool:
+        """True when the Optuna study is kept in a database (not in memory)."""
+        return self._storage_url is not None
+
     def bind(self, study_name: str, storage_url: str | None) -> None:
         """Place the Optuna study: named ``naslab:<study_name>``, in the naslab store's
         database ``storage_url`` unless ``storage`` says otherwise (see the class

@@ -26,3 +26,19 @@ def db_url(request, tmp_path) -> str:
     from tests.databases import database_url
 
     return database_url(request.param, tmp_path)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say how many tests ran against PostgreSQL (and where), or why none did."""
+    from tests.databases import PG_URL
+
+    ran = [r for key in ("passed", "failed", "error")
+           for r in terminalreporter.stats.get(key, [])
+           if getattr(r, "when", "call") == "call" and "postgresql" in r.nodeid]
+    if not ran and not PG_URL:
+        return
+    passed = sum(1 for r in terminalreporter.stats.get("passed", []) if r in ran)
+    where = PG_URL.rsplit("@", 1)[-1] if PG_URL else "?"
+    terminalreporter.write_line(
+        f"PostgreSQL: {len(ran)} test cases ran against a real server at {where} "
+        f"({passed} passed)")

@@ -217,3 +217,11 @@ def test_the_version_table_is_not_optunas(db_url):
     assert {"alembic_version", migrate.VERSION_TABLE, "studies", "trials"} <= tables
     with Store(db_url) as store:  # Optuna's alembic_version does not confuse naslab
         assert store.upgraded_from is None
+
+
+def test_the_head_constant_is_the_newest_script():
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(migrate._config())
+    assert scripts.get_current_head() == migrate.HEAD_REVISION == migrate.revisions()[-1]
+    assert migrate.revisions()[0] == migrate.BASE_REVISION

@@ -1,0 +1,149 @@
+"""``naslab db ...``: database maintenance.
+
+``naslab db upgrade`` applies pending schema migrations (any naslab command also
+applies them when it opens the store) and says what it did; ``naslab db version``
+prints the schema revision of a database.
+``naslab db export OUT.jsonl`` writes studies (their trials, architectures, metrics,
+weights and Pareto fronts) as JSON lines; ``naslab db import IN.jsonl`` reads them
+into another store, in one transaction. See :mod:`naslab.db.transfer` for the format.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from naslab.errors import ConfigError
+
+db_app = typer.Typer(
+    no_args_is_help=True,
+    help="Database maintenance: schema upgrades, and export and import of studies (JSON "
+    "lines, gzip-compressed when the file name ends with .gz), e.g. to move them between "
+    "SQLite and PostgreSQL.",
+)
+console = Console()
+
+STORAGE_HELP = "SQLAlchemy URL of the store (default: $NASLAB_STORAGE or sqlite:///naslab.db)."
+
+
+def _open_store(storage: str | None):
+    from naslab.db.store import Store
+
+    return Store(storage)
+
+
+def parse_renames(pairs: list[str] | None) -> dict[str, str]:
+    """``["old=new", ...]`` -> ``{"old": "new", ...}``; ConfigError for a malformed pair."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        old, sep, new = pair.partition("=")
+        old, new = old.strip(), new.strip()
+        if not sep or not old or not new:
+            raise ConfigError(
+                f"--rename takes OLD=NEW (e.g. --rename demo=demo-copy), got {pair!r}"
+            )
+        if old in out:
+            raise ConfigError(f"--rename names study {old!r} twice")
+        out[old] = new
+    return out
+
+
+@db_app.command("upgrade")
+def upgrade_command(
+    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+) -> None:
+    """Apply pending schema migrations to the store (in one transaction)."""
+    store = _open_store(storage)
+    try:
+        before, now, url = store.upgraded_from, store.schema_revision, store.url
+    finally:
+        store.close()
+    if before is None:
+        console.print(f"{escape(url)}: schema at revision {now}, the newest; nothing to do")
+    else:
+        console.print(f"{escape(url)}: schema upgraded from revision {before} to {now}")
+
+
+@db_app.command("version")
+def version_command(
+    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+) -> None:
+    """Print the store's schema revision (changes nothing)."""
+    from sqlalchemy import create_engine
+
+    from naslab.db import migrate
+    from naslab.db.store import DEFAULT_URL, STORAGE_ENV, _parse_url
+
+    url, path = _parse_url(storage or os.environ.get(STORAGE_ENV) or DEFAULT_URL)
+    if path is not None and not path.exists():
+        raise ConfigError(f"there is no SQLite database at {str(path)!r}")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = migrate.current_revision(conn)
+    finally:
+        engine.dispose()
+    console.print(f"revision {found or 'none (new, or made before migrations)'}; "
+                  f"newest {migrate.head_revision()}")
+
+
+@db_app.command("export")
+def export_command(
+    out: Path = typer.Argument(
+        ..., help="File to write, e.g. studies.jsonl (gzip-compressed if it ends with .gz)."
+    ),
+    study: list[str] | None = typer.Option(
+        None, "--study", help="Study to export (repeatable; default: every study)."
+    ),
+    no_weights: bool = typer.Option(
+        False, "--no-weights", help="Leave trained weights out (they are most of the size)."
+    ),
+    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+) -> None:
+    """Export studies to a JSON-lines file."""
+    from naslab.db.transfer import export_studies
+
+    store = _open_store(storage)
+    try:
+        summary = export_studies(store, out, study or None, weights=not no_weights)
+    finally:
+        store.close()
+    console.print(escape(summary.describe()), soft_wrap=True)
+
+
+@db_app.command("import")
+def import_command(
+    source: Path = typer.Argument(
+        ..., metavar="IN", help="File written by naslab db export (.jsonl or .jsonl.gz)."
+    ),
+    study: list[str] | None = typer.Option(
+        None, "--study", help="Study of the file to import (repeatable; default: all)."
+    ),
+    rename: list[str] | None = typer.Option(
+        None, "--rename", help="Import study OLD as NEW: OLD=NEW (repeatable)."
+    ),
+    skip_existing: bool = typer.Option(
+        False, "--skip-existing",
+        help="Leave out studies whose name the store already has (default: refuse the import).",
+    ),
+    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+) -> None:
+    """Import studies from a JSON-lines file, all or nothing."""
+    from naslab.db.transfer import import_studies
+
+    renames = parse_renames(rename)
+    if not source.is_file():
+        raise ConfigError(f"there is no file {str(source)!r} to import")
+    store = _open_store(storage)
+    try:
+        summary = import_studies(
+            store, source, studies=study or None, rename=renames,
+            on_conflict="skip" if skip_existing else "error",
+        )
+    finally:
+        store.close()
+    console.print(escape(summary.describe()) + f" into {escape(store.url)}", soft_wrap=True)
