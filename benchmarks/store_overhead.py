@@ -8,7 +8,7 @@ stores ``--trials`` distinct trials in a fresh study of a fresh database:
 - ``record_finished``, one transaction (one commit) per trial: the claim checks,
   the architecture, the trial and its metrics;
 - the same inside ``Store.batch()``, committing every 64 trials (what
-  ``Study.run`` does for table searches);
+  ``Study(batch_trials=64)`` does for table searches);
 - ``claim_trial`` + ``complete_trial``: the path of trained networks (two
   transactions per trial);
 - a whole ``Study.run`` with the ``random`` searcher, against the same searcher

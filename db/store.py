@@ -49,6 +49,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -492,6 +493,12 @@ class _HotStatements:
         # claims on a study are serialised by this row lock (PostgreSQL; SQLite's
         # IMMEDIATE transaction already excludes other writers)
         self.study_lock = self.study.with_for_update()
+        # read after the lock is held (a subquery of the locking statement would see
+        # the snapshot from before the wait on PostgreSQL)
+        self.last_number = select(func.max(trials.c.number)).where(
+            trials.c.study_id == bindparam("sid"))
+        self.arch_row = select(archs.c.id, archs.c.params, archs.c.flops).where(
+            archs.c.space_key == bindparam("sk"), archs.c.hash == bindparam("h"))
         self.trial_values = select(
             trials.c.objective_value, trials.c.params, trials.c.flops, trials.c.latency_ms
         ).where(trials.c.id == bindparam("tid"))
@@ -522,10 +529,11 @@ class _HotStatements:
             .order_by(value.is_(None), value.desc(), trials.c.id)
             .limit(1)
         )
-        self.last_number = select(func.max(trials.c.number)).where(
-            trials.c.study_id == bindparam("sid"))
         self.insert_trial = insert(trials)
         self.insert_arch = insert(archs)
+        self.insert_arch_pg = (
+            pg_insert(archs).on_conflict_do_nothing(index_elements=["space_key", "hash"])
+            .returning(archs.c.id))
         self.insert_metric = insert(metric_t)
         self.copy_metrics = insert(metric_t).from_select(
             ["trial_id", "name", "step", "value"],
@@ -1163,11 +1171,13 @@ class Store:
         budget: int | None,
         reuse: bool,
         reuse_own: bool = True,
-    ) -> tuple[str, int | None, int, Any, Any]:
+    ) -> tuple[str, Any, int, Any, Any]:
         """The common start of a claim, inside its write transaction: lock the study,
         check its space, its budget and the architecture's claim in it, and find an
-        earlier evaluation to reuse. Returns ``(outcome, arch_id, number, source,
-        holder)`` where outcome is ``full``, ``busy``, ``known`` or ``go``."""
+        earlier evaluation to reuse. Returns ``(outcome, arch, number, source,
+        holder)`` where outcome is ``full``, ``busy``, ``known`` or ``go``, and
+        ``arch`` is the architecture's stored ``(id, params, flops)`` (for ``go``;
+        None if it is new)."""
         study_row = conn.execute(_HOT.study_lock, {"sid": study_id}).first()
         if study_row is None:
             raise StorageError(f"there is no study with id {study_id}")
@@ -1182,9 +1192,10 @@ class Store:
         if budget is not None and number >= budget:
             if int(conn.execute(_HOT.live_count, {"sid": study_id}).scalar() or 0) >= budget:
                 return "full", None, number, None, None
-        arch_id = conn.execute(_HOT.arch_id, {"sk": space_key, "h": arch_hash}).scalar()
+        arch_row = conn.execute(_HOT.arch_row, {"sk": space_key, "h": arch_hash}).first()
+        arch_id = None if arch_row is None else arch_row.id
         source = holder = None
-        if arch_id is not None:
+        if arch_row is not None:
             holder = conn.execute(
                 _HOT.holder, {"sid": study_id, "aid": arch_id, "fid": fidelity}).first()
             if holder is not None and holder.state == "running":
@@ -1194,7 +1205,7 @@ class Store:
             if reuse or holder is not None:  # never a second evaluation in one study
                 source = conn.execute(
                     _HOT.source, {"aid": arch_id, "tk": task_key, "fid": fidelity}).first()
-        return "go", arch_id, number, source, holder
+        return "go", arch_row, number, source, holder
 
     def _known(self, conn: Connection, holder: Any) -> RecordedTrial:
         """The outcome ``known``: the study's own complete evaluation, read back."""
@@ -1265,7 +1276,7 @@ class Store:
         seed = _check_int("seed", seed)
         arch_hash, decisions_json, graph_json = _arch_json(arch)
         with self._core_write("record a finished trial") as conn:
-            outcome, arch_id, number, source, holder = self._claim_checks(
+            outcome, arch_row, number, source, holder = self._claim_checks(
                 conn, study_id, space_key, task_key, arch_hash, fidelity, budget, reuse,
                 reuse_own)
             if outcome == "full":
@@ -1280,9 +1291,17 @@ class Store:
                     f"cannot record the result: it has no {objective!r} metric "
                     f"(it has: {', '.join(sorted(result.metrics)) or 'none'})"
                 )
-            if arch_id is None:
+            params = _opt_int(result.params) if result is not None else None
+            flops = _opt_int(result.flops) if result is not None else None
+            if arch_row is None:
                 arch_id = self._insert_architecture(conn, arch, space_key, arch_hash,
-                                                    decisions_json, graph_json)
+                                                    decisions_json, graph_json, params, flops)
+            else:
+                arch_id = arch_row.id
+                if ((arch_row.params is None and params is not None)
+                        or (arch_row.flops is None and flops is not None)):
+                    conn.execute(_HOT.fill_arch, {"aid": arch_id, "params": params,
+                                                  "flops": flops})
             now = utcnow()
             row: dict[str, Any] = {
                 "study_id": study_id, "number": number, "architecture_id": arch_id,
@@ -1296,7 +1315,7 @@ class Store:
                 final = _check_metrics(result.metrics)
                 row.update(
                     state="complete", objective_value=final[objective],
-                    params=_opt_int(result.params), flops=_opt_int(result.flops),
+                    params=params, flops=flops,
                     latency_ms=_to_db_float(result.latency_ms),
                     train_seconds=_to_db_float(result.train_seconds),
                     epochs_done=_opt_int(result.epochs),
@@ -1310,9 +1329,6 @@ class Store:
                          for k, v in final.items()]
                 if rows:
                     conn.execute(_HOT.insert_metric, rows)
-                if row["params"] is not None or row["flops"] is not None:
-                    conn.execute(_HOT.fill_arch, {"aid": arch_id, "params": row["params"],
-                                                  "flops": row["flops"]})
                 metrics = {k: v for k, v in final.items() if v is not None}
             else:
                 row.update(state="failed", error=str(error or "unknown error"))
@@ -1368,7 +1384,7 @@ class Store:
         seed = _check_int("seed", seed)
         arch_hash, decisions_json, graph_json = _arch_json(arch)
         with self._core_write("claim a trial") as conn:
-            outcome, arch_id, number, source, holder = self._claim_checks(
+            outcome, arch_row, number, source, holder = self._claim_checks(
                 conn, study_id, space_key, task_key, arch_hash, fidelity, budget, reuse,
                 reuse_own)
             if outcome == "full":
@@ -1377,9 +1393,11 @@ class Store:
                 return RecordedTrial(holder.id, holder.number, "busy", None, {}, False)
             if outcome == "known":
                 return self._known(conn, holder)
-            if arch_id is None:
+            if arch_row is None:
                 arch_id = self._insert_architecture(conn, arch, space_key, arch_hash,
                                                     decisions_json, graph_json)
+            else:
+                arch_id = arch_row.id
             now = utcnow()
             row: dict[str, Any] = {
                 "study_id": study_id, "number": number, "architecture_id": arch_id,
@@ -1403,12 +1421,18 @@ class Store:
 
     def _insert_architecture(
         self, conn: Connection, arch: Architecture, space_key: str, arch_hash: str,
-        decisions: str, graph: str,
+        decisions: str, graph: str, params: int | None = None, flops: int | None = None,
     ) -> int:
         values = {"space": arch.space, "space_key": space_key, "hash": arch_hash,
-                  "graph": graph, "decisions": decisions, "created_at": utcnow()}
+                  "graph": graph, "decisions": decisions, "params": params, "flops": flops,
+                  "created_at": utcnow()}
         if self._is_sqlite:  # the IMMEDIATE transaction keeps other writers out
             return int(conn.execute(_HOT.insert_arch, values).inserted_primary_key[0])
+        if self._dialect == "postgresql":  # a concurrent writer may insert it first
+            found = conn.execute(_HOT.insert_arch_pg, values).scalar()
+            if found is None:
+                found = conn.execute(_HOT.arch_id, {"sk": space_key, "h": arch_hash}).scalar()
+            return int(found)
         try:
             with conn.begin_nested():  # a concurrent writer may insert it first
                 return int(conn.execute(_HOT.insert_arch, values).inserted_primary_key[0])

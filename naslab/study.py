@@ -62,9 +62,8 @@ from naslab.workers.executor import (
 
 #: How often a driver looks for results that other drivers of its study stored.
 SYNC_EVERY_S = 2.0
-#: A table search commits its trials in batches of at most this many trials or
-#: this many seconds (one transaction each; a crash loses at most one batch).
-BATCH_TRIALS = 64
+#: A batch of a table search (``batch_trials`` > 1) is also committed once it is
+#: this many seconds old.
 BATCH_S = 0.1
 
 
@@ -171,6 +170,13 @@ class Study:
             is stored after each run (:meth:`Store.pareto_front
             <naslab.db.store.Store.pareto_front>`). Default: the evaluator's
             objective, maximised.
+        batch_trials: for a benchmark-table search (instant look-ups in this process),
+            commit the trials in batches of up to this many (and at most
+            :data:`BATCH_S` seconds of look-ups) instead of one transaction each. A
+            crash then loses at most the open batch, and on SQLite a driver that
+            batches keeps the write lock most of the time, so other drivers of the
+            same file wait: batch a search that has the database to itself. Default
+            1 (commit each trial).
         space_options, searcher_options, evaluator_options, scheduler_options:
             keyword options for components given by name (e.g. ``{"channels": 16}``
             for ``nb201``; ``{"min_epochs": 1, "eta": 3}`` for a scheduler).
@@ -194,8 +200,10 @@ class Study:
         scheduler: str | Scheduler | None = None,
         scheduler_options: Mapping[str, Any] | None = None,
         objectives: str | Sequence[str | Objective] | None = None,
+        batch_trials: int = 1,
     ) -> None:
         self.budget = _check_int("budget", budget, 1)
+        self.batch_trials = _check_int("batch_trials", batch_trials, 1)
         self.seed = _check_int("seed", seed, 0)
         self.space, self.evaluator = resolve(
             space, task, space_options=space_options, evaluator_options=evaluator_options
@@ -461,7 +469,8 @@ class Study:
                 info.id, arch, self.space.key, self.evaluator.key, self.epochs, self.seed,
                 driver=driver, worker=here, budget=self.budget, reuse_own=reuse_own)
 
-        batching = instant and not self.searcher.writes_to_storage
+        batching = (instant and self.batch_trials > 1
+                    and not self.searcher.writes_to_storage)
         batch = ExitStack()
         batch_n, batch_t0 = 0, 0.0
 
@@ -490,7 +499,7 @@ class Study:
                     rec = claim(arch, reuse_own=False)
                     if batching:
                         batch_n += 1
-                        if (batch_n >= BATCH_TRIALS
+                        if (batch_n >= self.batch_trials
                                 or time.monotonic() - batch_t0 >= BATCH_S):
                             flush()
                     if rec.state == "known":

@@ -76,7 +76,7 @@ def check_study(url: str, study: str, budget: int) -> dict[str, int]:
                            "AND t.state = 'complete' GROUP BY t.driver", s=study))
 
 
-@pytest.mark.parametrize("mode,searcher,budget", [("table", "evolution", 1500),
+@pytest.mark.parametrize("mode,searcher,budget", [("table", "evolution", 800),
                                                   ("slow", "random", 90)])
 def test_drivers_share_a_study(db_url, tmp_path, mode, searcher, budget):
     """Three drivers start at once on one study: together they finish exactly its
@@ -116,7 +116,7 @@ def _complete(url: str, study: str) -> dict[int, tuple]:
     return {r[0]: r[1:] for r in rows}
 
 
-@pytest.mark.parametrize("mode,kills,budget", [("table", 20, 3000), ("slow", 8, 400)])
+@pytest.mark.parametrize("mode,kills,budget", [("table", 20, 2000), ("slow", 6, 300)])
 def test_drivers_killed_at_random_moments_resume_exactly(db_url, mode, kills, budget):
     """SIGKILL the driver ``kills`` times at random moments while it searches, resume
     each time; at the end the study has exactly its budget of complete trials, every

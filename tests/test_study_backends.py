@@ -10,7 +10,7 @@ import pytest
 
 from naslab import Study
 from naslab.db import Store
-from naslab.errors import UnknownNameError
+from naslab.errors import ConfigError, UnknownNameError
 from naslab.predictors.registry import get_predictor
 from naslab.predictors.store_data import fit_from_store, save_to_store
 from tests.test_store import make_arch
@@ -94,3 +94,18 @@ def test_predictors_and_proxies(db_url):
                                                                "snip": float("nan")})
         got = store.get_proxies("toy:v1", [arch.hash], "digits:v1", 64, 0)[arch.hash]
         assert got["synflow"] == 2.5 and math.isnan(got["snip"])
+
+
+def test_batched_table_search(db_url):
+    kw = dict(space="nasbench_graph", task="cora", searcher="evolution", seed=4,
+              storage=db_url)
+    with Study("batched", budget=150, batch_trials=16, **kw) as study:
+        report = study.run()
+    with Study("one-by-one", budget=150, **kw) as study:
+        study.run()
+    with Store(db_url) as store:
+        batched = [(t.number, t.arch_hash) for t in store.trials("batched")]
+        single = [(t.number, t.arch_hash) for t in store.trials("one-by-one")]
+    assert report.complete == 150 and batched == single
+    with pytest.raises(ConfigError, match="batch_trials"):
+        Study("bad", budget=5, batch_trials=0, **kw)
