@@ -433,8 +433,8 @@ class Study:
                 seen.add(t.id)
                 finished += 1
                 ok = t.state != "failed" and t.objective_value is not None
-                self.searcher.tell(t.architecture(), t.objective_value if ok else None,
-                                   trial_metrics(t))
+                self.searcher.observe(t.architecture(), t.objective_value if ok else None,
+                                      trial_metrics(t))
                 if t.state == "complete" and t.objective_value is not None:
                     best = t.objective_value if best is None else max(best, t.objective_value)
 
@@ -510,11 +510,12 @@ class Study:
                             not_alone()
                             seen.add(rec.trial_id)
                             finished += 1
-                            self.searcher.tell(arch, rec.value, rec.metrics)
+                            self.searcher.observe(arch, rec.value, rec.metrics)
                             if rec.value is not None:
                                 best = rec.value if best is None else max(best, rec.value)
                             continue
                     if rec.state == "full":
+                        self.searcher.forget(arch)
                         full = True
                         break
                     if rec.state == "busy":

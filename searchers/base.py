@@ -148,6 +148,17 @@ class Searcher(ABC):
         self._seen.add(arch.hash)
         self.history.append(self.observation(arch, value, metrics))
 
+    def observe(
+        self, arch: Architecture, value: float | None, metrics: Mapping[str, Any] | None = None
+    ) -> None:
+        """Learn a result that another driver of the same study stored (several
+        drivers on one study); by default the same as :meth:`tell`."""
+        self.tell(arch, value, metrics)
+
+    def forget(self, arch: Architecture) -> None:
+        """``arch`` was asked but will not be evaluated by this driver (the study's
+        budget was used up meanwhile); by default nothing to undo."""
+
     def replay(self, history: Iterable[Sequence[Any]]) -> None:
         """Rebuild the state from a stored history of ``(arch, value)`` or
         ``(arch, value, metrics)`` items, as if each had been asked and told."""

@@ -88,9 +88,12 @@ from __future__ import annotations
 
 import inspect
 import math
+import socket
+import time
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timezone
 from typing import Any
 
 import numpy as np
@@ -101,6 +104,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from naslab.db.drivers import driver_alive, driver_id, parse_driver
 from naslab.errors import (
     ConfigError,
     InvalidArchitectureError,
@@ -137,6 +141,10 @@ _DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
 _SINGLE_OBJECTIVE = frozenset({"cmaes"})
 #: User attribute that names the naslab architecture an Optuna trial stands for.
 HASH_ATTR = "naslab_arch_hash"
+#: User attribute of an Optuna trial in a database: the naslab driver
+#: (``host/pid/start``, :mod:`naslab.db.drivers`) that asked it. Drivers sharing
+#: the study leave each other's running trials alone.
+DRIVER_ATTR = "naslab_driver"
 #: Seconds an SQLite connection of Optuna's waits for another's lock.
 _SQLITE_BUSY_S = 30.0
 _FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
@@ -156,6 +164,20 @@ def _is_memory_sqlite(url: str) -> bool:
     return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
 
 
+def _owner_alive(trial: FrozenTrial) -> bool:
+    """Whether the driver that asked a running Optuna trial may still be working on
+    it: its process lives (same host), or it started less than a lease ago (another
+    host, or a trial asked before its driver was recorded)."""
+    started = trial.datetime_start
+    if started is not None:
+        started = started.astimezone(timezone.utc)  # Optuna's times are local
+    owner = trial.user_attrs.get(DRIVER_ATTR)
+    if isinstance(owner, str) and (parsed := parse_driver(owner)) is not None:
+        if parsed[0] == socket.gethostname():
+            return driver_alive(owner, None)
+    return driver_alive("unknown-host/0/0", started)
+
+
 def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage for ``url``; on SQLite, one that waits for locks and
     takes the write lock when a transaction starts (as naslab's writers do), so that
@@ -165,7 +187,17 @@ def _rdb_storage(url: str) -> optuna.storages.RDBStorage:
     if sqlite:
         # isolation_level None: sqlite3 issues no BEGIN itself; the listener does.
         kwargs = {"connect_args": {"timeout": _SQLITE_BUSY_S, "isolation_level": None}}
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    for attempt in range(5):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            break
+        except SQLAlchemyError as exc:
+            # several drivers creating Optuna's tables (and stamping its alembic
+            # version) at once: one wins, the others find them on the next try
+            racing = ("already exists", "UNIQUE constraint", "duplicate key")
+            if attempt == 4 or not any(r in str(exc) for r in racing):
+                raise
+            time.sleep(0.1 * (attempt + 1))
     if sqlite:
         engine = storage.engine
 
@@ -391,13 +423,15 @@ class OptunaSearcher(Searcher):
         return study
 
     def _sync(self, study: optuna.Study) -> None:
-        """Fail the trials a crashed driver left running; add every told result the
-        study lacks (matched by :data:`HASH_ATTR`, counting repeats)."""
+        """Fail the trials a crashed driver left running (those of live drivers, which
+        share the study, are left alone: see :data:`DRIVER_ATTR`); add every told
+        result the study lacks (matched by :data:`HASH_ATTR`, counting repeats)."""
         ours = {t.number for ts in self._pending.values() for t in ts}
         have: Counter[str] = Counter()
         zombies = []
         for t in study.get_trials(deepcopy=False):
-            if t.state == TrialState.RUNNING and t.number not in ours:
+            if (t.state == TrialState.RUNNING and t.number not in ours
+                    and not _owner_alive(t)):
                 zombies.append(t.number)
             elif t.state in _FINISHED and HASH_ATTR in t.user_attrs:
                 have[t.user_attrs[HASH_ATTR]] += 1
@@ -507,6 +541,8 @@ class OptunaSearcher(Searcher):
     def _consider(self, study: optuna.Study, trial: Trial) -> Architecture | None:
         """The trial's architecture if it is new (then kept in flight); otherwise the
         trial is finished (FAIL, or the known values of a repeat) and None returned."""
+        if self._storage_url is not None:  # a shared study: say whose trial it is
+            trial.set_user_attr(DRIVER_ATTR, driver_id())
         try:
             arch = self.space.from_decisions(self._suggest(trial))
         except InvalidArchitectureError as exc:
@@ -552,6 +588,28 @@ class OptunaSearcher(Searcher):
                 # finished meanwhile (e.g. failed as a crashed driver's trial)
                 pass
         study.add_trial(self._frozen(obs))
+
+    def observe(
+        self, arch: Architecture, value: float | None, metrics: Mapping[str, Any] | None = None
+    ) -> None:
+        """Another driver's result. With the Optuna study in the shared database that
+        driver's searcher already added it there, so only naslab's history records
+        it (unless this searcher asked the same architecture and waits for it)."""
+        if self.writes_to_storage and not self._pending.get(arch.hash):
+            Searcher.tell(self, arch, value, metrics)
+            self._results[arch.hash] = self.history[-1]
+            return
+        self.tell(arch, value, metrics)
+
+    def forget(self, arch: Architecture) -> None:
+        """Fail the Optuna trial of an asked architecture that will not be evaluated."""
+        queue = self._pending.get(arch.hash)
+        if not queue:
+            return
+        trial = queue.pop()
+        if not queue:
+            del self._pending[arch.hash]
+        self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
     def replay(self, history: Iterable[Sequence[Any]]) -> None:
         """Record a stored history (``(arch, value)`` or ``(arch, value, metrics)``

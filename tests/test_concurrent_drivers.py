@@ -77,7 +77,8 @@ def check_study(url: str, study: str, budget: int) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("mode,searcher,budget", [("table", "evolution", 800),
-                                                  ("slow", "random", 90)])
+                                                  ("slow", "random", 90),
+                                                  ("table", "optuna-tpe", 120)])
 def test_drivers_share_a_study(db_url, tmp_path, mode, searcher, budget):
     """Three drivers start at once on one study: together they finish exactly its
     budget, and no architecture is evaluated twice."""
@@ -95,6 +96,12 @@ def test_drivers_share_a_study(db_url, tmp_path, mode, searcher, budget):
     per_driver = check_study(db_url, "shared", budget)
     assert len(per_driver) >= 2, (per_driver, outputs)  # they really worked together
     assert all(n > 0 for n in per_driver.values())
+    if searcher.startswith("optuna"):  # one shared Optuna study, nothing left running
+        import optuna
+
+        trials = optuna.load_study(study_name="naslab:shared", storage=db_url).trials
+        assert sum(t.state.name == "COMPLETE" for t in trials) >= budget
+        assert not [t for t in trials if t.state.name == "RUNNING"]
 
 
 def test_naslab_search_commands_side_by_side(db_url):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -9,12 +11,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from naslab.db.drivers import driver_id, parse_driver
 from naslab.db.store import Store
 from naslab.errors import ConfigError, StudyConflictError, UnknownNameError
 from naslab.search_spaces.nasbench_graph import OP_NAMES, NasBenchGraphSpace
 from naslab.search_spaces.nb201 import NB201Space
 from naslab.searchers import get_searcher
-from naslab.searchers.optuna_searcher import HASH_ATTR, SAMPLERS, OptunaSearcher
+from naslab.searchers.optuna_searcher import DRIVER_ATTR, HASH_ATTR, SAMPLERS, OptunaSearcher
 from naslab.workers.evaluator import Result
 from tests.custom_space import TinyMLPSpace
 
@@ -231,6 +234,13 @@ def test_shares_the_naslab_sqlite_file(tmp_path):
     assert len(finished(loaded)) == 6
     assert [t.state for t in loaded.trials].count(TrialState.RUNNING) == 1
     assert {t.name for t in store.list_studies()} == {"s1"}
+    # the running trial names this (live) process as its driver; make it a dead one's
+    (running,) = [t for t in loaded.trials if t.state == TrialState.RUNNING]
+    assert running.user_attrs[DRIVER_ATTR] == driver_id()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = parse_driver(driver_id())[0]
+    loaded._storage.set_trial_user_attr(running._trial_id, DRIVER_ATTR, f"{host}/{gone.pid}/0")
 
     resumed = OptunaSearcher(space, seed=0)
     resumed.bind("s1", url)
@@ -248,6 +258,17 @@ def test_shares_the_naslab_sqlite_file(tmp_path):
     again.replay(history + [(a, score(a))])
     assert len(finished(optuna.load_study(study_name="naslab:s1", storage=url))) == 8
     store.close()
+    # a running trial of a live driver (one sharing the study) is left alone
+    other = OptunaSearcher(space, seed=1)
+    other.bind("s1", url)
+    (mine,) = other.ask(1)
+    third = OptunaSearcher(space, seed=2)
+    third.bind("s1", url)
+    third.replay(history + [(a, score(a))])
+    third.ask(1)
+    states = [t.state for t in optuna.load_study(study_name="naslab:s1", storage=url).trials]
+    assert states.count(TrialState.RUNNING) == 2
+    other.tell(mine, score(mine))
 
 
 def test_resumed_study_with_other_objectives_conflicts(tmp_path):
