@@ -1207,8 +1207,13 @@ class Store:
                     _HOT.source, {"aid": arch_id, "tk": task_key, "fid": fidelity}).first()
         return "go", arch_row, number, source, holder
 
-    def _known(self, conn: Connection, holder: Any) -> RecordedTrial:
-        """The outcome ``known``: the study's own complete evaluation, read back."""
+    def _nothing_stored(self, conn: Connection, outcome: str, holder: Any) -> RecordedTrial:
+        """The claim outcomes that store nothing: ``full``, ``busy`` (another driver's
+        running trial) and ``known`` (the study's own complete evaluation, read back)."""
+        if outcome == "full":
+            return RecordedTrial(None, None, "full", None, {}, False)
+        if outcome == "busy":
+            return RecordedTrial(holder.id, holder.number, "busy", None, {}, False)
         row = conn.execute(_HOT.trial_values, {"tid": holder.id}).first()
         got = conn.execute(_HOT.final_metrics, {"tid": holder.id}).all()
         metrics = {n: _from_db_float(v) for n, v in got}
@@ -1279,12 +1284,8 @@ class Store:
             outcome, arch_row, number, source, holder = self._claim_checks(
                 conn, study_id, space_key, task_key, arch_hash, fidelity, budget, reuse,
                 reuse_own)
-            if outcome == "full":
-                return RecordedTrial(None, None, "full", None, {}, False)
-            if outcome == "busy":
-                return RecordedTrial(holder.id, holder.number, "busy", None, {}, False)
-            if outcome == "known":
-                return self._known(conn, holder)
+            if outcome != "go":
+                return self._nothing_stored(conn, outcome, holder)
             result, error, reports = (None, None, ()) if source is not None else evaluate()
             if source is None and result is not None and objective not in result.metrics:
                 raise StorageError(
@@ -1387,12 +1388,8 @@ class Store:
             outcome, arch_row, number, source, holder = self._claim_checks(
                 conn, study_id, space_key, task_key, arch_hash, fidelity, budget, reuse,
                 reuse_own)
-            if outcome == "full":
-                return RecordedTrial(None, None, "full", None, {}, False)
-            if outcome == "busy":
-                return RecordedTrial(holder.id, holder.number, "busy", None, {}, False)
-            if outcome == "known":
-                return self._known(conn, holder)
+            if outcome != "go":
+                return self._nothing_stored(conn, outcome, holder)
             if arch_row is None:
                 arch_id = self._insert_architecture(conn, arch, space_key, arch_hash,
                                                     decisions_json, graph_json)
