@@ -143,7 +143,7 @@ def test_drivers_killed_at_random_moments_resume_exactly(db_url, mode, kills, bu
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the driver finished before it could be killed"
-        time.sleep(rng.uniform(0.0, 0.15))  # a random moment of the search
+        time.sleep(rng.uniform(0.0, 0.06))  # a random moment of the search
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         now = _complete(db_url, study)
