@@ -998,6 +998,11 @@ class Store:
         params, flops, latency, training time, epochs, ``result.extra`` and, if
         present, the weights (as safetensors); fills the architecture's params and
         flops if unknown. All in one transaction.
+
+        A trial that was ``interrupted`` (its driver was taken for dead) is completed
+        too, unless another trial of the study has claimed the architecture since:
+        then the result is stored with it, but it stays ``interrupted`` (the other
+        trial is the study's evaluation) and ``error`` names that trial.
         """
         if objective not in result.metrics:
             raise StorageError(
@@ -1011,6 +1016,16 @@ class Store:
             trial = _trial_row(session, trial_id)
             if trial.state not in ("running", "interrupted"):
                 raise StorageError(f"cannot complete trial {trial_id}: it is already {trial.state}")
+            successor = None
+            if trial.state == "interrupted" and not stopped and trial.reused_from is None:
+                successor = session.execute(
+                    select(TrialRow.number).where(
+                        TrialRow.study_id == trial.study_id,
+                        TrialRow.architecture_id == trial.architecture_id,
+                        TrialRow.fidelity == trial.fidelity, TrialRow.id != trial.id,
+                        TrialRow.reused_from.is_(None),
+                        TrialRow.state.in_(["running", "complete"]))
+                ).scalar()
             trial.state = "stopped" if stopped else "complete"
             if worker is not None:  # the process that actually evaluated it
                 trial.worker = worker
@@ -1023,6 +1038,12 @@ class Store:
             trial.extra = extra
             trial.finished_at = utcnow()
             trial.error = None
+            if successor is not None:
+                trial.state = "interrupted"
+                trial.error = (
+                    "finished after its driver was taken for dead; trial "
+                    f"{successor} of the study evaluates this architecture now (this "
+                    "trial's result is kept here)")
             _put_metrics(session, trial_id, None, values)
             arch = session.get(ArchitectureRow, trial.architecture_id)
             if arch is not None:

@@ -137,3 +137,32 @@ def test_batch_commits_together_and_rolls_back_together(db_url):
             record("d", 0.4)
             raise RuntimeError("crash inside the batch")
         assert store.count_trials(study.id) == 3
+
+
+def test_a_late_result_after_the_claim_passed_on_is_kept_not_duplicated(db_url):
+    """A driver taken for dead (stale heartbeat) finishes its trial after another
+    driver claimed the architecture again: the late result is stored with its trial,
+    which stays interrupted, and the study still has one evaluation of it."""
+    with Store(db_url) as store:
+        study = new_study(store)
+        arch = make_arch(("a",))
+        late = store.start_trial(study.id, arch, "toy:v1", 3, 0, "w", driver="remote/1/1")
+        engine = sa.create_engine(db_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE naslab_trials SET heartbeat_at = :t WHERE id = :i"),
+                         {"t": utcnow() - timedelta(minutes=10), "i": late})
+        engine.dispose()
+        assert store.interrupt_abandoned(study.id) == 1
+        again = store.claim_trial(study.id, arch, "toy:v1", "digits:v1", 3, 0, driver="d2")
+        assert again.state == "running"
+        store.complete_trial(late, result(0.7), "val_accuracy")  # no error
+        kept = store.trial(late)
+        assert kept.state == "interrupted" and kept.objective_value == 0.7
+        assert f"trial {again.number} of the study evaluates" in kept.error
+        store.complete_trial(again.trial_id, result(0.71), "val_accuracy")
+        assert [t.id for t in store.trials(study.id, ["complete"])] == [again.trial_id]
+        # without a successor, an interrupted trial that finishes late is complete
+        other = store.start_trial(study.id, make_arch(("b",)), "toy:v1", 3, 0, "w")
+        store.interrupt_running(study.id)
+        store.complete_trial(other, result(0.5), "val_accuracy")
+        assert store.trial(other).state == "complete"
