@@ -1557,15 +1557,23 @@ class Store:
             return int(result.rowcount or 0)
 
     def trials_since(
-        self, study: str | int, after_number: int, ids: Iterable[int] = ()
+        self,
+        study: str | int,
+        after_number: int,
+        ids: Iterable[int] = (),
+        *,
+        exclude_driver: str | None = None,
     ) -> list[TrialRecord]:
-        """The study's trials numbered above ``after_number``, plus those with the
-        given ``ids``, ordered by number: what a driver needs to follow the trials
-        that other drivers of the same study start and finish."""
+        """The study's trials numbered above ``after_number`` (but none of
+        ``exclude_driver``'s), plus those with the given ``ids``, ordered by number:
+        what a driver needs to follow the trials that other drivers of the same study
+        start and finish."""
         wanted = sorted({int(i) for i in ids})
         with self._read(f"read new trials of study {study!r}") as session:
             study_row = self._study_row(session, study)
             cond = TrialRow.number > after_number
+            if exclude_driver is not None:
+                cond = cond & (TrialRow.driver.is_(None) | (TrialRow.driver != exclude_driver))
             if wanted:
                 cond = cond | TrialRow.id.in_(wanted)
             rows = session.execute(

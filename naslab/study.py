@@ -418,7 +418,9 @@ class Study:
             """Tell the searcher the results other drivers stored since the last look."""
             nonlocal seen_number, finished, best, last_sync
             last_sync = time.monotonic()
-            for t in self.store.trials_since(info.id, seen_number, watched):
+            # this driver's own trials are not read back: they are told as they finish
+            for t in self.store.trials_since(info.id, seen_number, watched,
+                                             exclude_driver=driver):
                 seen_number = max(seen_number, t.number)
                 if t.id in seen:
                     continue

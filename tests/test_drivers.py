@@ -37,6 +37,15 @@ def _running(store: Store, study, op: str, driver: str | None) -> int:
     return store.start_trial(study.id, make_arch((op,)), "toy:v1", 3, 0, "w", driver=driver)
 
 
+def _make_stale(url: str, trial_id: int) -> None:
+    """Age a trial's heartbeat by ten minutes (a remote driver gone silent)."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE naslab_trials SET heartbeat_at = :t WHERE id = :i"),
+                     {"t": utcnow() - timedelta(minutes=10), "i": trial_id})
+    engine.dispose()
+
+
 def test_only_dead_drivers_trials_are_interrupted(db_url):
     with Store(db_url) as store:
         study = new_study(store)
@@ -48,11 +57,7 @@ def test_only_dead_drivers_trials_are_interrupted(db_url):
         remote_fresh = _running(store, study, "c", "other-host/7/7")
         remote_stale = _running(store, study, "d", "other-host/8/8")
         legacy = _running(store, study, "e", None)
-        engine = sa.create_engine(db_url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("UPDATE naslab_trials SET heartbeat_at = :t WHERE id = :i"),
-                         {"t": utcnow() - timedelta(minutes=10), "i": remote_stale})
-        engine.dispose()
+        _make_stale(db_url, remote_stale)
         assert store.interrupt_abandoned(study.id) == 3
         states = {t.id: t.state for t in store.trials(study.id)}
         assert states == {mine: "running", gone: "interrupted", remote_fresh: "running",
@@ -147,11 +152,7 @@ def test_a_late_result_after_the_claim_passed_on_is_kept_not_duplicated(db_url):
         study = new_study(store)
         arch = make_arch(("a",))
         late = store.start_trial(study.id, arch, "toy:v1", 3, 0, "w", driver="remote/1/1")
-        engine = sa.create_engine(db_url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("UPDATE naslab_trials SET heartbeat_at = :t WHERE id = :i"),
-                         {"t": utcnow() - timedelta(minutes=10), "i": late})
-        engine.dispose()
+        _make_stale(db_url, late)
         assert store.interrupt_abandoned(study.id) == 1
         again = store.claim_trial(study.id, arch, "toy:v1", "digits:v1", 3, 0, driver="d2")
         assert again.state == "running"
