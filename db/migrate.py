@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-from naslab.errors import StorageError
+from naslab.core.errors import StorageError
 
 #: The Alembic version table of the naslab schema.
 VERSION_TABLE = "naslab_alembic_version"

@@ -6,8 +6,8 @@ in tables and views prefixed ``naslab_`` (described in :mod:`naslab.db.models`),
 so it can share a database with Optuna.
 
 Every public method is one short transaction: it commits before returning, and on
-any error it rolls back and raises :class:`~naslab.errors.StorageError` (or a more
-specific :class:`~naslab.errors.NaslabError`), leaving what is stored unchanged.
+any error it rolls back and raises :class:`~naslab.core.errors.StorageError` (or a more
+specific :class:`~naslab.core.errors.NaslabError`), leaving what is stored unchanged.
 
 On SQLite the store turns on write-ahead logging (readers never block the writer),
 foreign keys and a busy timeout, and starts its write transactions with
@@ -61,7 +61,16 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session, defer, sessionmaker
 from sqlalchemy.pool import QueuePool, StaticPool
 
-from naslab.db import drivers, migrate
+from naslab.core import drivers
+from naslab.core.errors import (
+    ClaimError,
+    ConfigError,
+    QueryError,
+    StorageError,
+    StudyConflictError,
+    UnknownNameError,
+)
+from naslab.db import migrate
 from naslab.db.models import (
     DIRECTIONS,
     TABLES,
@@ -76,14 +85,6 @@ from naslab.db.models import (
     TrialRow,
     WeightsRow,
     utcnow,
-)
-from naslab.errors import (
-    ClaimError,
-    ConfigError,
-    QueryError,
-    StorageError,
-    StudyConflictError,
-    UnknownNameError,
 )
 from naslab.search_spaces.architecture import Architecture, graph_to_json
 
@@ -916,7 +917,7 @@ class Store:
         """Record a new running trial of ``arch``; returns its id.
 
         The trial gets the next number of the study; the architecture's row is
-        created if it is new. Raises :class:`~naslab.errors.ClaimError` if the
+        created if it is new. Raises :class:`~naslab.core.errors.ClaimError` if the
         architecture is already running or complete (not as a reused copy) in the
         study at this fidelity: one evaluation per study (see :meth:`claim_trial`,
         which reuses or waits instead).
@@ -1524,7 +1525,7 @@ class Store:
 
     def interrupt_abandoned(self, study_id: int, *, lease_s: float = drivers.LEASE_S) -> int:
         """Interrupt the study's running trials whose driver is dead (see
-        :func:`naslab.db.drivers.driver_alive`); returns how many. Trials of live
+        :func:`naslab.core.drivers.driver_alive`); returns how many. Trials of live
         drivers, on this machine or others, are left running."""
         with self._write(f"interrupt abandoned trials of study {study_id}") as session:
             rows = session.execute(

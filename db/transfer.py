@@ -87,9 +87,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from naslab import __version__
+from naslab.core.errors import ConfigError, StudyConflictError
 from naslab.db.models import TRIAL_STATES, Base, utcnow
 from naslab.db.store import Store
-from naslab.errors import ConfigError, StudyConflictError
 
 #: The ``type`` of a file's first line.
 HEADER_TYPE = "naslab-export"
@@ -598,7 +598,7 @@ def import_studies(
         rename: ``{name in the file: name in the target}`` for studies to import
             under another name.
         on_conflict: what to do with a study whose (target) name the store already
-            has: ``"error"`` (raise :class:`~naslab.errors.StudyConflictError`,
+            has: ``"error"`` (raise :class:`~naslab.core.errors.StudyConflictError`,
             import nothing) or ``"skip"`` (leave that study out).
 
     Returns:

@@ -11,7 +11,7 @@ The public API, re-exported here (loaded on first use, so ``import naslab`` is q
 - searchers: :class:`Searcher`, :class:`RandomSearch`, :class:`RegularizedEvolution`;
 - the search loop and the store: :class:`Study`, :class:`Store`;
 - export: :func:`export_best`, :func:`load_exported`;
-- errors: :class:`NaslabError` and its subclasses in :mod:`naslab.errors`.
+- errors: :class:`NaslabError` and its subclasses in :mod:`naslab.core.errors`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from naslab.errors import (
+from naslab.core.errors import (
     ConfigError,
     EvaluationError,
     InvalidArchitectureError,

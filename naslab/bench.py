@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from naslab.errors import ConfigError, UnknownNameError
+from naslab.core.errors import ConfigError, UnknownNameError
 
 #: The data sets of a NAS-Bench-Graph benchmark run by default: the eight that share
 #: the full 26,206-architecture space (``proteins`` has 2,021 and other operations).

@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 from naslab.cli_bench import bench
-from naslab.errors import ConfigError, NaslabError
+from naslab.core.errors import ConfigError, NaslabError
 
 app = typer.Typer(
     add_completion=False,

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 
 console = Console()
 

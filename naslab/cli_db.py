@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 
 db_app = typer.Typer(
     no_args_is_help=True,

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 
 predictor_app = typer.Typer(
     no_args_is_help=True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from naslab.errors import ConfigError, UnknownNameError
+from naslab.core.errors import ConfigError, UnknownNameError
 from naslab.search_spaces.base import SearchSpace
 from naslab.search_spaces.registry import SPACES, get_space
 from naslab.searchers.base import Searcher

@@ -18,8 +18,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from naslab.core.errors import ConfigError, NaslabError
 from naslab.db.store import Store
-from naslab.errors import ConfigError, NaslabError
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.search_spaces.registry import get_space

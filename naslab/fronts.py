@@ -106,7 +106,7 @@ def plot_front(store: Any, study: str, path: str | Path) -> Path:
     info = store.get_study(study)
     names = names or list((info.config if info else {}).get("objectives") or [])
     if len(names) < 2:
-        from naslab.errors import ConfigError
+        from naslab.core.errors import ConfigError
 
         raise ConfigError(f"study {study!r} has no stored Pareto front to plot")
     objectives = parse_objectives(names)

@@ -42,9 +42,9 @@ from naslab.components import (
     resolve_searcher,
     task_name,
 )
-from naslab.db.drivers import Heartbeat, driver_id
+from naslab.core.drivers import Heartbeat, driver_id
+from naslab.core.errors import ConfigError, StudyConflictError
 from naslab.db.store import RecordedTrial, Store, StudyInfo, TrialRecord
-from naslab.errors import ConfigError, StudyConflictError
 from naslab.fronts import pareto_trials, trial_metrics
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
@@ -303,7 +303,7 @@ class Study:
     def prepare(self) -> StudyInfo:
         """Create the study in the store, or load it and check that its settings match.
 
-        Raises :class:`~naslab.errors.StudyConflictError` when a study of this name was
+        Raises :class:`~naslab.core.errors.StudyConflictError` when a study of this name was
         stored with another space, task, fidelity, searcher or seed. :meth:`run` calls
         it; call it first to refuse a conflict before doing anything else.
         """

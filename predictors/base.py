@@ -30,7 +30,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from naslab.errors import ConfigError, NaslabError
+from naslab.core.errors import ConfigError, NaslabError
 from naslab.search_spaces.architecture import Architecture
 
 __all__ = [

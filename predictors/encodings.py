@@ -30,7 +30,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 from naslab.predictors.base import check_archs, check_positive_int
 from naslab.search_spaces.architecture import Architecture
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 from naslab.predictors.base import (
     FeaturesLike,
     FeatureTable,

@@ -58,7 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from naslab.errors import ConfigError, check_choice
+from naslab.core.errors import ConfigError
+from naslab.core.validation import check_choice
 from naslab.predictors.base import (
     FeaturesLike,
     FeatureTable,

@@ -9,7 +9,7 @@ predictive distribution, 68.3 % of the values fall within 1 sigma and 95.4 % wit
 2 sigma (:data:`NOMINAL_COVERAGE`).
 
 Higher targets are better throughout (accuracy, not error). Every function checks
-its input and raises :class:`~naslab.errors.ConfigError` with a message saying what
+its input and raises :class:`~naslab.core.errors.ConfigError` with a message saying what
 was wrong: vectors of different lengths, too few values, non-finite values.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 from naslab.predictors.base import Prediction
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 from naslab.predictors.base import Prediction
 from naslab.predictors.evaluation import _check_summary
 from naslab.predictors.metrics import _vectors, kendall_tau, spearman

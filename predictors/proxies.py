@@ -104,7 +104,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from naslab.errors import ConfigError, check_choice
+from naslab.core.errors import ConfigError
+from naslab.core.validation import check_choice
 from naslab.workers.measure import count_flops, count_params
 
 __all__ = ["PROXIES", "architecture_proxies", "compute_proxies", "proxy_batch"]

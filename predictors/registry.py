@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from naslab.errors import ConfigError, UnknownNameError
+from naslab.core.errors import ConfigError, UnknownNameError
 from naslab.predictors.base import Predictor
 
 __all__ = ["DEFAULT_PREDICTOR", "PREDICTORS", "get_predictor"]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 from naslab.predictors.base import Predictor, check_archs, predictor_from_bytes
 from naslab.search_spaces.architecture import Architecture
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import networkx as nx
 
-from naslab.errors import InvalidArchitectureError
+from naslab.core.errors import InvalidArchitectureError
 from naslab.search_spaces.canonical import graph_hash
 
 _JSON_VERSION = 1

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import numpy as np
 
-from naslab.errors import InvalidArchitectureError
+from naslab.core.errors import InvalidArchitectureError
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.decisions import (
     Decision,
@@ -180,7 +180,7 @@ class SearchSpace(ABC):
         """Build an architecture explicitly from its decisions.
 
         ``space.from_decisions({"depth": 2, ...})`` or ``space.from_decisions(depth=2,
-        ...)``. Raises :class:`~naslab.errors.InvalidArchitectureError` naming every
+        ...)``. Raises :class:`~naslab.core.errors.InvalidArchitectureError` naming every
         problem (missing, unknown or out-of-domain values, invalid graph).
         """
         merged = {**(decisions or {}), **kwargs}
@@ -212,7 +212,7 @@ class SearchSpace(ABC):
         return arch
 
     def validate(self, arch: Architecture) -> None:
-        """Raise :class:`~naslab.errors.InvalidArchitectureError` if ``arch`` is invalid.
+        """Raise :class:`~naslab.core.errors.InvalidArchitectureError` if ``arch`` is invalid.
 
         Checks that it belongs to this space, that its decisions are in their
         domains, that its graph is a valid DAG and that the graph is the one its

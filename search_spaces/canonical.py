@@ -33,7 +33,7 @@ from typing import Any
 
 import networkx as nx
 
-from naslab.errors import InvalidArchitectureError
+from naslab.core.errors import InvalidArchitectureError
 
 _MAX_LEAVES = 200_000
 

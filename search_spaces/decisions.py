@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from naslab.errors import InvalidArchitectureError
+from naslab.core.errors import InvalidArchitectureError
 
 Value = str | int | float | bool
 

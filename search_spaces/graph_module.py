@@ -19,7 +19,7 @@ import networkx as nx
 import torch
 from torch import nn
 
-from naslab.errors import InvalidArchitectureError
+from naslab.core.errors import InvalidArchitectureError
 
 #: ``make_op(attrs, in_channels) -> (module, out_channels)``
 OpFactory = Callable[[dict[str, Any], int], tuple[nn.Module, int]]

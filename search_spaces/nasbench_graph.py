@@ -54,7 +54,8 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import numpy as np
 
-from naslab.errors import ConfigError, InvalidArchitectureError, check_choice
+from naslab.core.errors import ConfigError, InvalidArchitectureError
+from naslab.core.validation import check_choice
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.search_spaces.decisions import Categorical, Decision, Value, sample_decisions

@@ -23,7 +23,7 @@ from typing import Any
 import networkx as nx
 from torch import nn
 
-from naslab.errors import InvalidArchitectureError
+from naslab.core.errors import InvalidArchitectureError
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace, image_shape, prune_dead
 from naslab.search_spaces.decisions import Categorical, Decision, Value

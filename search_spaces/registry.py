@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from naslab.errors import UnknownNameError
+from naslab.core.errors import UnknownNameError
 from naslab.search_spaces.base import SearchSpace
 
 

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from naslab.errors import UnknownNameError
+from naslab.core.errors import UnknownNameError
 
 #: The acquisition functions by name.
 ACQUISITIONS: tuple[str, ...] = ("ucb", "ei", "ts", "mean")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher

@@ -41,8 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from naslab.errors import ConfigError
-from naslab.predictors.base import Predictor, check_positive_int
+from naslab.core.errors import ConfigError
+from naslab.core.validation import check_int
+from naslab.predictors.base import Predictor
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.acquisition import ACQUISITIONS, acquire
@@ -78,10 +79,10 @@ class PredictorGuide:
         self.kappa = float(kappa)
         if not self.kappa >= 0:
             raise ConfigError(f"kappa must be >= 0, got {kappa!r}")
-        self.initial_samples = check_positive_int("initial_samples", initial_samples)
+        self.initial_samples = check_int("initial_samples", initial_samples, minimum=1)
         if refit_every is None:
             refit_every = 10 if predictor in _GNN_NAMES else 5
-        self.refit_every = check_positive_int("refit_every", refit_every)
+        self.refit_every = check_int("refit_every", refit_every, minimum=1)
         self.predictor_name = str(predictor)
         self.predictor_options = dict(predictor_options or {})
         self._make_predictor()  # refuse a bad name or options now, not at the 11th ask
@@ -221,9 +222,9 @@ class GuidedEvolution(Searcher):
         if isinstance(local_steps, bool) or not isinstance(local_steps, int) or local_steps < 0:
             raise ConfigError(f"local_steps must be an integer >= 0, got {local_steps!r}")
         self.local_steps = local_steps
-        self.local_starts = check_positive_int("local_starts", local_starts)
-        self.candidates = check_positive_int("candidates", candidates)
-        self.parents = check_positive_int("parents", parents)
+        self.local_starts = check_int("local_starts", local_starts, minimum=1)
+        self.candidates = check_int("candidates", candidates, minimum=1)
+        self.parents = check_int("parents", parents, minimum=1)
         for label, value in (("random_fraction", random_fraction),
                              ("crossover_prob", crossover_prob)):
             if not 0.0 <= float(value) <= 1.0:

@@ -27,8 +27,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from naslab.errors import InvalidArchitectureError
-from naslab.predictors.base import check_positive_int
+from naslab.core.errors import InvalidArchitectureError
+from naslab.core.validation import check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.guided import PredictorGuide
@@ -69,7 +69,7 @@ class GuidedOptuna(OptunaSearcher):
                          storage=storage, sampler_options=sampler_options,
                          max_retries=max_retries)
         self.name = "guided-optuna"
-        self.screen = check_positive_int("screen", screen)
+        self.screen = check_int("screen", screen, minimum=1)
         self.guide = PredictorGuide(self, predictor, acquisition, kappa, initial_samples,
                                     refit_every, predictor_options)
         self._shadow: optuna.Study | None = None

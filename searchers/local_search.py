@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher

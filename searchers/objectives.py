@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 
 #: Directions taken when a spec names a metric without one.
 DEFAULT_DIRECTIONS: dict[str, str] = {

@@ -104,8 +104,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from naslab.db.drivers import driver_alive, driver_id, parse_driver
-from naslab.errors import (
+from naslab.core.drivers import driver_alive, driver_id, parse_driver
+from naslab.core.errors import (
     ConfigError,
     InvalidArchitectureError,
     StorageError,
@@ -142,7 +142,7 @@ _SINGLE_OBJECTIVE = frozenset({"cmaes"})
 #: User attribute that names the naslab architecture an Optuna trial stands for.
 HASH_ATTR = "naslab_arch_hash"
 #: User attribute of an Optuna trial in a database: the naslab driver
-#: (``host/pid/start``, :mod:`naslab.db.drivers`) that asked it. Drivers sharing
+#: (``host/pid/start``, :mod:`naslab.core.drivers`) that asked it. Drivers sharing
 #: the study leave each other's running trials alone.
 DRIVER_ATTR = "naslab_driver"
 #: Seconds an SQLite connection of Optuna's waits for another's lock.

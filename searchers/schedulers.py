@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from naslab.errors import ConfigError, UnknownNameError
+from naslab.core.errors import ConfigError, UnknownNameError
 
 
 class Scheduler(ABC):

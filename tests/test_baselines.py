@@ -8,7 +8,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 from naslab.predictors.base import (
     NotFittedError,
     load_predictor,

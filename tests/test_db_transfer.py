@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from naslab import Study
 from naslab.cli_db import db_app
+from naslab.core.errors import ConfigError, StudyConflictError
 from naslab.db.models import Base
 from naslab.db.store import Store
 from naslab.db.transfer import (
@@ -34,7 +35,6 @@ from naslab.db.transfer import (
     export_studies,
     import_studies,
 )
-from naslab.errors import ConfigError, StudyConflictError
 from naslab.search_spaces.architecture import Architecture
 from naslab.workers.evaluator import Result
 from tests.databases import other_postgres, require_postgres

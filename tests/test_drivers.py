@@ -1,4 +1,4 @@
-"""Driver ids, liveness and heartbeats (:mod:`naslab.db.drivers`), and the store's
+"""Driver ids, liveness and heartbeats (:mod:`naslab.core.drivers`), and the store's
 claims between drivers, on every backend."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from naslab.core.drivers import Heartbeat, driver_alive, driver_id, parse_driver
 from naslab.db import Store
-from naslab.db.drivers import Heartbeat, driver_alive, driver_id, parse_driver
 from naslab.db.models import utcnow
 from tests.test_store import make_arch, new_study, result
 

@@ -20,9 +20,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from naslab import Study
+from naslab.core.errors import StorageError
 from naslab.db import Store, migrate
 from naslab.db.models import VIEW_SQL, Base
-from naslab.errors import StorageError
 
 OLD_DUMP = Path(__file__).parent / "data" / "naslab-0.1-before-migrations.sql.gz"
 TABLES = ["naslab_studies", "naslab_architectures", "naslab_trials", "naslab_metrics",

@@ -11,7 +11,7 @@ import pytest
 import torch
 from nas_bench_graph import Arch, light_read, link_list
 
-from naslab.errors import (
+from naslab.core.errors import (
     ConfigError,
     EvaluationError,
     InvalidArchitectureError,

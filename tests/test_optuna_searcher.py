@@ -11,9 +11,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from naslab.db.drivers import driver_id, parse_driver
+from naslab.core.drivers import driver_id, parse_driver
+from naslab.core.errors import ConfigError, StudyConflictError, UnknownNameError
 from naslab.db.store import Store
-from naslab.errors import ConfigError, StudyConflictError, UnknownNameError
 from naslab.search_spaces.nasbench_graph import OP_NAMES, NasBenchGraphSpace
 from naslab.search_spaces.nb201 import NB201Space
 from naslab.searchers import get_searcher

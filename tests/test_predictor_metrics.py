@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 from naslab.predictors.base import FeatureTable, Prediction, Predictor
 from naslab.predictors.evaluation import compare, format_table, learning_curve, summarise
 from naslab.predictors.metrics import (

@@ -25,9 +25,9 @@ from safetensors.numpy import save as save_safetensors
 
 from naslab import cli, cli_predictor
 from naslab.components import resolve
+from naslab.core.errors import ConfigError, UnknownNameError
 from naslab.db.models import VIEW_SQL, Base
 from naslab.db.store import Store
-from naslab.errors import ConfigError, UnknownNameError
 from naslab.predictors import proxies as proxies_module
 from naslab.predictors.base import predictor_from_bytes
 from naslab.predictors.registry import get_predictor

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from naslab.errors import ConfigError, UnknownNameError
+from naslab.core.errors import ConfigError, UnknownNameError
 from naslab.predictors.base import NotFittedError, Prediction, Predictor, predictor_from_bytes
 from naslab.predictors.baselines import ProxyPredictor, TreePredictor
 from naslab.predictors.featurize import (

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from scipy.stats import spearmanr
 from torch import nn
 
-from naslab.errors import ConfigError, UnknownNameError
+from naslab.core.errors import ConfigError, UnknownNameError
 from naslab.predictors.proxies import (
     JACOB_COV_K,
     PROXIES,

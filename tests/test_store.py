@@ -18,9 +18,7 @@ import pytest
 import sqlalchemy as sa
 import torch
 
-from naslab.db import VIEWS, Store, StudyInfo, TrialRecord
-from naslab.db.models import Base
-from naslab.errors import (
+from naslab.core.errors import (
     ClaimError,
     ConfigError,
     QueryError,
@@ -28,6 +26,8 @@ from naslab.errors import (
     StudyConflictError,
     UnknownNameError,
 )
+from naslab.db import VIEWS, Store, StudyInfo, TrialRecord
+from naslab.db.models import Base
 from naslab.search_spaces.architecture import Architecture
 from naslab.workers.evaluator import Result
 

@@ -9,8 +9,8 @@ import math
 import pytest
 
 from naslab import Study
+from naslab.core.errors import ConfigError, UnknownNameError
 from naslab.db import Store
-from naslab.errors import ConfigError, UnknownNameError
 from naslab.predictors.registry import get_predictor
 from naslab.predictors.store_data import fit_from_store, save_to_store
 from tests.test_store import make_arch

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from naslab.errors import (
+from naslab.core.errors import (
     ConfigError,
     EvaluationError,
     InvalidArchitectureError,

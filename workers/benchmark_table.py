@@ -27,7 +27,8 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from naslab.errors import ConfigError, EvaluationError, check_choice
+from naslab.core.errors import ConfigError, EvaluationError
+from naslab.core.validation import check_choice
 from naslab.search_spaces.nasbench_graph import (
     DATASETS,
     PROTEINS_OPS,

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 
 __all__ = ["count_flops", "count_params", "measure_latency_ms"]
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from naslab.errors import ConfigError
+from naslab.core.errors import ConfigError
 from naslab.workers.evaluator import Evaluator
 from naslab.workers.executor import (
     EvaluationJob,

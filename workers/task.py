@@ -38,7 +38,8 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from naslab.errors import ConfigError, check_choice
+from naslab.core.errors import ConfigError
+from naslab.core.validation import check_choice
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from naslab.errors import ConfigError, EvaluationError, NaslabError, check_choice
+from naslab.core.errors import ConfigError, EvaluationError, NaslabError
+from naslab.core.validation import check_choice
 from naslab.workers.evaluator import Evaluator, Reporter, Result
 from naslab.workers.measure import count_flops, count_params, measure_latency_ms
 from naslab.workers.task import Task, TensorTask, get_task

@@ -63,10 +63,3 @@ class QueryError(NaslabError):
 class EvaluationError(NaslabError):
     """An evaluation of an architecture failed (the message says why)."""
 
-
-def check_choice(kind: str, name: str, choices: Iterable[str]) -> str:
-    """Return ``name`` if it is one of ``choices``, else raise :class:`UnknownNameError`."""
-    choices = list(choices)
-    if name not in choices:
-        raise UnknownNameError(kind, name, choices)
-    return name
