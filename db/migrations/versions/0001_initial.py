@@ -29,10 +29,9 @@ _NAMING = {
 _TS = sa.DateTime(timezone=True)
 
 
-def _schema() -> sa.MetaData:
-    """The tables as this revision made them (a frozen copy, not the live models)."""
-    md = sa.MetaData(naming_convention=_NAMING)
-    sa.Table(
+def _studies_table(md: sa.MetaData) -> sa.Table:
+    """One row per study: its space, task, searcher, objective, budget and seed."""
+    return sa.Table(
         "naslab_studies", md,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("name", sa.String(200), nullable=False, unique=True),
@@ -51,7 +50,11 @@ def _schema() -> sa.MetaData:
         sa.Column("updated_at", _TS, nullable=False),
         sa.CheckConstraint("direction IN ('maximize', 'minimize')", name="direction"),
     )
-    sa.Table(
+
+
+def _architectures_table(md: sa.MetaData) -> sa.Table:
+    """Every architecture ever evaluated, unique by (space_key, hash)."""
+    return sa.Table(
         "naslab_architectures", md,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("space", sa.String(255), nullable=False),
@@ -64,7 +67,11 @@ def _schema() -> sa.MetaData:
         sa.Column("created_at", _TS, nullable=False),
         sa.UniqueConstraint("space_key", "hash"),
     )
-    sa.Table(
+
+
+def _trials_table(md: sa.MetaData) -> sa.Table:
+    """One evaluation of an architecture in a study, and its outcome."""
+    return sa.Table(
         "naslab_trials", md,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("study_id", sa.Integer,
@@ -96,7 +103,11 @@ def _schema() -> sa.MetaData:
         sa.Index(None, "study_id", "state"),
         sa.Index(None, "architecture_id"),
     )
-    sa.Table(
+
+
+def _metrics_table(md: sa.MetaData) -> sa.Table:
+    """Per-epoch (step) and final (step NULL) metric values of trials."""
+    return sa.Table(
         "naslab_metrics", md,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("trial_id", sa.Integer,
@@ -106,14 +117,22 @@ def _schema() -> sa.MetaData:
         sa.Column("value", sa.Float),
         sa.Index(None, "trial_id", "name", "step"),
     )
-    sa.Table(
+
+
+def _weights_table(md: sa.MetaData) -> sa.Table:
+    """The trained weights of a trial."""
+    return sa.Table(
         "naslab_weights", md,
         sa.Column("trial_id", sa.Integer,
                   sa.ForeignKey("naslab_trials.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("format", sa.String(32), nullable=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
     )
-    sa.Table(
+
+
+def _proxies_table(md: sa.MetaData) -> sa.Table:
+    """Zero-cost proxy scores of architectures on a task."""
+    return sa.Table(
         "naslab_proxies", md,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("architecture_id", sa.Integer,
@@ -127,7 +146,11 @@ def _schema() -> sa.MetaData:
         sa.Column("created_at", _TS, nullable=False),
         sa.UniqueConstraint("architecture_id", "task_key", "name", "batch_size", "seed"),
     )
-    sa.Table(
+
+
+def _predictors_table(md: sa.MetaData) -> sa.Table:
+    """Fitted predictors, by name and version."""
+    return sa.Table(
         "naslab_predictors", md,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("name", sa.String(200), nullable=False),
@@ -144,7 +167,11 @@ def _schema() -> sa.MetaData:
         sa.Column("created_at", _TS, nullable=False),
         sa.UniqueConstraint("name", "version"),
     )
-    sa.Table(
+
+
+def _pareto_fronts_table(md: sa.MetaData) -> sa.Table:
+    """The trials on each study's Pareto front."""
+    return sa.Table(
         "naslab_pareto_fronts", md,
         sa.Column("study_id", sa.Integer,
                   sa.ForeignKey("naslab_studies.id", ondelete="CASCADE"), primary_key=True),
@@ -153,6 +180,25 @@ def _schema() -> sa.MetaData:
         sa.Column("objectives", sa.Text, nullable=False),
         sa.Column("updated_at", _TS, nullable=False),
     )
+
+
+_TABLES = (
+    _studies_table,
+    _architectures_table,
+    _trials_table,
+    _metrics_table,
+    _weights_table,
+    _proxies_table,
+    _predictors_table,
+    _pareto_fronts_table,
+)
+
+
+def _schema() -> sa.MetaData:
+    """The tables as this revision made them (a frozen copy, not the live models)."""
+    md = sa.MetaData(naming_convention=_NAMING)
+    for add_table in _TABLES:
+        add_table(md)
     return md
 
 
@@ -219,14 +265,23 @@ GROUP BY s.id, s.name, s.space, s.task_key, s.searcher, s.objective, s.direction
 }
 
 
-def upgrade() -> None:
-    bind = op.get_bind()
-    _schema().create_all(bind)
+def _create_views() -> None:
+    """The views, in the order of :data:`VIEWS` (``naslab_pareto`` reads ``naslab_results``)."""
     for name, sql in VIEWS.items():
         op.execute(f"CREATE VIEW {name} AS {sql}")
 
 
-def downgrade() -> None:
+def _drop_views() -> None:
+    """The views, dependants first."""
     for name in reversed(list(VIEWS)):
         op.execute(f"DROP VIEW IF EXISTS {name}")
+
+
+def upgrade() -> None:
+    _schema().create_all(op.get_bind())
+    _create_views()
+
+
+def downgrade() -> None:
+    _drop_views()
     _schema().drop_all(op.get_bind())
