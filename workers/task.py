@@ -10,19 +10,17 @@ Three ways to get one:
 
 * :class:`TensorTask`: tensors (or numpy arrays) held in memory;
 * :class:`LoaderTask`: ``DataLoader`` objects of your own;
-* a registered task by name (:func:`get_task`): ``"digits"`` (scikit-learn's bundled
-  8x8 hand-written digits, needs no network) and ``"cifar10"`` (read from the
-  standard CIFAR-10 python batches in a local folder).
+* a registered task by name (:func:`get_task`, the :data:`TASKS` registry):
+  ``"digits"`` (scikit-learn's bundled 8x8 hand-written digits, needs no network)
+  and ``"cifar10"`` (read from the standard CIFAR-10 python batches in a local
+  folder); their data are loaded by :mod:`naslab.workers.datasets`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
-import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,9 @@ from torch.utils.data import (
 )
 
 from naslab.core.errors import ConfigError
-from naslab.core.validation import check_choice
+from naslab.core.registry import Registry
+from naslab.core.validation import check_choice, check_int
+from naslab.workers.datasets import cifar10_tensors, digits_split, digits_tensors
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -55,14 +55,8 @@ __all__ = [
 ]
 
 
-def _check_int(what: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"{what} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 def _seeded_generator(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(_check_int("seed", seed, 0))
+    return torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
 
 
 class Task(ABC):
@@ -100,7 +94,7 @@ class Task(ABC):
             )
         self.name = name
         self.input_shape: tuple[int, ...] = shape
-        self.num_classes = _check_int("num_classes", num_classes, 2)
+        self.num_classes = check_int("num_classes", num_classes, minimum=2)
         if loss is not None and not callable(loss):
             raise ConfigError(
                 f"loss must be a callable (output, target) -> scalar tensor, got {loss!r}"
@@ -136,7 +130,7 @@ class Task(ABC):
 
         Taken from the validation split, repeated when it has fewer than ``n``.
         """
-        n = _check_int("n", n, 1)
+        n = check_int("n", n, minimum=1)
         _, val, _ = self.loaders(n, 0)
         parts: list[torch.Tensor] = []
         have = 0
@@ -257,7 +251,7 @@ class TensorTask(Task):
         if num_classes is None:
             num_classes = max(top + 1, 2)
         else:
-            num_classes = _check_int("num_classes", num_classes, 2)
+            num_classes = check_int("num_classes", num_classes, minimum=2)
             if top >= num_classes:
                 raise ConfigError(
                     f"labels must lie in [0, num_classes={num_classes}), found label {top}"
@@ -299,7 +293,7 @@ class TensorTask(Task):
         is much faster than collating samples one by one. The training loader drops a
         trailing batch of a single sample (BatchNorm cannot train on one).
         """
-        batch_size = _check_int("batch_size", batch_size, 1)
+        batch_size = check_int("batch_size", batch_size, minimum=1)
         gen = _seeded_generator(seed)
         out = []
         for split in _SPLITS:
@@ -315,7 +309,7 @@ class TensorTask(Task):
 
     def sample_batch(self, n: int) -> torch.Tensor:
         """``n`` validation inputs, repeated when the split has fewer than ``n``."""
-        n = _check_int("n", n, 1)
+        n = check_int("n", n, minimum=1)
         x = self._tensors["val"][0]
         idx = torch.arange(n) % len(x)
         return x[idx].clone()
@@ -387,7 +381,7 @@ class LoaderTask(Task):
 
     def loaders(self, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader, DataLoader]:
         """The loaders, the training one rebuilt with ``batch_size`` and a seeded shuffle."""
-        batch_size = _check_int("batch_size", batch_size, 1)
+        batch_size = check_int("batch_size", batch_size, minimum=1)
         train, val, test = self._loaders
         if self._reseedable():
             train = DataLoader(
@@ -410,57 +404,6 @@ class LoaderTask(Task):
 # -- built-in tasks -----------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _load_digits() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = np.asarray(data.data, dtype=np.float32).reshape(-1, 1, 8, 8) / 16.0
-    y = np.asarray(data.target, dtype=np.int64)
-    x.setflags(write=False)
-    y.setflags(write=False)
-    return x, y
-
-
-def _stratified_three_way(
-    y: np.ndarray, val: float | int, test: float | int, seed: int
-) -> dict[str, np.ndarray]:
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(y))
-    rest, test_idx = train_test_split(idx, test_size=test, stratify=y, random_state=seed)
-    if isinstance(val, float):  # a fraction of the whole, not of the rest
-        val = int(round(val * len(y)))
-    train_idx, val_idx = train_test_split(rest, test_size=val, stratify=y[rest], random_state=seed)
-    return {"train": np.sort(train_idx), "val": np.sort(val_idx), "test": np.sort(test_idx)}
-
-
-def digits_split(split_seed: int = 0) -> dict[str, np.ndarray]:
-    """Sample indices (into ``sklearn.datasets.load_digits()``) of the digits splits.
-
-    A stratified 60/20/20 train/validation/test split, fixed by ``split_seed``.
-    """
-    split_seed = _check_int("split_seed", split_seed, 0)
-    _, y = _load_digits()
-    return _stratified_three_way(y, 0.2, 0.2, split_seed)
-
-
-def _standardise(
-    splits: dict[str, tuple[np.ndarray, np.ndarray]],
-) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Per-channel standardisation with the training split's mean and std."""
-    xtr = splits["train"][0]
-    axes = (0, *range(2, xtr.ndim))
-    mean = xtr.mean(axis=axes, dtype=np.float64, keepdims=True)
-    std = xtr.std(axis=axes, dtype=np.float64, keepdims=True)
-    std = np.where(std > 0, std, 1.0)
-    out = {}
-    for split, (x, y) in splits.items():
-        xs = ((x - mean) / std).astype(np.float32)
-        out[split] = (torch.from_numpy(xs), torch.from_numpy(np.asarray(y, dtype=np.int64)))
-    return out
-
-
 def digits_task(split_seed: int = 0) -> TensorTask:
     """scikit-learn's bundled hand-written digits (1,797 images of 8x8, 10 classes).
 
@@ -469,9 +412,7 @@ def digits_task(split_seed: int = 0) -> TensorTask:
     60/20/20 train/validation/test split fixed by ``split_seed`` (see
     :func:`digits_split`). Needs no network.
     """
-    idx = digits_split(split_seed)
-    x, y = _load_digits()
-    tensors = _standardise({s: (x[i], y[i]) for s, i in idx.items()})
+    tensors = digits_tensors(split_seed)
     return TensorTask(
         "digits",
         tensors["train"],
@@ -480,36 +421,6 @@ def digits_task(split_seed: int = 0) -> TensorTask:
         num_classes=10,
         key=f"digits(seed={split_seed})",
     )
-
-
-_CIFAR_DIR = "cifar-10-batches-py"
-_CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
-_CIFAR_TEST = "test_batch"
-_CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-
-
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with open(path, "rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
-    except Exception as exc:
-        raise ConfigError(f"could not read CIFAR-10 batch {path}: {exc}") from exc
-    if not isinstance(batch, dict):
-        raise ConfigError(f"{path} is not a CIFAR-10 batch (expected a pickled dict)")
-    data = batch.get(b"data", batch.get("data"))
-    labels = batch.get(b"labels", batch.get("labels"))
-    if data is None or labels is None:
-        raise ConfigError(f"{path} is not a CIFAR-10 batch: it lacks the 'data' or 'labels' key")
-    data = np.asarray(data, dtype=np.uint8)
-    labels = np.asarray(labels, dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise ConfigError(
-            f"{path} is not a CIFAR-10 batch: data has shape {data.shape} and "
-            f"{len(labels)} labels; expected (n, 3072) and n labels"
-        )
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
-        raise ConfigError(f"{path}: CIFAR-10 labels must lie in 0..9")
-    return data.reshape(-1, 3, 32, 32), labels
 
 
 def cifar10_task(root: str | Path, split_seed: int = 0, val_size: int | float = 5000) -> TensorTask:
@@ -521,53 +432,15 @@ def cifar10_task(root: str | Path, split_seed: int = 0, val_size: int | float = 
     images, or that fraction of the training images) is drawn stratified from the
     training batches by ``split_seed``; the test split is ``test_batch``. Inputs
     have shape ``(3, 32, 32)``, scaled to ``[0, 1]`` and standardised per channel
-    with the training split's statistics.
+    with the training split's statistics (see
+    :func:`naslab.workers.datasets.cifar10_tensors`).
 
     The batches are Python pickles: only read files you trust.
 
     Raises:
         ConfigError: the folder or a batch file is missing or malformed.
     """
-    split_seed = _check_int("split_seed", split_seed, 0)
-    base = Path(root).expanduser()
-    if (base / _CIFAR_DIR).is_dir():
-        base = base / _CIFAR_DIR
-    missing = [f for f in (*_CIFAR_TRAIN, _CIFAR_TEST) if not (base / f).is_file()]
-    if missing:
-        raise ConfigError(
-            f"CIFAR-10 batch file(s) {', '.join(missing)} not found in {base}. Download "
-            f"{_CIFAR_URL} on a machine with network access, extract it (tar xzf) and "
-            f"pass the extracted '{_CIFAR_DIR}' folder (or its parent) as root"
-        )
-    parts = [_read_cifar_batch(base / f) for f in _CIFAR_TRAIN]
-    x_all = np.concatenate([p[0] for p in parts])
-    y_all = np.concatenate([p[1] for p in parts])
-    x_test, y_test = _read_cifar_batch(base / _CIFAR_TEST)
-    if isinstance(val_size, bool) or not isinstance(val_size, (int, float)):
-        raise ConfigError(f"val_size must be an int or a fraction, got {val_size!r}")
-    if isinstance(val_size, float) and not 0.0 < val_size < 1.0:
-        raise ConfigError(f"val_size as a fraction must lie in (0, 1), got {val_size}")
-    if isinstance(val_size, int) and not 1 <= val_size < len(y_all):
-        raise ConfigError(
-            f"val_size must lie in [1, {len(y_all)}) (the training images), got {val_size}"
-        )
-    if len(y_test) == 0:
-        raise ConfigError(f"{base / _CIFAR_TEST} holds no images")
-    from sklearn.model_selection import train_test_split
-
-    try:
-        train_idx, val_idx = train_test_split(
-            np.arange(len(y_all)), test_size=val_size, stratify=y_all, random_state=split_seed
-        )
-    except ValueError as exc:
-        raise ConfigError(f"cannot draw a stratified validation split: {exc}") from exc
-    train_idx, val_idx = np.sort(train_idx), np.sort(val_idx)
-    scaled = {
-        "train": (x_all[train_idx].astype(np.float32) / 255.0, y_all[train_idx]),
-        "val": (x_all[val_idx].astype(np.float32) / 255.0, y_all[val_idx]),
-        "test": (x_test.astype(np.float32) / 255.0, y_test),
-    }
-    tensors = _standardise(scaled)
+    tensors = cifar10_tensors(root, split_seed, val_size)
     return TensorTask(
         "cifar10",
         tensors["train"],
@@ -580,27 +453,22 @@ def cifar10_task(root: str | Path, split_seed: int = 0, val_size: int | float = 
 
 # -- registry -----------------------------------------------------------------------
 
-#: Built-in tasks by name: factories returning a :class:`Task`.
-TASKS: dict[str, Callable[..., Task]] = {
-    "digits": digits_task,
-    "cifar10": cifar10_task,
-}
+#: Built-in tasks by name: factories returning a :class:`Task`. Add your own with
+#: ``TASKS.register("name", factory)``.
+TASKS = Registry("task", base=Task)
+TASKS.register("digits", digits_task)
+TASKS.register("cifar10", cifar10_task)
 
 
 def get_task(name: str, **kwargs: Any) -> Task:
-    """The registered task ``name`` built with ``kwargs``.
+    """The registered task ``name`` built with ``kwargs`` (``TASKS.create``).
 
     ``get_task("digits", split_seed=1)``, ``get_task("cifar10", root="data/")``.
 
     Raises:
         UnknownNameError: ``name`` is not registered (the message lists the choices).
-        ConfigError: ``kwargs`` do not fit the task's factory.
+        ConfigError: ``kwargs`` do not fit the task's factory (the message lists
+            those it accepts).
     """
-    check_choice("task", name, TASKS)
-    factory = TASKS[name]
-    try:
-        inspect.signature(factory).bind(**kwargs)
-    except TypeError as exc:
-        params = ", ".join(inspect.signature(factory).parameters)
-        raise ConfigError(f"task {name!r}: {exc}; it accepts: {params}") from None
-    return factory(**kwargs)
+    task: Task = TASKS.create(name, **kwargs)
+    return task
