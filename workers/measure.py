@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from naslab.core.errors import ConfigError
+from naslab.core.validation import check_int
 
 __all__ = ["count_flops", "count_params", "measure_latency_ms"]
 
@@ -97,10 +98,8 @@ def measure_latency_ms(
     load.
     """
     _check_input(example_input)
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ConfigError(f"repeats must be an integer >= 1, got {repeats!r}")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ConfigError(f"warmup must be an integer >= 0, got {warmup!r}")
+    repeats = check_int("repeats", repeats, minimum=1)
+    warmup = check_int("warmup", warmup, minimum=0)
     x = _on_module_device(module, example_input)
     times: list[float] = []
     with _eval_mode(module), torch.inference_mode():
