@@ -18,13 +18,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from naslab.core.errors import ConfigError, EvaluationError, NaslabError
-from naslab.core.validation import check_choice
+from naslab.core.validation import check_choice, check_float, check_int
 from naslab.workers.evaluator import Evaluator, Reporter, Result
 from naslab.workers.measure import count_flops, count_params, measure_latency_ms
 from naslab.workers.task import Task, TensorTask, get_task
@@ -47,23 +48,37 @@ SCHEDULES = ("cosine", "constant")
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
-def _positive_int(what: str, value: Any, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{what} must be an integer >= {low}, got {value!r}")
-    return value
+def _check_device(device: str | torch.device) -> str | torch.device:
+    """``device`` if it is ``"auto"`` or names a torch device."""
+    if device != "auto":
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError) as exc:
+            raise ConfigError(
+                f"invalid device {device!r} (accepted: 'auto', 'cpu', 'cuda', "
+                f"'cuda:N', ...): {exc}"
+            ) from None
+    return device
 
 
-def _finite_float(what: str, value: Any, low: float, strict: bool) -> float:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, (int, float))
-        and math.isfinite(value)
-        and (value > low if strict else value >= low)
-    )
-    if not ok:
-        bound = f"> {low}" if strict else f">= {low}"
-        raise ConfigError(f"{what} must be a finite number {bound}, got {value!r}")
-    return float(value)
+@dataclass
+class _Run:
+    """What the steps of one evaluation share: the network, its optimizer, the
+    training batches and the progress so far."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    epochs: Iterator[Batches]  # endless: one iterable of training batches per epoch
+    steps_per_epoch: int  # 0 when unknown (the schedule then decays per epoch)
+    fidelity: int
+    step: int = 0
+    train_seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def epochs_done(self) -> int:
+        """Epochs trained (and validated) so far."""
+        return len(self.history)
 
 
 class TrainingEvaluator(Evaluator):
@@ -116,27 +131,20 @@ class TrainingEvaluator(Evaluator):
         if not isinstance(task, Task):
             raise ConfigError(f"task must be a Task or a task name, got {type(task).__name__}")
         self.task = task
-        self.batch_size = _positive_int("batch_size", batch_size)
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
-        self.lr = _finite_float("lr", OPTIMIZERS[optimizer] if lr is None else lr, 0.0, True)
-        self.momentum = _finite_float("momentum", momentum, 0.0, False)
+        self.lr = check_float("lr", OPTIMIZERS[optimizer] if lr is None else lr,
+                              minimum=0.0, strict_minimum=True)
+        self.momentum = check_float("momentum", momentum, minimum=0.0)
         if self.momentum >= 1.0:
             raise ConfigError(f"momentum must be < 1, got {momentum!r}")
-        self.weight_decay = _finite_float("weight_decay", weight_decay, 0.0, False)
+        self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
         self.schedule = check_choice("schedule", schedule, SCHEDULES)
         self.keep_weights = bool(keep_weights)
-        self.latency_batch = _positive_int("latency_batch", latency_batch)
-        self.latency_repeats = _positive_int("latency_repeats", latency_repeats)
-        self.eval_batch_size = _positive_int("eval_batch_size", eval_batch_size)
-        if device != "auto":
-            try:
-                torch.device(device)
-            except (RuntimeError, TypeError) as exc:
-                raise ConfigError(
-                    f"invalid device {device!r} (accepted: 'auto', 'cpu', 'cuda', "
-                    f"'cuda:N', ...): {exc}"
-                ) from None
-        self.device_spec = device
+        self.latency_batch = check_int("latency_batch", latency_batch, minimum=1)
+        self.latency_repeats = check_int("latency_repeats", latency_repeats, minimum=1)
+        self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, minimum=1)
+        self.device_spec = _check_device(device)
         self._device: torch.device | None = None
         self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -181,36 +189,51 @@ class TrainingEvaluator(Evaluator):
             self._on_device[split] = (x.to(self.device), y.to(self.device))
         return self._on_device[split]
 
+    def _loaders(self, seed: int) -> tuple[Any, Any, Any]:
+        """The task's train, validation and test loaders (None for a tensor task,
+        whose tensors are batched on the device instead)."""
+        if isinstance(self.task, TensorTask):
+            return None, None, None
+        return self.task.loaders(self.batch_size, seed)
+
     def _train_batches(self, gen: torch.Generator, loader: Any) -> tuple[int, Iterator[Batches]]:
         """Steps per epoch and an endless iterator of epochs of training batches."""
         if isinstance(self.task, TensorTask):
-            x, y = self._tensors("train")
-            n, bs = len(y), self.batch_size
-            steps = n // bs + (n % bs > 1 or (n % bs == 1 and n == 1))
+            return self._tensor_epochs(gen)
+        return self._loader_epochs(loader)
 
-            def tensor_epochs() -> Iterator[Batches]:
-                while True:
-                    perm = torch.randperm(n, generator=gen).to(self.device)
-                    chunks = perm.split(bs)
-                    if len(chunks) > steps:  # a trailing batch of one sample
-                        chunks = chunks[:steps]
-                    yield ((x[i], y[i]) for i in chunks)
+    def _tensor_epochs(self, gen: torch.Generator) -> tuple[int, Iterator[Batches]]:
+        """Epochs of the training tensors in an order drawn from ``gen``; a trailing
+        batch of a single sample is dropped."""
+        x, y = self._tensors("train")
+        n, bs = len(y), self.batch_size
+        steps = n // bs + (n % bs > 1 or (n % bs == 1 and n == 1))
 
-            return steps, tensor_epochs()
+        def epochs() -> Iterator[Batches]:
+            while True:
+                perm = torch.randperm(n, generator=gen).to(self.device)
+                chunks = perm.split(bs)
+                if len(chunks) > steps:  # a trailing batch of one sample
+                    chunks = chunks[:steps]
+                yield ((x[i], y[i]) for i in chunks)
 
+        return steps, epochs()
+
+    def _loader_epochs(self, loader: Any) -> tuple[int, Iterator[Batches]]:
+        """Epochs of the training loader's batches, moved to the device."""
         try:
             steps = len(loader)
         except TypeError:
             steps = 0  # unknown: the schedule then decays per epoch instead
 
-        def loader_epochs() -> Iterator[Batches]:
+        def epochs() -> Iterator[Batches]:
             while True:
                 yield (
                     (xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True))
                     for xb, yb, *_ in loader
                 )
 
-        return steps, loader_epochs()
+        return steps, epochs()
 
     def _eval_batches(self, split: str, loader: Any) -> Batches:
         if isinstance(self.task, TensorTask):
@@ -292,14 +315,30 @@ class TrainingEvaluator(Evaluator):
             EvaluationError: the network cannot be built or run on the task, its
                 output has the wrong shape, or training diverged (NaN/inf loss).
         """
-        fidelity = _positive_int("fidelity (epochs)", fidelity)
-        seed = _positive_int("seed", seed, 0)
-        task = self.task
-        space.validate(arch)
+        fidelity = check_int("fidelity (epochs)", fidelity, minimum=1)
+        seed = check_int("seed", seed, minimum=0)
+        model = self._build(space, arch, seed)
+        params = count_params(model)
+        optimizer = self._make_optimizer(model)
+        gen = torch.Generator().manual_seed(seed)
+        train_loader, val_loader, test_loader = self._loaders(seed)
+        steps, epochs = self._train_batches(gen, train_loader)
+        run = _Run(model, optimizer, epochs, steps, fidelity)
+        for epoch in range(1, fidelity + 1):
+            metrics = self._train_and_validate(run, epoch, val_loader)
+            if reporter.report(epoch, metrics) is False:  # stopped early by a scheduler
+                break
+        test_acc, flops, latency = self._test_and_measure(model, test_loader)
+        return self._result(run, params, test_acc, flops, latency, seed)
 
+    # -- the steps of an evaluation ------------------------------------------------
+
+    def _build(self, space: SearchSpace, arch: Architecture, seed: int) -> nn.Module:
+        """The network of ``arch``, initialised from ``seed``, on the device, in train mode."""
+        space.validate(arch)
         torch.manual_seed(seed)
         try:
-            model = space.build(arch, task)
+            model = space.build(arch, self.task)
         except NaslabError:
             raise
         except Exception as exc:
@@ -311,69 +350,70 @@ class TrainingEvaluator(Evaluator):
             )
         model.to(self.device)
         model.train()
-        params = count_params(model)
-        opt = self._make_optimizer(model)
+        return model
 
-        gen = torch.Generator().manual_seed(seed)
-        train_loader, val_loader, test_loader = (
-            (None, None, None)
-            if isinstance(task, TensorTask)
-            else task.loaders(self.batch_size, seed)
-        )
-        steps, epochs = self._train_batches(gen, train_loader)
-        total_steps = steps * fidelity
+    def _train_and_validate(self, run: _Run, epoch: int, val_loader: Any) -> dict[str, float]:
+        """Train one epoch, then score the validation split; the epoch's metrics
+        (also appended to the run's history). Only this counts as training time."""
+        start = time.perf_counter()
+        try:
+            train_loss = self._train_epoch(run, epoch)
+            val_loss, val_acc = self._score(run.model, self._eval_batches("val", val_loader))
+        except NaslabError:
+            raise
+        except RuntimeError as exc:
+            raise EvaluationError(f"training failed at epoch {epoch}: {exc}") from exc
+        if not math.isfinite(val_loss):
+            raise EvaluationError(
+                f"training diverged: validation loss is {val_loss} at epoch {epoch}"
+            )
+        run.train_seconds += time.perf_counter() - start
+        metrics = {"train_loss": train_loss, "val_accuracy": val_acc, "val_loss": val_loss}
+        run.history.append({"epoch": epoch, **metrics})
+        return metrics
 
-        history: list[dict[str, float]] = []
-        train_seconds = 0.0
-        step = 0
-        val_loss = val_acc = train_loss = math.nan
-        epochs_done = 0
-        for epoch in range(1, fidelity + 1):
-            start = time.perf_counter()
-            loss_sum, seen = 0.0, 0
-            try:
-                for xb, yb in next(epochs):
-                    if self.schedule == "cosine":
-                        frac = step / total_steps if total_steps else (epoch - 1) / fidelity
-                        for group in opt.param_groups:
-                            group["lr"] = self.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
-                    out = model(xb)
-                    if step == 0:
-                        self._check_output(out, xb)
-                    loss = task.loss(out, yb)
-                    value = loss.item()
-                    if not math.isfinite(value):
-                        raise EvaluationError(
-                            f"training diverged: loss is {value} at epoch {epoch}"
-                        )
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    loss_sum += value * len(yb)
-                    seen += len(yb)
-                    step += 1
-                if seen == 0:
-                    raise EvaluationError(f"task {task.name!r}: the training split is empty")
-                train_loss = loss_sum / seen
-                val_loss, val_acc = self._score(model, self._eval_batches("val", val_loader))
-            except NaslabError:
-                raise
-            except RuntimeError as exc:
-                raise EvaluationError(f"training failed at epoch {epoch}: {exc}") from exc
-            if not math.isfinite(val_loss):
-                raise EvaluationError(
-                    f"training diverged: validation loss is {val_loss} at epoch {epoch}"
-                )
-            train_seconds += time.perf_counter() - start
-            metrics = {"train_loss": train_loss, "val_accuracy": val_acc, "val_loss": val_loss}
-            history.append({"epoch": epoch, **metrics})
-            epochs_done = epoch
-            if reporter.report(epoch, metrics) is False:  # stopped early by a scheduler
-                break
+    def _train_epoch(self, run: _Run, epoch: int) -> float:
+        """One pass over the training batches; the mean training loss."""
+        loss_sum, seen = 0.0, 0
+        for xb, yb in next(run.epochs):
+            self._set_learning_rate(run, epoch)
+            value = self._train_step(run, xb, yb, epoch)
+            loss_sum += value * len(yb)
+            seen += len(yb)
+        if seen == 0:
+            raise EvaluationError(f"task {self.task.name!r}: the training split is empty")
+        return loss_sum / seen
 
+    def _set_learning_rate(self, run: _Run, epoch: int) -> None:
+        """The cosine schedule: decay per step over the run (per epoch when the number
+        of steps is unknown). A constant schedule leaves the rate as it is."""
+        if self.schedule != "cosine":
+            return
+        total_steps = run.steps_per_epoch * run.fidelity
+        frac = run.step / total_steps if total_steps else (epoch - 1) / run.fidelity
+        for group in run.optimizer.param_groups:
+            group["lr"] = self.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    def _train_step(self, run: _Run, xb: torch.Tensor, yb: torch.Tensor, epoch: int) -> float:
+        """One optimizer step on a batch; the batch's loss."""
+        out = run.model(xb)
+        if run.step == 0:
+            self._check_output(out, xb)
+        loss = self.task.loss(out, yb)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise EvaluationError(f"training diverged: loss is {value} at epoch {epoch}")
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        run.step += 1
+        return value
+
+    def _test_and_measure(self, model: nn.Module, test_loader: Any) -> tuple[float, int, float]:
+        """Test accuracy, FLOPs (one sample) and latency (ms) of the trained network."""
         try:
             _, test_acc = self._score(model, self._eval_batches("test", test_loader))
-            sample = task.sample_batch(self.latency_batch)
+            sample = self.task.sample_batch(self.latency_batch)
             flops = count_flops(model, sample)
             latency = measure_latency_ms(model, sample, repeats=self.latency_repeats)
         except NaslabError:
@@ -382,25 +422,31 @@ class TrainingEvaluator(Evaluator):
             raise EvaluationError(
                 f"testing or measuring the trained network failed: {exc}"
             ) from exc
+        return test_acc, flops, latency
 
+    def _result(
+        self, run: _Run, params: int, test_acc: float, flops: int, latency: float, seed: int
+    ) -> Result:
+        """The :class:`Result` of a finished run (metrics of its last epoch)."""
+        last = run.history[-1]
         weights = None
         if self.keep_weights:
-            weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            weights = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
         return Result(
             metrics={
-                "val_accuracy": val_acc,
+                "val_accuracy": last["val_accuracy"],
                 "test_accuracy": test_acc,
-                "val_loss": val_loss,
-                "train_loss": train_loss,
+                "val_loss": last["val_loss"],
+                "train_loss": last["train_loss"],
             },
             params=params,
             flops=flops,
             latency_ms=latency,
-            train_seconds=train_seconds,
-            epochs=epochs_done,
+            train_seconds=run.train_seconds,
+            epochs=run.epochs_done,
             weights=weights,
             extra={
-                "history": history,
+                "history": run.history,
                 "latency_batch": self.latency_batch,
                 "device": str(self.device),
                 "seed": seed,
