@@ -31,6 +31,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,24 +128,41 @@ def run_executor(executor: Any, space: Any, archs: list[Any]) -> dict[str, Any]:
             "reused": 0, "failed": failed, "cpu_ours": cpu.ours, "cpu_others": cpu.others}
 
 
-def main() -> None:
+LABELS = {
+    "e": "in-process executor alone",
+    "d1": "ray executor alone, 1 worker",
+    "d2": "ray executor alone, 2 workers",
+    "a": "study + in-process (sqlite)",
+    "b": "study + ray, 1 worker",
+    "c": "study + ray, 2 workers",
+}
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line: ``--quick`` and ``--json PATH``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer trials, for a first look")
     parser.add_argument("--json", type=Path, help="write the headline figures here")
-    args = parser.parse_args()
-    n = 50 if args.quick else 300
-    cores = os.cpu_count() or 1
+    return parser.parse_args()
 
-    space = get_space("nb201")
+
+def distinct_archs(space: Any, n: int) -> list[Any]:
+    """``n`` distinct architectures sampled with seed 0, as the searcher would propose them."""
     rng = np.random.default_rng(0)
     archs: list[Any] = []
     seen: set[str] = set()
-    while len(archs) < n:  # distinct, as the searcher would propose them
+    while len(archs) < n:
         a = space.sample(rng)
         if a.hash not in seen:
             seen.add(a.hash)
             archs.append(a)
+    return archs
 
+
+@contextmanager
+def ray_started() -> Iterator[float]:
+    """Ray on 2 CPUs, no dashboard, its files in a fresh short folder under /tmp, for
+    the block; yields the seconds ``ray.init`` took."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
@@ -152,45 +171,46 @@ def main() -> None:
     t = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=ray_tmp)
     ray_init_s = time.perf_counter() - t
-    TimedRay, TimedInProc = timed(RayExecutor), timed(InProcessExecutor)
-    runs: dict[str, dict[str, Any]] = {}
     try:
-        run_executor(RayExecutor(workers=2), space, archs[:20])  # warm-up, not reported
-        with tempfile.TemporaryDirectory() as tmp:
-            tmpdir = Path(tmp)
-            runs["e"] = run_executor(TimedInProc(), space, archs)
-            runs["d1"] = run_executor(TimedRay(workers=1), space, archs)
-            runs["d2"] = run_executor(TimedRay(workers=2), space, archs)
-            runs["a"] = run_study(tmpdir / "a.db", "overhead-inproc", TimedInProc(), n)
-            runs["b"] = run_study(tmpdir / "b.db", "overhead-ray1", TimedRay(workers=1), n)
-            runs["c"] = run_study(tmpdir / "c.db", "overhead-ray2", TimedRay(workers=2), n)
+        yield ray_init_s
     finally:
         ray.shutdown()
         shutil.rmtree(ray_tmp, ignore_errors=True)  # Ray's session files and logs
 
-    labels = {
-        "e": "in-process executor alone",
-        "d1": "ray executor alone, 1 worker",
-        "d2": "ray executor alone, 2 workers",
-        "a": "study + in-process (sqlite)",
-        "b": "study + ray, 1 worker",
-        "c": "study + ray, 2 workers",
-    }
-    per: dict[str, float] = {}
-    for key, r in runs.items():
-        loop = r["wall"] - r["start_s"] - r["shutdown_s"]
-        per[key] = 1000 * loop / max(1, r["dispatched"])
-        r["loop"] = loop
 
-    print(f"trivial evaluator, nb201, {n} trials per configuration, random searcher, seed 0; "
-          f"{cores} cores; ray.init took {ray_init_s:.1f} s (excluded)")
+def measure(space: Any, archs: list[Any], n: int) -> dict[str, dict[str, Any]]:
+    """A warm-up loop (not reported), then every configuration (keys of :data:`LABELS`),
+    each with ``loop`` (seconds from the executor's start to its shutdown) added."""
+    TimedRay, TimedInProc = timed(RayExecutor), timed(InProcessExecutor)
+    runs: dict[str, dict[str, Any]] = {}
+    run_executor(RayExecutor(workers=2), space, archs[:20])  # warm-up, not reported
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        runs["e"] = run_executor(TimedInProc(), space, archs)
+        runs["d1"] = run_executor(TimedRay(workers=1), space, archs)
+        runs["d2"] = run_executor(TimedRay(workers=2), space, archs)
+        runs["a"] = run_study(tmpdir / "a.db", "overhead-inproc", TimedInProc(), n)
+        runs["b"] = run_study(tmpdir / "b.db", "overhead-ray1", TimedRay(workers=1), n)
+        runs["c"] = run_study(tmpdir / "c.db", "overhead-ray2", TimedRay(workers=2), n)
+    for r in runs.values():
+        r["loop"] = r["wall"] - r["start_s"] - r["shutdown_s"]
+    return runs
+
+
+def per_trial_ms(runs: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Milliseconds per dispatched trial of each configuration (loop time only)."""
+    return {key: 1000 * r["loop"] / max(1, r["dispatched"]) for key, r in runs.items()}
+
+
+def print_report(runs: dict[str, dict[str, Any]], per: dict[str, float]) -> None:
+    """One line per configuration, what the columns mean, and the differences."""
     header = (f"{'configuration':<31} {'dispatched':>10} {'reused':>6} {'start s':>7} "
               f"{'loop s':>7} {'ms/trial':>8} {'trials/s':>8} {'cpu s':>6} {'other cpu s':>11}")
     print(header)
     print("-" * len(header))
     for key in ("e", "d1", "d2", "a", "b", "c"):
         r = runs[key]
-        print(f"{labels[key]:<31} {r['dispatched']:>10} {r['reused']:>6} {r['start_s']:>7.2f} "
+        print(f"{LABELS[key]:<31} {r['dispatched']:>10} {r['reused']:>6} {r['start_s']:>7.2f} "
               f"{r['loop']:>7.2f} {per[key]:>8.2f} {1000 / per[key]:>8.1f} "
               f"{r['cpu_ours']:>6.1f} {r['cpu_others']:>11.1f}")
     print("(start s: executor start, i.e. creating the actors; loop s: from then to shutdown; "
@@ -205,20 +225,29 @@ def main() -> None:
           f"{per['b'] - per['d1']:7.2f} ms")
     print(f"study on Ray, 1 worker vs in-process study:                       "
           f"{per['b'] / per['a']:7.2f}x")
-    noisy = [labels[k] for k, r in runs.items() if r["cpu_others"] > 0.05 * cores * r["wall"]]
+
+
+def print_warnings(runs: dict[str, dict[str, Any]], cores: int) -> None:
+    """Warn about runs disturbed by other processes, and about failed trials."""
+    noisy = [LABELS[k] for k, r in runs.items() if r["cpu_others"] > 0.05 * cores * r["wall"]]
     if noisy:
         print("WARNING: other processes used more than 5% of the machine's CPU during: "
               f"{'; '.join(noisy)}; those figures are distorted")
     if any(r["failed"] for r in runs.values()):
         print("WARNING: some trials failed: "
-              + ", ".join(f"{labels[k]}: {r['failed']}" for k, r in runs.items()))
+              + ", ".join(f"{LABELS[k]}: {r['failed']}" for k, r in runs.items()))
 
+
+def headline_figures(
+    runs: dict[str, dict[str, Any]], per: dict[str, float], n: int, cores: int
+) -> list[dict[str, Any]]:
+    """The figures written by ``--json``."""
     cond = {"space": "nb201", "searcher": "random", "trials": n, "evaluator": "trivial",
             "store": "sqlite (fresh file)", "cores": cores, "ray_num_cpus": 2,
             "excludes": "ray.init and actor start"}
     figures = [
         {"name": f"per_trial_{name}", "value": round(per[key], 3), "unit": "ms",
-         "conditions": {**cond, "configuration": labels[key],
+         "conditions": {**cond, "configuration": LABELS[key],
                         "dispatched": runs[key]["dispatched"], "reused": runs[key]["reused"]}}
         for key, name in (("e", "in_process_executor_alone"), ("d1", "ray_executor_alone_1w"),
                           ("d2", "ray_executor_alone_2w"), ("a", "study_in_process"),
@@ -234,8 +263,25 @@ def main() -> None:
         {"name": "ray_actor_start", "value": round(runs["c"]["start_s"], 3), "unit": "s",
          "conditions": {"workers": 2, "what": "RayExecutor.start in the study"}},
     ]
+    return figures
+
+
+def main() -> None:
+    """Measure, print, and write the headline figures if asked."""
+    args = parse_args()
+    n = 50 if args.quick else 300
+    cores = os.cpu_count() or 1
+    space = get_space("nb201")
+    archs = distinct_archs(space, n)
+    with ray_started() as ray_init_s:
+        runs = measure(space, archs, n)
+    per = per_trial_ms(runs)
+    print(f"trivial evaluator, nb201, {n} trials per configuration, random searcher, seed 0; "
+          f"{cores} cores; ray.init took {ray_init_s:.1f} s (excluded)")
+    print_report(runs, per)
+    print_warnings(runs, cores)
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+        args.json.write_text(json.dumps(headline_figures(runs, per, n, cores), indent=2))
 
 
 if __name__ == "__main__":

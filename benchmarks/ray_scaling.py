@@ -36,6 +36,9 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +89,7 @@ def run_search(db: Path, name: str, executor: Any, budget: int, epochs: int) -> 
             start = time.perf_counter()
             report = study.run()
             wall = time.perf_counter() - start
-        trials = study.store.trials(name)
+        trials = study.store.trials.list(name)
     done = [t for t in trials if t.state == "complete"]
     busy = sum((t.finished_at - t.started_at).total_seconds() for t in done if t.finished_at)
     return {
@@ -115,15 +118,38 @@ def compare(a: dict[str, float], b: dict[str, float]) -> tuple[bool, bool, float
     return same_set, same_set and all(a[h] == b[h] for h in common), diff
 
 
-def main() -> None:
+ORDER = ("ray2", "ray1", "inproc", "ray1", "ray2")
+LABELS = {"ray1": "ray, 1 worker", "ray2": "ray, 2 workers"}  # + in-process, by core count
+
+
+@dataclass
+class Summary:
+    """The headline figures of the runs."""
+
+    wall: dict[str, float]  # mean wall time per executor
+    speedup: float  # 2 workers vs 1
+    speedup_ip: float  # 2 workers vs in-process
+    speedup_loop: float  # 2 workers vs 1, actor start excluded
+    same_set: bool  # every Ray run trained the same architectures ...
+    same_acc: bool  # ... to the same validation accuracies
+    diff: float
+    ip_set: bool  # the first 1-worker run vs the in-process run
+    ip_acc: bool
+    ip_diff: float
+
+
+def parse_args() -> argparse.Namespace:
+    """The command line: ``--quick`` and ``--json PATH``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small budget, for a first look")
     parser.add_argument("--json", type=Path, help="write the headline figures here")
-    args = parser.parse_args()
-    budget, epochs = (4, 2) if args.quick else (14, 6)
-    cores = os.cpu_count() or 1
-    order = ("ray2", "ray1", "inproc", "ray1", "ray2")
+    return parser.parse_args()
 
+
+@contextmanager
+def ray_started() -> Iterator[float]:
+    """Ray on 2 CPUs, no dashboard, its files in a fresh short folder under /tmp, for
+    the block; yields the seconds ``ray.init`` took."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
@@ -133,66 +159,85 @@ def main() -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=ray_tmp)
     ray_init_s = time.perf_counter() - t
     time.sleep(3.0)  # let the worker processes Ray prestarts finish importing
-    runs: list[tuple[str, dict[str, Any]]] = []
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            run_search(Path(tmp) / "warm-up.db", "warm-up",  # not reported
-                       RayExecutor(workers=2, cpus_per_trial=1), 2, 1)
-            for i, key in enumerate(order):
-                if key == "inproc":
-                    torch.set_num_threads(cores)
-                    executor: Any = InProcessExecutor()
-                else:
-                    executor = TimedRayExecutor(workers=int(key[-1]), cpus_per_trial=1)
-                runs.append((key, run_search(Path(tmp) / f"{i}.db", f"scaling-{key}-{i}",
-                                             executor, budget, epochs)))
+        yield ray_init_s
     finally:
         ray.shutdown()
         shutil.rmtree(ray_tmp, ignore_errors=True)  # Ray's session files and logs
+
+
+def measure(budget: int, epochs: int, cores: int) -> list[tuple[str, dict[str, Any]]]:
+    """An unreported warm-up search, then one search per executor in :data:`ORDER`."""
+    runs: list[tuple[str, dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        run_search(Path(tmp) / "warm-up.db", "warm-up",  # not reported
+                   RayExecutor(workers=2, cpus_per_trial=1), 2, 1)
+        for i, key in enumerate(ORDER):
+            if key == "inproc":
+                torch.set_num_threads(cores)
+                executor: Any = InProcessExecutor()
+            else:
+                executor = TimedRayExecutor(workers=int(key[-1]), cpus_per_trial=1)
+            runs.append((key, run_search(Path(tmp) / f"{i}.db", f"scaling-{key}-{i}",
+                                         executor, budget, epochs)))
+    return runs
+
+
+def summarise(runs: list[tuple[str, dict[str, Any]]]) -> Summary:
+    """Mean wall times, speed-ups, and whether the runs trained the same networks alike."""
 
     def mean(key: str, field: str) -> float:
         return statistics.fmean(r[field] for k, r in runs if k == key)
 
     wall = {key: mean(key, "wall") for key in ("ray1", "ray2", "inproc")}
     start_s = {key: mean(key, "start_s") for key in ("ray1", "ray2", "inproc")}
-    speedup = wall["ray1"] / wall["ray2"]
-    speedup_ip = wall["inproc"] / wall["ray2"]
-    speedup_loop = (wall["ray1"] - start_s["ray1"]) / (wall["ray2"] - start_s["ray2"])
     ray_vals = [r["val"] for k, r in runs if k != "inproc"]
     first_ray1 = next(r["val"] for k, r in runs if k == "ray1")
     checks = [compare(first_ray1, v) for v in ray_vals]
-    same_set = all(c[0] for c in checks)
-    same_acc = all(c[1] for c in checks)
-    diff = max(c[2] for c in checks)
     ip_set, ip_acc, ip_diff = compare(first_ray1, next(r["val"] for k, r in runs
                                                        if k == "inproc"))
+    return Summary(
+        wall=wall,
+        speedup=wall["ray1"] / wall["ray2"],
+        speedup_ip=wall["inproc"] / wall["ray2"],
+        speedup_loop=(wall["ray1"] - start_s["ray1"]) / (wall["ray2"] - start_s["ray2"]),
+        same_set=all(c[0] for c in checks),
+        same_acc=all(c[1] for c in checks),
+        diff=max(c[2] for c in checks),
+        ip_set=ip_set,
+        ip_acc=ip_acc,
+        ip_diff=ip_diff,
+    )
+
+
+def headline_figures(s: Summary, budget: int, epochs: int, cores: int) -> list[dict[str, Any]]:
+    """The figures written by ``--json``."""
     cond = {"space": "nb201(channels=8,cells_per_stage=1)", "task": "digits",
             "searcher": "random", "trials": budget, "epochs": epochs, "cores": cores,
             "ray_num_cpus": 2, "cpus_per_trial": 1, "store": "sqlite",
             "includes": "actor start and shutdown; not ray.init",
-            "statistic": "mean of runs in the order " + ", ".join(order)}
-    figures = [
-        {"name": "ray_1_worker_wall", "value": round(wall["ray1"], 2), "unit": "s",
+            "statistic": "mean of runs in the order " + ", ".join(ORDER)}
+    return [
+        {"name": "ray_1_worker_wall", "value": round(s.wall["ray1"], 2), "unit": "s",
          "conditions": cond},
-        {"name": "ray_2_workers_wall", "value": round(wall["ray2"], 2), "unit": "s",
+        {"name": "ray_2_workers_wall", "value": round(s.wall["ray2"], 2), "unit": "s",
          "conditions": cond},
-        {"name": "in_process_wall", "value": round(wall["inproc"], 2), "unit": "s",
+        {"name": "in_process_wall", "value": round(s.wall["inproc"], 2), "unit": "s",
          "conditions": {**cond, "torch_threads": cores,
                         "includes": "no actors; torch in the driver"}},
-        {"name": "speedup_2_vs_1_workers", "value": round(speedup, 2), "unit": "x",
-         "conditions": {"target": TARGET, "meets_target": speedup >= TARGET}},
-        {"name": "speedup_2_vs_1_workers_after_actor_start", "value": round(speedup_loop, 2),
+        {"name": "speedup_2_vs_1_workers", "value": round(s.speedup, 2), "unit": "x",
+         "conditions": {"target": TARGET, "meets_target": s.speedup >= TARGET}},
+        {"name": "speedup_2_vs_1_workers_after_actor_start", "value": round(s.speedup_loop, 2),
          "unit": "x", "conditions": {"excludes": "RayExecutor.start (actor creation)"}},
-        {"name": "speedup_2_workers_vs_in_process", "value": round(speedup_ip, 2), "unit": "x",
+        {"name": "speedup_2_workers_vs_in_process", "value": round(s.speedup_ip, 2), "unit": "x",
          "conditions": {}},
-        {"name": "same_results_1_vs_2_workers", "value": same_acc, "unit": "bool",
-         "conditions": {"same_architectures": same_set, "max_val_acc_diff": diff}},
+        {"name": "same_results_1_vs_2_workers", "value": s.same_acc, "unit": "bool",
+         "conditions": {"same_architectures": s.same_set, "max_val_acc_diff": s.diff}},
     ]
 
-    print(f"nb201 on digits, random searcher, {budget} trials x {epochs} epochs, seed 0; "
-          f"{cores} cores; ray.init took {ray_init_s:.1f} s (excluded)")
-    labels = {"ray1": "ray, 1 worker", "ray2": "ray, 2 workers",
-              "inproc": f"in-process ({cores} thr)"}
+
+def print_runs(runs: list[tuple[str, dict[str, Any]]], labels: dict[str, str]) -> None:
+    """One line per run, and what the columns mean."""
     header = (f"{'#':>1} {'run':<22} {'wall s':>7} {'actors s':>8} {'stop s':>7} "
               f"{'trained':>7} {'train sum s':>11} {'trial sum s':>11} {'busy %':>6} "
               f"{'cpu s':>6} {'other cpu s':>11}  torch threads")
@@ -212,18 +257,25 @@ def main() -> None:
           "summed; busy %: trial sum / (workers x time between start and shutdown); cpu s: "
           "CPU time of this script, Ray and its workers; other cpu s: CPU time of every "
           "other process on the machine meanwhile)")
-    print()
-    print("mean wall time: " + ", ".join(f"{labels[k]} {wall[k]:.2f} s"
+
+
+def print_summary(s: Summary, labels: dict[str, str], cores: int) -> None:
+    """Mean wall times, speed-ups against the target, and the same-results checks."""
+    print("mean wall time: " + ", ".join(f"{labels[k]} {s.wall[k]:.2f} s"
                                          for k in ("ray1", "ray2", "inproc")))
-    print(f"speed-up, 2 workers vs 1 worker:   {speedup:.2f}x  "
-          f"({'meets' if speedup >= TARGET else 'BELOW'} the {TARGET}x target)")
-    print(f"speed-up, 2 workers vs 1 worker, actor start excluded: {speedup_loop:.2f}x")
-    print(f"speed-up, 2 workers vs in-process ({cores} threads): {speedup_ip:.2f}x")
-    print(f"all Ray runs (1 and 2 workers): same architectures: {same_set}; same val "
-          f"accuracies: {same_acc} (max difference {diff:.3g})")
-    print(f"1 worker vs in-process ({cores} threads): same architectures: {ip_set}; "
-          f"same val accuracies: {ip_acc} (max difference {ip_diff:.3g}; torch's thread "
+    print(f"speed-up, 2 workers vs 1 worker:   {s.speedup:.2f}x  "
+          f"({'meets' if s.speedup >= TARGET else 'BELOW'} the {TARGET}x target)")
+    print(f"speed-up, 2 workers vs 1 worker, actor start excluded: {s.speedup_loop:.2f}x")
+    print(f"speed-up, 2 workers vs in-process ({cores} threads): {s.speedup_ip:.2f}x")
+    print(f"all Ray runs (1 and 2 workers): same architectures: {s.same_set}; same val "
+          f"accuracies: {s.same_acc} (max difference {s.diff:.3g})")
+    print(f"1 worker vs in-process ({cores} threads): same architectures: {s.ip_set}; "
+          f"same val accuracies: {s.ip_acc} (max difference {s.ip_diff:.3g}; torch's thread "
           "count changes float rounding)")
+
+
+def print_warnings(runs: list[tuple[str, dict[str, Any]]], cores: int) -> None:
+    """Warn about runs disturbed by other processes, and about failed or reused trials."""
     noisy = [str(i) for i, (_, r) in enumerate(runs, start=1)
              if r["cpu_others"] > 0.05 * cores * r["wall"]]
     if noisy:
@@ -233,8 +285,26 @@ def main() -> None:
         print("WARNING: some trials failed or were reused: "
               + ", ".join(f"run {i}: {r['failed']} failed, {r['reused']} reused"
                           for i, (_, r) in enumerate(runs, start=1)))
+
+
+def main() -> None:
+    """Measure, print, and write the headline figures if asked."""
+    args = parse_args()
+    budget, epochs = (4, 2) if args.quick else (14, 6)
+    cores = os.cpu_count() or 1
+    with ray_started() as ray_init_s:
+        runs = measure(budget, epochs, cores)
+    summary = summarise(runs)
+    labels = {**LABELS, "inproc": f"in-process ({cores} thr)"}
+    print(f"nb201 on digits, random searcher, {budget} trials x {epochs} epochs, seed 0; "
+          f"{cores} cores; ray.init took {ray_init_s:.1f} s (excluded)")
+    print_runs(runs, labels)
+    print()
+    print_summary(summary, labels, cores)
+    print_warnings(runs, cores)
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
+        args.json.write_text(json.dumps(headline_figures(summary, budget, epochs, cores),
+                                        indent=2))
 
 
 if __name__ == "__main__":
