@@ -137,9 +137,9 @@ def write_cases(fresh: Fresh, n: int) -> dict[str, float]:
         sid = _study(store, space, evaluator, "claimed").id
         t0 = time.perf_counter()
         for i in range(n):
-            rec = store.claim_trial(sid, archs[i], space.key, key, fid, 0, driver="bench",
+            rec = store.protocol.claim(sid, archs[i], space.key, key, fid, 0, driver="bench",
                                     budget=10**9, reuse_own=False)
-            store.complete_trial(rec.trial_id, results[i], objective)
+            store.protocol.finish(rec.trial_id, results[i], objective)
         out["claim_trial + complete_trial (training path)"] = (time.perf_counter() - t0) / n
 
     # a real search, against the same searcher and look-ups with no store
@@ -248,17 +248,17 @@ def read_cases(url: str, n: int) -> dict[str, float]:
     with Store(url) as store:
         plan_sql = ("EXPLAIN QUERY PLAN " if store.dialect == "sqlite" else "EXPLAIN ") + \
             QUERIES["top 10 of the study by objective (naslab_results)"]
-        _, plan = store.query_readonly(plan_sql)
+        _, plan = store.sql.query(plan_sql)
         print("  plan of the top-10 query:")
         for row in plan:
             print("    " + " | ".join(str(c) for c in row))
         for label, sql in QUERIES.items():
-            columns, rows = store.query_readonly(sql)
+            columns, rows = store.sql.query(sql)
             assert rows, label
-            out[label] = _median_time(lambda sql=sql: store.query_readonly(sql))
-        top = store.best_trials("big", 10)
+            out[label] = _median_time(lambda sql=sql: store.sql.query(sql))
+        top = store.trials.best("big", 10)
         assert len(top) == 10 and top[0].objective_value >= top[-1].objective_value
-        out["Store.best_trials(study, 10)"] = _median_time(lambda: store.best_trials("big", 10))
+        out["Store.best_trials(study, 10)"] = _median_time(lambda: store.trials.best("big", 10))
     return out
 
 

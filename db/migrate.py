@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, inspect, text
+from sqlalchemy.exc import SQLAlchemyError
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
 from naslab.core.errors import StorageError
+from naslab.db.engine import Database
 
 #: The Alembic version table of the naslab schema.
 VERSION_TABLE = "naslab_alembic_version"
@@ -151,6 +153,57 @@ def upgrade_in_transaction(
     return found, target
 
 
+def _check_schema_current(inspector: Any) -> None:
+    """Refuse a database whose tables a naslab from before the first released schema
+    created without the ``stopped`` trial state (no migration leads from there)."""
+    if "naslab_trials" not in inspector.get_table_names():
+        return
+    checks = inspector.get_check_constraints("naslab_trials")
+    texts = " ".join(str(c.get("sqltext", "")) for c in checks)
+    if checks and "stopped" not in texts:
+        raise StorageError(
+            "this database was created by an older naslab whose naslab_trials table "
+            "does not accept the 'stopped' state of early-stopped trials; use a new "
+            "database file (or copy the old one's rows into one made by this version)"
+        )
+
+
+def open_schema(db: Database, *, upgrade: bool = True) -> tuple[str, str | None]:
+    """Check the schema revision of the store's database and apply pending migrations
+    (in one transaction, under the schema lock). Returns ``(revision, upgraded
+    from)``, the latter None when the database was new or already current.
+
+    Raises:
+        StorageError: the database is behind and ``upgrade`` is False, or it is from
+            a newer naslab, or it cannot be read or changed.
+    """
+    head = head_revision()
+    for attempt in range(3):
+        try:
+            with db.connect() as conn:
+                found = current_revision(conn)
+                conn.rollback()
+                if found == head:
+                    return head, None
+                if not upgrade:
+                    raise StorageError(
+                        f"the naslab schema of {db.url} is at revision {found or 'none'}, "
+                        f"not {head}; run `naslab db upgrade` (or open the store with "
+                        "upgrade=True)")
+                if db.is_sqlite:
+                    conn.execution_options(naslab_begin="IMMEDIATE")
+                with conn.begin():
+                    lock(conn)
+                    before, after = upgrade_in_transaction(conn,
+                                                           check_old=_check_schema_current)
+            return after, (before if before != after else None)
+        except SQLAlchemyError as exc:
+            # another process may have created the same objects meanwhile
+            if attempt == 2 or "already exists" not in str(exc):
+                raise db.error("open the store", exc) from exc
+    raise AssertionError("unreachable")
+
+
 __all__ = [
     "BASE_REVISION",
     "PG_LOCK_KEY",
@@ -158,6 +211,7 @@ __all__ = [
     "current_revision",
     "head_revision",
     "lock",
+    "open_schema",
     "revisions",
     "upgrade_in_transaction",
 ]

@@ -216,12 +216,12 @@ def read_run(store: Any, run: BenchRun) -> RunCurves:
     from naslab.fronts import trial_metrics
     from naslab.searchers.objectives import objective_values, parse_objectives
 
-    if store.get_study(run.study) is None:
+    if store.studies.get(run.study) is None:
         raise ConfigError(
             f"run {run.study} has 0 of {run.queries} queries; run the benchmark (without "
             "--summary-only) to finish it"
         )
-    trials = [t for t in store.trials(run.study) if t.state in ("complete", "failed")]
+    trials = [t for t in store.trials.list(run.study) if t.state in ("complete", "failed")]
     trials = trials[: run.queries]
     val = np.array([t.metrics.get("val_accuracy", np.nan) if t.state == "complete" else np.nan
                     for t in trials], dtype=float)

@@ -276,7 +276,7 @@ def studies(
     """List the stored studies."""
     store = _open_store(storage)
     try:
-        rows = store.list_studies()
+        rows = store.studies.summaries()
     finally:
         store.close()
     table = Table(Column("study", no_wrap=True), "space", "task", "searcher", "budget",
@@ -293,11 +293,11 @@ def _print_front(store: Any, study: str) -> bool:
     from naslab.fronts import front_hypervolume, trial_metrics
     from naslab.searchers.objectives import parse_objectives
 
-    names, front = store.pareto_front(study)
+    names, front = store.fronts.get(study)
     if not front:
         return False
     objectives = parse_objectives(names)
-    trials = store.trials(study, ["complete"])
+    trials = store.trials.list(study, ["complete"])
     table = Table(Column("trial", no_wrap=True),
                   *(Column(str(o), no_wrap=True) for o in objectives),
                   Column("test_acc", no_wrap=True), Column("hash", no_wrap=True),
@@ -334,9 +334,9 @@ def results(
         raise ConfigError(f"--top must be >= 1, got {top}")
     store = _open_store(storage)
     try:
-        info = store.get_study(study)
+        info = store.studies.get(study)
         if info is None:
-            names = [s.name for s in store.list_studies()]
+            names = [s.name for s in store.studies.summaries()]
             raise ConfigError(
                 f"no study named {study!r}; stored studies: {', '.join(names) or 'none'}"
             )
@@ -354,7 +354,7 @@ def results(
                 raise ConfigError(f"study {study!r} has no stored Pareto front (it is "
                                   "single-objective, or has not run yet)")
             return
-        rows = store.best_trials(study, top)
+        rows = store.trials.best(study, top)
     finally:
         store.close()
     numbers = ("trial", "objective", "val_acc", "test_acc", "params", "flops", "latency ms",
@@ -380,7 +380,7 @@ def sql(
         raise ConfigError(f"--format must be one of table, csv, json; got {format!r}")
     store = _open_store(storage)
     try:
-        columns, rows = store.query_readonly(query)
+        columns, rows = store.sql.query(query)
     finally:
         store.close()
     if format == "json":
@@ -408,7 +408,7 @@ def schema(
         raise ConfigError(f"--format must be one of text, json; got {format!r}")
     store = _open_store(storage)
     try:
-        objects = store.describe_schema()
+        objects = store.sql.describe_schema()
         revision = store.schema_revision
     finally:
         store.close()

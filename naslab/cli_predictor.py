@@ -323,7 +323,7 @@ def list_predictors(
 
     store = _open(storage)
     try:
-        rows = store.list_predictors()
+        rows = store.predictors.list()
     finally:
         store.close()
     table = Table("name", "version", "kind", "space", "task", "target", "n_train", "created")

@@ -27,11 +27,11 @@ from naslab.search_spaces.registry import get_space
 
 def export_best(store: Store, study: str, out_dir: str | Path) -> Path:
     """Write the best trial of ``study`` into ``out_dir``; returns the folder."""
-    info = store.get_study(study)
+    info = store.studies.get(study)
     if info is None:
-        names = [s.name for s in store.list_studies()]
+        names = [s.name for s in store.studies.summaries()]
         raise ConfigError(f"no study named {study!r}; stored studies: {', '.join(names) or 'none'}")
-    best = store.best_trials(study, 1)
+    best = store.trials.best(study, 1)
     if not best:
         raise NaslabError(f"study {study!r} has no completed trial to export")
     trial = best[0]
@@ -41,7 +41,7 @@ def export_best(store: Store, study: str, out_dir: str | Path) -> Path:
     (out / "architecture.json").write_text(
         json.dumps({**arch.to_json(), "space_config": info.space_config}, indent=2, default=str)
     )
-    weights = store.load_weights(trial.id)  # follows reused_from to the trained trial
+    weights = store.trials.weights(trial.id)  # follows reused_from to the trained trial
     meta = {
         "study": info.name,
         "task": info.task_key,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from naslab.db.store import TrialRecord
+from naslab.db.records import TrialRecord
 from naslab.searchers.objectives import Objective, as_minimised, objective_values
 from naslab.workers.evaluator import Result
 
@@ -102,15 +102,15 @@ def plot_front(store: Any, study: str, path: str | Path) -> Path:
     from naslab.predictors.plots import _new_figure, _save
     from naslab.searchers.objectives import parse_objectives
 
-    names, front = store.pareto_front(study)
-    info = store.get_study(study)
+    names, front = store.fronts.get(study)
+    info = store.studies.get(study)
     names = names or list((info.config if info else {}).get("objectives") or [])
     if len(names) < 2:
         from naslab.core.errors import ConfigError
 
         raise ConfigError(f"study {study!r} has no stored Pareto front to plot")
     objectives = parse_objectives(names)
-    _, values = objective_matrix(store.trials(study, ["complete"]), objectives)
+    _, values = objective_matrix(store.trials.list(study, ["complete"]), objectives)
     _, front_values = objective_matrix(front, objectives)
     fig = _new_figure()
     ax = fig.subplots()

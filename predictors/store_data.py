@@ -106,10 +106,10 @@ def training_set(
     """
     task_key = task_key_of(space, task_key)
     rows = [
-        r for r in store.results_for_prediction(space.key, task_key, metric) if np.isfinite(r.value)
+        r for r in store.predictors.training_results(space.key, task_key, metric) if np.isfinite(r.value)
     ]
     if not rows:
-        known = store.task_keys(space.key)
+        known = store.predictors.task_keys(space.key)
         hint = (
             "; tasks with complete results for this space: "
             + ", ".join(f"{k} ({n} trials)" for k, n in known)
@@ -243,5 +243,5 @@ def load_from_store(
     store: Store, name: str, version: int | None = None
 ) -> tuple[Predictor, PredictorRecord]:
     """A saved predictor (``version``, or the latest) and its record."""
-    record = store.load_predictor_record(name, version)
+    record = store.predictors.load(name, version)
     return predictor_from_bytes(record.data), record

@@ -1,42 +1,29 @@
-"""Built-in search spaces by name."""
+"""Built-in search spaces by name (:data:`SPACES`).
+
+Entries name the module and class, imported on first use. ``info`` says which
+task a space uses when none is given (``default_task``). Add a space of your own
+with ``SPACES.register("mine", MySpace)``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from naslab.core.errors import UnknownNameError
+from naslab.core.registry import Registry
 from naslab.search_spaces.base import SearchSpace
 
+__all__ = ["SPACES", "get_space"]
 
-def _nb201(**kwargs: Any) -> SearchSpace:
-    from naslab.search_spaces.nb201 import NB201Space
-
-    return NB201Space(**kwargs)
-
-
-def _chain(**kwargs: Any) -> SearchSpace:
-    from naslab.search_spaces.chain import ChainSpace
-
-    return ChainSpace(**kwargs)
-
-
-def _nasbench_graph(**kwargs: Any) -> SearchSpace:
-    from naslab.search_spaces.nasbench_graph import NasBenchGraphSpace
-
-    return NasBenchGraphSpace(**kwargs)
-
-
-#: Constructors of the built-in spaces, by name.
-SPACES: dict[str, Callable[..., SearchSpace]] = {
-    "nb201": _nb201,
-    "chain": _chain,
-    "nasbench_graph": _nasbench_graph,
-}
+#: The search spaces, by name.
+SPACES = Registry("search space", base=SearchSpace)
+SPACES.register("nb201", "naslab.search_spaces.nb201:NB201Space",
+                info={"default_task": "digits"})
+SPACES.register("chain", "naslab.search_spaces.chain:ChainSpace",
+                info={"default_task": "digits"})
+SPACES.register("nasbench_graph", "naslab.search_spaces.nasbench_graph:NasBenchGraphSpace",
+                info={"default_task": "cora"})
 
 
 def get_space(name: str, **kwargs: Any) -> SearchSpace:
-    """The built-in space ``name`` built with ``kwargs``; unknown names list the choices."""
-    if name not in SPACES:
-        raise UnknownNameError("search space", name, SPACES)
-    return SPACES[name](**kwargs)
+    """The space ``name`` built with ``kwargs``; unknown names list the choices."""
+    return SPACES.create(name, **kwargs)

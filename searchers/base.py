@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from naslab.core.errors import ConfigError
+from naslab.core.validation import check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.objectives import Objective, objective_values, parse_objectives
@@ -89,29 +90,32 @@ class Searcher(ABC):
         self.history: list[Observation] = []
         self._seen: set[str] = set()
         self._asked = 0
-        #: The random stream: 0 for a study with one driver (proposals replay
-        #: exactly); a study run by several drivers at once gives each its own, so
-        #: that drivers with the study's seed do not all propose the same candidates.
-        self.stream = 0
+        self._stream = 0
 
     def _rng(self) -> np.random.Generator:
-        if self.stream:
-            return np.random.default_rng([self.seed, self.stream, self._asked])
+        if self._stream:
+            return np.random.default_rng([self.seed, self._stream, self._asked])
         return np.random.default_rng([self.seed, self._asked])
 
     @abstractmethod
     def _propose(self, rng: np.random.Generator) -> Architecture:
         """One candidate (may repeat a seen one; :meth:`ask` retries then)."""
 
-    def bind(self, study_name: str, storage_url: str | None) -> None:
-        """Called by the study before :meth:`replay`: the study's name and the store's
-        URL, for searchers that keep state of their own in the database (Optuna)."""
+    def use_own_stream(self, key: int) -> None:
+        """Draw the next proposals from random stream ``key`` (an int > 0).
+
+        A study run by one driver draws from the study's own stream, so a resumed
+        search proposes exactly what an uninterrupted one would. When the search
+        loop sees that other drivers work on the same study, it gives this searcher
+        a stream of its own, so that drivers started with the study's seed do not
+        all propose the same candidates.
+        """
+        self._stream = check_int("a random stream key", key, minimum=1)
 
     @property
-    def writes_to_storage(self) -> bool:
-        """Whether the searcher writes to the store's database itself (an Optuna study
-        kept there): then the study commits each trial at once instead of in batches."""
-        return False
+    def stream(self) -> int:
+        """The random stream proposals are drawn from (0: the study's own)."""
+        return self._stream
 
     def ask(self, n: int = 1) -> list[Architecture]:
         """``n`` new candidates, distinct from every architecture seen so far when the

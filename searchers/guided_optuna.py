@@ -40,7 +40,7 @@ class GuidedOptuna(OptunaSearcher):
     """An Optuna sampler whose proposals a performance predictor screens.
 
     Args:
-        space, seed, objectives, storage, sampler_options, max_retries: as for
+        space, seed, objectives, storage, study_name, sampler_options, max_retries: as for
             :class:`~naslab.searchers.optuna_searcher.OptunaSearcher`.
         sampler: the Optuna sampler that proposes (default ``tpe``).
         screen: proposals drawn from the sampler and scored per evaluation.
@@ -61,13 +61,14 @@ class GuidedOptuna(OptunaSearcher):
         refit_every: int | None = None,
         predictor_options: Mapping[str, Any] | None = None,
         objectives: str | Sequence[str | Objective] | None = None,
-        storage: str | None = None,
+        storage: optuna.storages.BaseStorage | None = None,
+        study_name: str | None = None,
         sampler_options: Mapping[str, Any] | None = None,
         max_retries: int = 100,
     ) -> None:
         super().__init__(space, seed=seed, sampler=sampler, objectives=objectives,
-                         storage=storage, sampler_options=sampler_options,
-                         max_retries=max_retries)
+                         storage=storage, study_name=study_name,
+                         sampler_options=sampler_options, max_retries=max_retries)
         self.name = "guided-optuna"
         self.screen = check_int("screen", screen, minimum=1)
         self.guide = PredictorGuide(self, predictor, acquisition, kappa, initial_samples,
@@ -81,7 +82,7 @@ class GuidedOptuna(OptunaSearcher):
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             self._shadow = optuna.create_study(
                 storage=optuna.storages.InMemoryStorage(),
-                sampler=self._make_sampler(),
+                sampler=self.make_sampler(),
                 directions=self.directions,
             )
             self._shadow_told = 0
@@ -97,7 +98,7 @@ class GuidedOptuna(OptunaSearcher):
         for _ in range(self.screen):
             trial = shadow.ask()
             try:
-                arch = self.space.from_decisions(self._suggest(trial))
+                arch = self.space.from_decisions(self.optuna_space.suggest(trial))
             except InvalidArchitectureError:
                 arch = None
             shadow.tell(trial, state=TrialState.FAIL)

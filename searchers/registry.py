@@ -1,59 +1,59 @@
-"""Built-in searchers by name.
+"""Built-in searchers by name (:data:`SEARCHERS`).
 
 Entries name the module and class, imported on first use, so that listing the
-searchers (or using random search) does not import Optuna or the predictors.
+searchers (or using random search) does not import Optuna or the predictors. An
+entry whose ``info`` says ``optuna_study`` keeps an Optuna study: the application
+gives it its Optuna storage (``storage=``) and study name (``study_name=``). Add a
+searcher of your own with ``SEARCHERS.register("mine", MySearcher)``.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
-from naslab.core.errors import ConfigError, UnknownNameError
+from naslab.core.errors import ConfigError
+from naslab.core.registry import Registry
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
+from naslab.searchers.objectives import parse_objectives
+
+__all__ = ["OPTUNA_SAMPLERS", "SEARCHERS", "get_searcher", "searcher_class"]
 
 #: Optuna samplers reachable as ``optuna-<name>``.
 OPTUNA_SAMPLERS: tuple[str, ...] = ("tpe", "random", "nsga2", "nsga3", "cmaes", "gp", "qmc")
 
-#: Searchers by CLI name: (module, class, fixed keyword options).
-SEARCHERS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "random": ("naslab.searchers.random_search", "RandomSearch", {}),
-    "evolution": ("naslab.searchers.evolution", "RegularizedEvolution", {}),
-    "local": ("naslab.searchers.local_search", "LocalSearch", {}),
-    "nsga2": ("naslab.searchers.nsga2", "NSGA2", {}),
-    "guided-evolution": ("naslab.searchers.guided", "GuidedEvolution", {}),
-    "guided-optuna": ("naslab.searchers.guided_optuna", "GuidedOptuna", {}),
-    **{
-        f"optuna-{s}": ("naslab.searchers.optuna_searcher", "OptunaSearcher", {"sampler": s})
-        for s in OPTUNA_SAMPLERS
-    },
-}
+#: Searchers by CLI name.
+SEARCHERS = Registry("searcher", base=Searcher)
+SEARCHERS.register("random", "naslab.searchers.random_search:RandomSearch")
+SEARCHERS.register("evolution", "naslab.searchers.evolution:RegularizedEvolution")
+SEARCHERS.register("local", "naslab.searchers.local_search:LocalSearch")
+SEARCHERS.register("nsga2", "naslab.searchers.nsga2:NSGA2")
+SEARCHERS.register("guided-evolution", "naslab.searchers.guided:GuidedEvolution")
+SEARCHERS.register("guided-optuna", "naslab.searchers.guided_optuna:GuidedOptuna",
+                   info={"optuna_study": True})
+for _sampler in OPTUNA_SAMPLERS:
+    SEARCHERS.register(f"optuna-{_sampler}", "naslab.searchers.optuna_searcher:OptunaSearcher",
+                       defaults={"sampler": _sampler}, info={"optuna_study": True})
 
 
 def searcher_class(name: str) -> type[Searcher]:
     """The class behind searcher ``name``; unknown names list the choices."""
-    if name not in SEARCHERS:
-        raise UnknownNameError("searcher", name, SEARCHERS)
-    module, cls, _ = SEARCHERS[name]
-    return getattr(importlib.import_module(module), cls)
+    return SEARCHERS.load(name)  # type: ignore[return-value]
 
 
 def get_searcher(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Searcher:
-    """The searcher ``name`` over ``space``; unknown names list the choices."""
+    """The searcher ``name`` over ``space``; unknown names list the choices. Several
+    ``objectives`` for a single-objective searcher are refused with the names of the
+    multi-objective ones."""
     cls = searcher_class(name)
-    fixed = SEARCHERS[name][2]
     objectives = options.get("objectives")
     if objectives is not None and not cls.multi_objective:
-        from naslab.searchers.objectives import parse_objectives
-
         parsed = parse_objectives(objectives)
         if len(parsed) > 1:
             multi = sorted(n for n in SEARCHERS if searcher_class(n).multi_objective)
             raise ConfigError(
                 f"searcher {name!r} optimises one objective, but {len(parsed)} were given "
                 f"({', '.join(map(str, parsed))}); use a multi-objective searcher: "
-                + ", ".join(multi)
-            )
+                + ", ".join(multi))
         options = {k: v for k, v in options.items() if k != "objectives"}
-    return cls(space, seed=seed, **{**fixed, **options})
+    return SEARCHERS.create(name, space=space, seed=seed, **options)

@@ -39,7 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from naslab.core.errors import ConfigError, UnknownNameError
+from naslab.core.errors import ConfigError
+from naslab.core.registry import Registry
+from naslab.core.validation import check_int
 
 
 class Scheduler(ABC):
@@ -52,7 +54,7 @@ class Scheduler(ABC):
     name: str = "scheduler"
 
     def __init__(self, max_epochs: int) -> None:
-        self.max_epochs = _int("max_epochs (the study's epochs)", max_epochs, 1)
+        self.max_epochs = check_int("max_epochs (the study's epochs)", max_epochs, minimum=1)
 
     @abstractmethod
     def rungs(self, trial_number: int) -> frozenset[int]:
@@ -87,16 +89,10 @@ class Scheduler(ABC):
         return {"name": self.name}
 
 
-def _int(what: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{what} must be an integer >= {low}, got {value!r}")
-    return value
-
-
 def _check_rung_settings(min_epochs: Any, eta: Any, max_epochs: int) -> tuple[int, int]:
     """Checked ``(min_epochs, eta)``: a first rung below ``max_epochs``, eta >= 2."""
-    min_epochs = _int("min_epochs", min_epochs, 1)
-    eta = _int("eta", eta, 2)
+    min_epochs = check_int("min_epochs", min_epochs, minimum=1)
+    eta = check_int("eta", eta, minimum=2)
     if min_epochs >= max_epochs:
         raise ConfigError(
             f"min_epochs ({min_epochs}) must be below the study's epochs ({max_epochs}) "
@@ -215,22 +211,13 @@ def rung_steps(first: int, max_epochs: int, eta: int) -> list[int]:
     return steps
 
 
-#: Scheduler classes by their CLI name.
-SCHEDULERS: dict[str, type[Scheduler]] = {ASHA.name: ASHA, Hyperband.name: Hyperband}
+#: Schedulers by their CLI name; options ``min_epochs`` (int >= 1) and ``eta`` (int >= 2).
+SCHEDULERS = Registry("scheduler", base=Scheduler)
+SCHEDULERS.register(ASHA.name, ASHA)
+SCHEDULERS.register(Hyperband.name, Hyperband)
 
 
 def get_scheduler(name: str, max_epochs: int, **options: Any) -> Scheduler:
-    """The scheduler ``name`` for trials of ``max_epochs``; unknown names list the choices.
-
-    Options: ``min_epochs`` (int >= 1) and ``eta`` (int >= 2).
-    """
-    if name not in SCHEDULERS:
-        raise UnknownNameError("scheduler", name, SCHEDULERS)
-    allowed = {"min_epochs", "eta"}
-    unknown = sorted(set(options) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"unknown option(s) for scheduler {name!r}: {', '.join(unknown)}; "
-            f"accepted: {', '.join(sorted(allowed))}"
-        )
-    return SCHEDULERS[name](max_epochs, **options)
+    """The scheduler ``name`` for trials of ``max_epochs``; unknown names list the
+    choices, unknown options those accepted (``min_epochs``, ``eta``)."""
+    return SCHEDULERS.create(name, max_epochs=max_epochs, **options)

@@ -51,7 +51,7 @@ def test_runs_write_studies_and_summaries(tmp_path, processes):
     runs = plan_runs(["random", "evolution[population_size=5]"], ["cora"], 2, 12)
     execute(runs, url, processes)
     with Store(url) as store:
-        assert {r.study for r in runs} == {s.name for s in store.list_studies()}
+        assert {r.study for r in runs} == {s.name for s in store.studies.summaries()}
         summary = summarise(store, runs)
     reg = summary.regret[("random", "cora")]
     assert reg.shape == (2, 12) and (np.diff(reg, axis=1) <= 1e-12).all() and (reg >= 0).all()
@@ -95,8 +95,8 @@ def test_cli_search_multi_objective_lists_and_plots_the_front(tmp_path):
     assert (tmp_path / "front.png").read_bytes()[:4] == b"\x89PNG"
     rows = [r for r in table_rows(listed) if r and r[0].isdigit()]
     with Store(url) as store:
-        _, front = store.pareto_front("mo")
-        sql = store.query_readonly("SELECT trial_number FROM naslab_pareto WHERE study = 'mo'")
+        _, front = store.fronts.get("mo")
+        sql = store.sql.query("SELECT trial_number FROM naslab_pareto WHERE study = 'mo'")
     assert sorted(int(r[0]) for r in rows) == sorted(t.number for t in front)
     assert sorted(r[0] for r in sql[1]) == sorted(t.number for t in front)
     best = invoke("results", "--study", "mo", "--no-pareto", "--storage", url)

@@ -63,7 +63,7 @@ def graph_search(url: str, *extra: str) -> str:
 def trials_of(url: str, study: str) -> list[tuple]:
     with Store(url) as store:
         return [(t.id, t.number, t.arch_hash, t.state, t.objective_value, t.reused_from)
-                for t in store.trials(study)]
+                for t in store.trials.list(study)]
 
 
 # ------------------------------------------------------------------ end to end
@@ -124,8 +124,8 @@ def test_search_creates_study_prints_trials_and_best(url):
     best_line = next(line for line in out.splitlines() if line.startswith("best: "))
     assert best_line.startswith(f"best: trial {best[1]} val_accuracy={best[4]:.4f} ")
     with Store(url) as store:
-        info = store.get_study(S0)
-        top = store.best_trials(S0, 1)[0]
+        info = store.studies.get(S0)
+        top = store.trials.best(S0, 1)[0]
     assert (info.space, info.searcher, info.budget, info.fidelity, info.seed) == (
         "nasbench_graph", "evolution", 5, 10, 0)
     assert f"test_accuracy={top.metrics['test_accuracy']:.4f} params={top.params}" in best_line
@@ -186,7 +186,7 @@ def test_studies_lists_every_study(url):
     graph_search(url, "--budget", "3", "--seed", "2", "--searcher", "random")
     rows = table_rows(invoke("studies", "--storage", url))
     with Store(url) as store:
-        best = {s.name: s.best_objective for s in store.list_studies()}
+        best = {s.name: s.best_objective for s in store.studies.summaries()}
     assert rows == [
         [S0, "nasbench_graph", "nasbench_graph:cora", "evolution", "5", "5", "0", "0",
          f"{best[S0]:.4f}"],
@@ -324,8 +324,8 @@ def test_trained_chain_search_exports_a_loadable_model(tmp_path, url, monkeypatc
     assert f"study {study}: space ChainSpace(" in out
     assert "2 evaluated and 0 reused this run; study has 2 complete, 0 failed of budget 2" in out
     with Store(url) as store:
-        best = store.best_trials(study, 1)[0]
-        weights = store.load_weights(best.id)
+        best = store.trials.best(study, 1)[0]
+        weights = store.trials.weights(best.id)
     assert weights
 
     monkeypatch.chdir(tmp_path)  # the default folder is ./naslab-exports/STUDY
@@ -366,7 +366,7 @@ def test_export_of_a_table_study_has_no_weights(tmp_path, url, monkeypatch, caps
     assert sorted(p.name for p in folder.iterdir()) == ["architecture.json", "trial.json"]
     meta = json.loads((folder / "trial.json").read_text())
     with Store(url) as store:
-        best = store.best_trials(S0, 1)[0]
+        best = store.trials.best(S0, 1)[0]
     assert meta["weights"] is None and meta["model_io"] is None
     assert meta["objective_value"] == best.objective_value
     assert meta["metrics"]["test_accuracy"] == best.metrics["test_accuracy"]
@@ -494,8 +494,8 @@ def test_space_opt_channels_for_nb201(db, url, monkeypatch, capsys):
     assert "space NB201Space(channels=4, cells_per_stage=1)" in out
     assert "1 evaluated and 0 reused this run; study has 1 complete" in out
     with Store(url) as store:
-        info = store.get_study("nb201-digits-evolution-s0")
-        (trial,) = store.trials(info.id)
+        info = store.studies.get("nb201-digits-evolution-s0")
+        (trial,) = store.trials.list(info.id)
     assert info.space_config["channels"] == 4
     assert trial.state == "complete" and trial.params > 0
 
@@ -507,7 +507,7 @@ def test_space_opt_channels_for_nb201(db, url, monkeypatch, capsys):
     assert message.startswith("bad options for search space 'nb201': ")
     assert "'bogus'" in message
     with Store(url) as store:
-        assert store.get_study("b") is None
+        assert store.studies.get("b") is None
 
 
 def test_same_study_name_with_other_settings_is_refused(url, monkeypatch, capsys):
@@ -529,7 +529,7 @@ def test_same_study_name_with_other_settings_is_refused(url, monkeypatch, capsys
         assert same not in message
     assert trials_of(url, "shared") == before
     with Store(url) as store:
-        assert store.get_study("shared").space == "nasbench_graph"
+        assert store.studies.get("shared").space == "nasbench_graph"
 
     code, _, err = run_main(monkeypatch, capsys, "search", *GRAPH, "--searcher", "random",
                             "--study", "shared", "--storage", url)

@@ -145,30 +145,30 @@ def populate(url: str) -> None:
                          [("conv",), ("conv", "pool"), ("pool",), ("pool", "pool"), ("id",)])
         args = ("toy:v1", 3, 7, "host:1")
         ext_a = store.start_trial(ext.id, a, *args)
-        store.complete_trial(ext_a, toy_result(0.7), "val_accuracy")
+        store.protocol.finish(ext_a, toy_result(0.7), "val_accuracy")
         ext_e = store.start_trial(ext.id, e, *args)
-        store.complete_trial(ext_e, toy_result(0.6), "val_accuracy")
+        store.protocol.finish(ext_e, toy_result(0.6), "val_accuracy")
 
         t0 = store.start_trial(info.id, a, *args)
         for step in (1, 2, 3):
             store.report(t0, step, {"val_accuracy": 0.5 + step / 10, "loss": 1 / step})
         store.report(t0, 2, {"grad_norm": math.nan})
         weights = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([0.5, -1.0])}
-        store.complete_trial(
+        store.protocol.finish(
             t0, Result(metrics={"val_accuracy": 0.8, "test_accuracy": 0.75, "odd": math.nan},
                        params=1000, flops=2000, latency_ms=1.5, train_seconds=2.0, epochs=3,
                        weights=weights, extra={"note": "ünïcode"}),
             "val_accuracy")
-        store.record_reused(info.id, toy_arch(("conv",), "m"), "toy:v1", 3, 7, store.trial(t0))
+        store.record_reused(info.id, toy_arch(("conv",), "m"), "toy:v1", 3, 7, store.trials.get(t0))
         t2 = store.start_trial(info.id, b, *args)
-        store.fail_trial(t2, "boom: out of memory")
+        store.protocol.fail(t2, "boom: out of memory")
         store.start_trial(info.id, c, *args)  # left running
         t4 = store.start_trial(info.id, d, *args)
         store.report(t4, 1, {"val_accuracy": 0.3})
-        store.complete_trial(t4, toy_result(0.3, epochs=1), "val_accuracy", stopped=True)
-        store.record_reused(info.id, e, "toy:v1", 3, 7, store.trial(ext_e))
-        store.record_reused(info.id, e, "toy:v1", 3, 7, store.trial(ext_e))
-        store.record_reused(info.id, a, "toy:v1", 3, 7, store.trial(ext_a))
+        store.protocol.finish(t4, toy_result(0.3, epochs=1), "val_accuracy", stopped=True)
+        store.record_reused(info.id, e, "toy:v1", 3, 7, store.trials.get(ext_e))
+        store.record_reused(info.id, e, "toy:v1", 3, 7, store.trials.get(ext_e))
+        store.record_reused(info.id, a, "toy:v1", 3, 7, store.trials.get(ext_a))
 
 
 def counts(url: str) -> dict[str, int]:
@@ -219,21 +219,21 @@ def snapshot(url: str, names: list[str] | None = None) -> dict:
     out: dict = {"view": sorted((_norm(r) for r in view if names is None or r["study"] in names),
                                 key=lambda r: (r["study"], r["trial_number"]))}
     with Store(url) as store:
-        for s in store.list_studies():
+        for s in store.studies.summaries():
             if names is not None and s.name not in names:
                 continue
-            info = dataclasses.asdict(store.get_study(s.name))
+            info = dataclasses.asdict(store.studies.get(s.name))
             info.pop("id")
             trials = []
-            for tr in store.trials(s.name):
+            for tr in store.trials.list(s.name):
                 rec = dataclasses.asdict(tr)
                 for k in ("id", "study_id"):
                     rec.pop(k)
                 rec["reused_from"] = keys.get(tr.reused_from)
-                rec["curve"] = store.learning_curve(tr.id)
+                rec["curve"] = store.trials.learning_curve(tr.id)
                 rec["weights"] = weights.get((s.name, tr.number))
                 trials.append(_norm(rec))
-            objectives, front = store.pareto_front(s.name)
+            objectives, front = store.fronts.get(s.name)
             out[s.name] = {"info": _norm(info), "trials": trials,
                            "front": (objectives, [f.number for f in front])}
     return out
@@ -332,18 +332,18 @@ def test_resume_an_imported_study(urls, tmp_path):
         export_studies(store, path, ["rand"])
     with Store(dst) as store:
         import_studies(store, path)
-        before = store.trials("rand")
+        before = store.trials.list("rand")
     with Study("rand", searcher="random", budget=30, storage=dst, **TABLE_STUDY) as study:
         report = study.run()
     assert report.complete + report.failed == 30 and report.trained_this_run == 10
     with Store(dst) as store:
-        after = store.trials("rand")
+        after = store.trials.list("rand")
     assert len(after) == 30 and after[:20] == before
     # the searcher continues as it would have in the source
     with Study("rand", searcher="random", budget=30, storage=src, **TABLE_STUDY) as study:
         study.run()
     with Store(src) as store:
-        expected = store.trials("rand")
+        expected = store.trials.list("rand")
     assert [t.arch_hash for t in after] == [t.arch_hash for t in expected]
     assert [t.objective_value for t in after] == [t.objective_value for t in expected]
 
@@ -359,8 +359,8 @@ def test_gzip_and_no_weights(source, tmp_path):
     with Store(dst) as store:
         got = import_studies(store, path)
         assert got.studies == ("rand", "manual") and got.weights == 0
-        assert store.load_weights(store.trials("manual")[0].id) is None
-        assert store.count_trials("rand") == 20
+        assert store.trials.weights(store.trials.list("manual")[0].id) is None
+        assert store.trials.count("rand") == 20
 
 
 def test_text_file_objects(source):
@@ -372,7 +372,7 @@ def test_text_file_objects(source):
     with Store("sqlite://") as store:
         got = import_studies(store, buf)
         assert got.studies == ("manual",)
-        weights = store.load_weights(store.trials("manual")[0].id)
+        weights = store.trials.weights(store.trials.list("manual")[0].id)
     assert torch.equal(weights["w"], torch.arange(6.0).reshape(2, 3))
 
 
@@ -384,8 +384,8 @@ def test_reuses_of_trials_outside_the_file(source, tmp_path):
     dst = _url("sqlite", tmp_path, "b")
     with Store(dst) as store:
         got = import_studies(store, path)
-        manual = store.trials("manual")
-        moo = store.trials("moo")
+        manual = store.trials.list("manual")
+        moo = store.trials.list("moo")
     assert got.detached == 3 + 12
     by_number = {t.number: t for t in manual}
     assert by_number[1].reused_from == by_number[0].id  # within the study: kept
@@ -413,7 +413,7 @@ def test_a_second_evaluation_becomes_a_reuse(export_file, tmp_path):
     dst = _url("sqlite", tmp_path, "b")
     with Store(dst) as store:
         import_studies(store, legacy, studies=["manual"])
-        first, second = store.trials("manual")[:2]
+        first, second = store.trials.list("manual")[:2]
     assert first.reused_from is None and second.reused_from == first.id
     assert one_evaluation_violations(dst) == []
 
@@ -433,7 +433,7 @@ def test_extra_and_missing_columns(export_file, tmp_path):
     with Store(_url("sqlite", tmp_path, "b")) as store:
         got = import_studies(store, changed)
         assert got.trials == 42
-        assert {t.worker for t in store.trials("rand")} == {None}
+        assert {t.worker for t in store.trials.list("rand")} == {None}
 
 
 # --------------------------------------------------------------------------- conflicts
@@ -459,10 +459,10 @@ def test_skip_existing(export_file, target):
         got = import_studies(store, export_file, on_conflict="skip")
         assert got.skipped == ("rand",) and got.studies == ("moo", "manual", "ext")
         assert got.trials == 12 + 8 + 2 and got.architectures_reused == 12
-        assert store.count_trials("rand") == 20
+        assert store.trials.count("rand") == 20
         # moo reused rand's trials of the file; rand was skipped: moo has its own now
-        assert all(t.reused_from is None for t in store.trials("moo"))
-        assert store.trials("manual")[7].reused_from is not None
+        assert all(t.reused_from is None for t in store.trials.list("moo"))
+        assert store.trials.list("manual")[7].reused_from is not None
         nothing = import_studies(store, export_file, on_conflict="skip")
         assert nothing.studies == () and nothing.trials == 0 and len(nothing.skipped) == 4
     assert one_evaluation_violations(target) == []
@@ -622,7 +622,7 @@ def test_cli_export_and_import(source, tmp_path):
     assert isinstance(result.exception, ConfigError)
     assert "OLD=NEW" in str(result.exception)
     with Store(dst) as store:
-        assert sorted(s.name for s in store.list_studies()) == ["manual", "r2", "rand"]
+        assert sorted(s.name for s in store.studies.summaries()) == ["manual", "r2", "rand"]
 
 
 def test_cli_help():

@@ -58,14 +58,14 @@ def test_only_dead_drivers_trials_are_interrupted(db_url):
         remote_stale = _running(store, study, "d", "other-host/8/8")
         legacy = _running(store, study, "e", None)
         _make_stale(db_url, remote_stale)
-        assert store.interrupt_abandoned(study.id) == 3
-        states = {t.id: t.state for t in store.trials(study.id)}
+        assert store.protocol.interrupt_abandoned(study.id) == 3
+        states = {t.id: t.state for t in store.trials.list(study.id)}
         assert states == {mine: "running", gone: "interrupted", remote_fresh: "running",
                           remote_stale: "interrupted", legacy: "interrupted"}
         # an interrupted trial released its claim: the architecture can run again
         again = _running(store, study, "b", driver_id())
-        assert store.interrupt_running(study.id, driver="other-host/7/7") == 1
-        assert {t.id: t.state for t in store.trials(study.id, ["running"])} == {
+        assert store.protocol.interrupt_running(study.id, driver="other-host/7/7") == 1
+        assert {t.id: t.state for t in store.trials.list(study.id, ["running"])} == {
             mine: "running", again: "running"}
 
 
@@ -73,9 +73,9 @@ def test_heartbeats_keep_a_remote_driver_alive(db_url):
     with Store(db_url) as store:
         study = new_study(store)
         tid = _running(store, study, "a", "remote/1/1")
-        old = store.trial(tid)
+        old = store.trials.get(tid)
         beats = []
-        hb = Heartbeat(lambda: beats.append(store.heartbeat(study.id, "remote/1/1")),
+        hb = Heartbeat(lambda: beats.append(store.protocol.heartbeat(study.id, "remote/1/1")),
                        every_s=0.05).start()
         time.sleep(0.4)
         hb.stop()
@@ -86,9 +86,9 @@ def test_heartbeats_keep_a_remote_driver_alive(db_url):
                                 {"i": tid}).scalar()
         engine.dispose()
         assert beat is not None and old.started_at is not None
-        assert store.interrupt_abandoned(study.id, lease_s=60) == 0
+        assert store.protocol.interrupt_abandoned(study.id, lease_s=60) == 0
         time.sleep(0.3)
-        assert store.interrupt_abandoned(study.id, lease_s=0.2) == 1
+        assert store.protocol.interrupt_abandoned(study.id, lease_s=0.2) == 1
 
 
 def test_claim_outcomes(db_url):
@@ -97,14 +97,14 @@ def test_claim_outcomes(db_url):
         a, b, c, d = (make_arch((op,)) for op in "abcd")
 
         def claim(arch, **kw):
-            return store.claim_trial(study.id, arch, "toy:v1", "digits:v1", 3, 0,
+            return store.protocol.claim(study.id, arch, "toy:v1", "digits:v1", 3, 0,
                                      driver="d1", budget=3, **kw)
 
         first = claim(a)
         assert first.state == "running" and first.number == 0
         busy = claim(a)
         assert busy.state == "busy" and busy.trial_id == first.trial_id
-        store.complete_trial(first.trial_id, result(0.8), "val_accuracy")
+        store.protocol.finish(first.trial_id, result(0.8), "val_accuracy")
         known = claim(a, reuse_own=False)
         assert (known.state, known.trial_id, known.value) == ("known", first.trial_id, 0.8)
         assert known.metrics["val_accuracy"] == 0.8
@@ -112,8 +112,8 @@ def test_claim_outcomes(db_url):
         assert copy.state == "complete" and copy.reused and copy.value == 0.8
         assert claim(b).state == "running"
         assert claim(c).state == "full"  # 2 finished + 1 running = budget 3
-        assert store.count_trials(study.id) == 3
-        store.interrupt_running(study.id)
+        assert store.trials.count(study.id) == 3
+        store.protocol.interrupt_running(study.id)
         assert claim(d).state == "running"  # the interrupted one no longer counts
         with pytest.raises(Exception, match="already complete"):
             store.start_trial(study.id, a, "toy:v1", 3, 0, "w")
@@ -137,11 +137,11 @@ def test_batch_commits_together_and_rolls_back_together(db_url):
                     "val_accuracy", lambda: (result(0.0).__class__(metrics={"x": 1.0}), None,
                                              ()))
             record("c", 0.3)  # the refused one's savepoint was rolled back, not the batch
-        assert [t.objective_value for t in store.trials(study.id)] == [0.1, 0.2, 0.3]
+        assert [t.objective_value for t in store.trials.list(study.id)] == [0.1, 0.2, 0.3]
         with pytest.raises(RuntimeError), store.batch():
             record("d", 0.4)
             raise RuntimeError("crash inside the batch")
-        assert store.count_trials(study.id) == 3
+        assert store.trials.count(study.id) == 3
 
 
 def test_a_late_result_after_the_claim_passed_on_is_kept_not_duplicated(db_url):
@@ -153,17 +153,17 @@ def test_a_late_result_after_the_claim_passed_on_is_kept_not_duplicated(db_url):
         arch = make_arch(("a",))
         late = store.start_trial(study.id, arch, "toy:v1", 3, 0, "w", driver="remote/1/1")
         _make_stale(db_url, late)
-        assert store.interrupt_abandoned(study.id) == 1
-        again = store.claim_trial(study.id, arch, "toy:v1", "digits:v1", 3, 0, driver="d2")
+        assert store.protocol.interrupt_abandoned(study.id) == 1
+        again = store.protocol.claim(study.id, arch, "toy:v1", "digits:v1", 3, 0, driver="d2")
         assert again.state == "running"
-        store.complete_trial(late, result(0.7), "val_accuracy")  # no error
-        kept = store.trial(late)
+        store.protocol.finish(late, result(0.7), "val_accuracy")  # no error
+        kept = store.trials.get(late)
         assert kept.state == "interrupted" and kept.objective_value == 0.7
         assert f"trial {again.number} of the study evaluates" in kept.error
-        store.complete_trial(again.trial_id, result(0.71), "val_accuracy")
-        assert [t.id for t in store.trials(study.id, ["complete"])] == [again.trial_id]
+        store.protocol.finish(again.trial_id, result(0.71), "val_accuracy")
+        assert [t.id for t in store.trials.list(study.id, ["complete"])] == [again.trial_id]
         # without a successor, an interrupted trial that finishes late is complete
         other = store.start_trial(study.id, make_arch(("b",)), "toy:v1", 3, 0, "w")
-        store.interrupt_running(study.id)
-        store.complete_trial(other, result(0.5), "val_accuracy")
-        assert store.trial(other).state == "complete"
+        store.protocol.interrupt_running(study.id)
+        store.protocol.finish(other, result(0.5), "val_accuracy")
+        assert store.trials.get(other).state == "complete"

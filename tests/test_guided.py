@@ -160,8 +160,8 @@ class TestMultiObjectiveStudy:
         with Study("mo", space="nasbench_graph", task="cora", searcher="nsga2", budget=30,
                    seed=0, storage=url, objectives=objs) as study:
             study.run()
-            objectives, front = study.store.pareto_front("mo")
-            trials = study.store.trials("mo", ["complete"])
+            objectives, front = study.store.fronts.get("mo")
+            trials = study.store.trials.list("mo", ["complete"])
         assert objectives == ["val_accuracy:max", "latency_ms:min"] and front
         for f in front:  # nothing stored dominates a front member
             assert not any(t.metrics["val_accuracy"] >= f.metrics["val_accuracy"]

@@ -113,7 +113,7 @@ def test_new_database_is_stamped_with_the_newest_revision(db_url):
     with Store(db_url) as store:
         assert store.upgraded_from is None
         assert store.schema_revision == migrate.head_revision() == migrate.revisions()[-1]
-        _, rows = store.query_readonly(f"SELECT version_num FROM {migrate.VERSION_TABLE}")
+        _, rows = store.sql.query(f"SELECT version_num FROM {migrate.VERSION_TABLE}")
         assert rows == [(migrate.head_revision(),)]
 
 
@@ -134,16 +134,16 @@ def test_upgrade_keeps_every_row(old_db):
                            "ORDER BY trial_id, step, metric") == curves
     with Store(old_db) as store:
         assert store.upgraded_from is None  # once only
-        manual = {t.number: t for t in store.trials("old-manual")}
+        manual = {t.number: t for t in store.trials.list("old-manual")}
         # the duplicate evaluation became a reused result of the first one; the trial
         # a crash left running is still there, and a resume interrupts it
         assert manual[3].reused_from == manual[0].id and manual[3].objective_value == 0.71
         assert manual[2].state == "running" and manual[1].state == "failed"
-        assert store.load_weights(manual[0].id)["w"].tolist() == [[0, 1, 2], [3, 4, 5]]
-        assert store.learning_curve(manual[0].id)["train_loss"] == [(1, 1.2), (2, 0.9)]
-        objectives, front = store.pareto_front("old-mo")
+        assert store.trials.weights(manual[0].id)["w"].tolist() == [[0, 1, 2], [3, 4, 5]]
+        assert store.trials.learning_curve(manual[0].id)["train_loss"] == [(1, 1.2), (2, 0.9)]
+        objectives, front = store.fronts.get("old-mo")
         assert objectives == ["val_accuracy:max", "latency_ms:min"] and len(front) == 3
-        _, best = store.query_readonly(
+        _, best = store.sql.query(
             "SELECT study, trial_number FROM naslab_best ORDER BY study")
         assert [b[0] for b in best] == ["old-manual", "old-mo", "old-reuse", "old-table"]
     # the old studies resume on the new schema

@@ -222,18 +222,18 @@ def test_shares_the_naslab_sqlite_file(tmp_path):
     for _ in range(6):  # naslab and Optuna write to the file in turn, as in a study
         (a,) = s.ask(1)
         tid = store.start_trial(info.id, a, space.key, 1, 0, "test")
-        store.complete_trial(tid, Result(metrics={"val_accuracy": score(a)}), "val_accuracy")
+        store.protocol.finish(tid, Result(metrics={"val_accuracy": score(a)}), "val_accuracy")
         s.tell(a, score(a))
         history.append((a, score(a)))
     (crashed,) = s.ask(1)  # the driver dies with this trial running in Optuna...
     tid = store.start_trial(info.id, crashed, space.key, 1, 0, "test")
-    store.complete_trial(tid, Result(metrics={"val_accuracy": 0.5}), "val_accuracy")
+    store.protocol.finish(tid, Result(metrics={"val_accuracy": 0.5}), "val_accuracy")
     history.append((crashed, 0.5))  # ...after naslab stored its result
 
     loaded = optuna.load_study(study_name="naslab:s1", storage=url)
     assert len(finished(loaded)) == 6
     assert [t.state for t in loaded.trials].count(TrialState.RUNNING) == 1
-    assert {t.name for t in store.list_studies()} == {"s1"}
+    assert {t.name for t in store.studies.summaries()} == {"s1"}
     # the running trial names this (live) process as its driver; make it a dead one's
     (running,) = [t for t in loaded.trials if t.state == TrialState.RUNNING]
     assert running.user_attrs[DRIVER_ATTR] == driver_id()

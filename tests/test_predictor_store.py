@@ -121,7 +121,7 @@ def manual_study(store: Store, space, name: str, fidelity: int = 3, seed: int = 
 def add_result(store: Store, study, space, arch, value: float) -> int:
     """A self-evaluated complete trial of ``arch`` with ``val_accuracy`` = value."""
     tid = store.start_trial(study.id, arch, space.key, study.fidelity, study.seed, None)
-    store.complete_trial(tid, Result(metrics={"val_accuracy": value}, params=123,
+    store.protocol.finish(tid, Result(metrics={"val_accuracy": value}, params=123,
                                      epochs=study.fidelity), "val_accuracy")
     return tid
 
@@ -304,12 +304,12 @@ def test_fit_save_load_versions_predict_identically(db, url, graph):
         assert (bare_record.space, bare_record.task_key, bare_record.summary) == (None, None, {})
         assert_same_prediction(bare.predict(candidates), rf.predict(candidates))
 
-        listing = store.list_predictors()
+        listing = store.predictors.list()
         assert [(r.name, r.version, r.kind, r.data) for r in listing] == [
             ("cora-model", 1, "tree", b""), ("cora-model", 2, "gnn", b""), ("other", 1, "tree", b"")
         ]
-        assert [r.version for r in store.list_predictors("cora-model")] == [1, 2]
-        assert store.list_predictors("nosuch") == []
+        assert [r.version for r in store.predictors.list("cora-model")] == [1, 2]
+        assert store.predictors.list("nosuch") == []
 
         with pytest.raises(UnknownNameError) as unknown:
             load_from_store(store, "nosuch")
@@ -489,7 +489,7 @@ def test_cli_fit_twice_list_and_rank(url, graph):
         [name, str(v), "tree", "nasbench_graph", CORA, "val_accuracy", str(n)] for v in (1, 2)
     ]
     with Store(url) as store:
-        assert [(r.name, r.version) for r in store.list_predictors()] == [(name, 1), (name, 2)]
+        assert [(r.name, r.version) for r in store.predictors.list()] == [(name, 1), (name, 2)]
 
     ranked = invoke("predictor", "rank", "--name", name, "--candidates", "500", "--top", "3",
                     "--storage", url)
@@ -601,7 +601,7 @@ def test_store_and_optuna_share_a_database(tmp_path, graph, optuna_first):
     assert set(NEW_TABLES) <= tables
     assert len(optuna.load_study(study_name="opt", storage=url).trials) == 3
     with Store(url) as store:
-        assert [r.name for r in store.list_predictors()] == ["shared"]
+        assert [r.name for r in store.predictors.list()] == ["shared"]
     naslab_objects = query(path, "SELECT name FROM sqlite_master WHERE tbl_name LIKE 'naslab%'")
     for (name,) in naslab_objects:
         assert re.match(r"(sqlite_autoindex_)?(ix_|uq_)?naslab_", name), name
@@ -628,8 +628,8 @@ def test_a_store_from_before_the_predictor_tables_gets_them(db, url, graph):
 
     with Store(url) as store:
         assert set(NEW_TABLES) <= names_in(db)
-        assert [s.name for s in store.list_studies()] == [*STUDIES, "twin"]
-        assert store.list_predictors() == []
+        assert [s.name for s in store.studies.summaries()] == [*STUDIES, "twin"]
+        assert store.predictors.list() == []
         rf = get_predictor("rf", {"n_estimators": 5})
         data = fit_from_store(rf, store, space, CORA)
         assert save_to_store(store, "after-upgrade", rf, space=space, task_key=CORA) == 1
@@ -641,4 +641,4 @@ def test_a_store_from_before_the_predictor_tables_gets_them(db, url, graph):
     assert query(db, "SELECT count(*) FROM naslab_trials") == n_trials
     assert query(db, "SELECT name, version FROM naslab_predictors") == [("after-upgrade", 1)]
     with Store(url) as reopened:  # opening again changes nothing
-        assert [r.version for r in reopened.list_predictors()] == [1]
+        assert [r.version for r in reopened.predictors.list()] == [1]

@@ -25,13 +25,13 @@ def test_two_workers_train_in_parallel_and_stream_reports(ray_cluster, store):
                   epochs=2, storage=store, executor=executor)
     report = study.run()
     assert report.complete == 6 and report.failed == 0
-    trials = store.trials("ray")
+    trials = store.trials.list("ray")
     assert len({t.arch_hash for t in trials}) == 6
     for t in trials:
         assert t.metrics["val_accuracy"] > 0.5
-        curve = store.learning_curve(t.id)
+        curve = store.trials.learning_curve(t.id)
         assert [s for s, _ in curve["val_accuracy"]] == [1, 2]
-        assert store.load_weights(t.id) is not None
+        assert store.trials.weights(t.id) is not None
     assert ray_cluster.is_initialized()  # the executor leaves a cluster it did not start
 
 
@@ -40,7 +40,7 @@ def test_same_results_as_in_process(ray_cluster, tmp_path):
         with Store(f"sqlite:///{tmp_path / (name + '.db')}") as s:
             Study(name, space=TinyMLPSpace(), task=TrainingEvaluator(digits_task()),
                   searcher="random", budget=3, epochs=2, storage=s, executor=executor).run()
-            return {t.arch_hash: t.objective_value for t in s.trials(name)}
+            return {t.arch_hash: t.objective_value for t in s.trials.list(name)}
 
     assert run(RayExecutor(workers=2), "a") == run(None, "b")
 
@@ -66,7 +66,7 @@ def test_cli_search_with_two_workers(ray_cluster, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "workers 2 (Ray, local)" in result.output
     with Store(url) as s:
-        trials = s.trials("chain-digits-evolution-s0")
+        trials = s.trials.list("chain-digits-evolution-s0")
     assert [t.state for t in trials] == ["complete"] * 4
     assert len({t.worker for t in trials}) == 2  # both actors trained
 
@@ -102,7 +102,7 @@ def test_each_worker_receives_the_evaluator_once(ray_cluster, store):
 
     Study("once", space=TinyMLPSpace(), task=CurveEvaluator(), searcher="random", budget=10,
           epochs=2, storage=store, executor=RayExecutor(workers=2)).run()
-    extras = [t.extra for t in store.trials("once")]
+    extras = [t.extra for t in store.trials.list("once")]
     by_pid: dict[int, set] = {}
     for extra in extras:
         assert extra["loads"] == 1  # unpickled once in that worker, then kept

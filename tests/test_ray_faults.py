@@ -15,7 +15,7 @@ def _run(tmp_path, evaluator, budget, **executor_options):
     executor = RayExecutor(workers=2, **executor_options)
     report = Study("faults", space="nasbench_graph", task=evaluator, searcher="random",
                    budget=budget, seed=1, storage=store, executor=executor).run()
-    trials = store.trials("faults")
+    trials = store.trials.list("faults")
     store.close()
     return report, trials
 
@@ -60,5 +60,5 @@ def test_workers_that_cannot_start_stop_the_search_before_any_trial(ray_cluster,
                   executor=RayExecutor(workers=2))
     with pytest.raises(ConfigError, match="could not be started.*my_private_evaluators"):
         study.run()
-    assert store.count_trials("broken") == 0  # no budget burnt on a broken setup
+    assert store.trials.count("broken") == 0  # no budget burnt on a broken setup
     store.close()

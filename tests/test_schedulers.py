@@ -101,7 +101,7 @@ def test_resuming_with_another_scheduler_is_refused(store):
         curve_study(store, "s", "hyperband", budget=5).run()
     with pytest.raises(StudyConflictError, match="scheduler"):
         curve_study(store, "s", None, budget=5).run()
-    assert store.count_trials("s") == 3
+    assert store.trials.count("s") == 3
 
 
 # ------------------------------------------------------------------ searches
@@ -116,30 +116,30 @@ class TestSchedulerContract:
         assert report.complete + report.stopped == 24 and report.failed == 0
         assert report.stopped > 0
         scheduler = get_scheduler(name, EPOCHS)
-        for t in store.trials("c"):
-            curve = store.learning_curve(t.id)["val_accuracy"]
+        for t in store.trials.list("c"):
+            curve = store.trials.learning_curve(t.id)["val_accuracy"]
             assert [s for s, _ in curve] == list(range(1, t.epochs_done + 1))
             if t.state == "stopped":
                 assert t.epochs_done in scheduler.rungs(t.number) and t.error is None
                 assert t.objective_value == pytest.approx(curve[-1][1])
             else:
                 assert t.state == "complete" and t.epochs_done == EPOCHS
-        best = store.best_trials("c", 3)
+        best = store.trials.best("c", 3)
         assert all(t.state == "complete" for t in best)
-        cols, rows = store.query_readonly(
+        cols, rows = store.sql.query(
             "SELECT state, count(*), min(epochs_done), max(epochs_done) FROM naslab_results "
             "WHERE study = 'c' GROUP BY state ORDER BY state")
         states = {r[0]: r[1:] for r in rows}
         assert states["stopped"][0] == report.stopped and states["stopped"][2] < EPOCHS
-        (summary,) = store.query_readonly(
+        (summary,) = store.sql.query(
             "SELECT n_complete, n_stopped FROM naslab_study_summary WHERE study = 'c'")[1]
         assert summary == (report.complete, report.stopped)
 
     def test_decisions_follow_the_rule_in_trial_order(self, store, name):
         curve_study(store, "c", name).run()
         fresh = get_scheduler(name, EPOCHS)
-        for t in store.trials("c"):
-            curve = dict(store.learning_curve(t.id)["val_accuracy"])
+        for t in store.trials.list("c"):
+            curve = dict(store.trials.learning_curve(t.id)["val_accuracy"])
             stop_at = None
             for step in sorted(fresh.rungs(t.number)):
                 if not fresh.on_report(t.number, step, curve[step]):
@@ -155,7 +155,7 @@ class TestSchedulerContract:
         with Store(f"sqlite:///{tmp_path / 'once.db'}") as once:
             curve_study(once, "r", name, budget=24).run()
             expected = [(t.arch_hash, t.state, t.epochs_done) for t in once.trials("r")]
-        assert [(t.arch_hash, t.state, t.epochs_done) for t in store.trials("r")] == expected
+        assert [(t.arch_hash, t.state, t.epochs_done) for t in store.trials.list("r")] == expected
 
 
 def test_real_training_is_stopped_at_the_rung(store):
@@ -164,12 +164,12 @@ def test_real_training_is_stopped_at_the_rung(store):
                   scheduler_options={"min_epochs": 1, "eta": 3})
     report = study.run()
     assert report.stopped > 0 and report.complete + report.stopped == 6
-    for t in store.trials("train"):
-        steps = [s for s, _ in store.learning_curve(t.id)["val_accuracy"]]
+    for t in store.trials.list("train"):
+        steps = [s for s, _ in store.trials.learning_curve(t.id)["val_accuracy"]]
         if t.state == "stopped":
             assert t.epochs_done == 1 and steps == [1]
             assert 0 < t.metrics["test_accuracy"] <= 1  # the partial network was tested
-            assert store.load_weights(t.id) is not None
+            assert store.trials.weights(t.id) is not None
         else:
             assert t.epochs_done == 3 and steps == [1, 2, 3]
 
@@ -182,7 +182,7 @@ def test_one_ray_worker_decides_as_in_process(ray_cluster, store, tmp_path):
     with Store(f"sqlite:///{tmp_path / 'local.db'}") as local:
         curve_study(local, "ray", "asha", budget=12).run()
         expected = [(t.arch_hash, t.state, t.epochs_done) for t in local.trials("ray")]
-    assert [(t.arch_hash, t.state, t.epochs_done) for t in store.trials("ray")] == expected
+    assert [(t.arch_hash, t.state, t.epochs_done) for t in store.trials.list("ray")] == expected
 
 
 def test_ray_workers_wait_for_the_decision_at_rungs(ray_cluster, store):
@@ -191,20 +191,20 @@ def test_ray_workers_wait_for_the_decision_at_rungs(ray_cluster, store):
                          executor=RayExecutor(workers=2)).run()
     assert report.stopped > 0 and report.complete + report.stopped == 16
     hb = get_scheduler("hyperband", EPOCHS)
-    for t in store.trials("ray2"):
+    for t in store.trials.list("ray2"):
         expected = EPOCHS if t.state == "complete" else t.epochs_done
         assert t.epochs_done == expected
         if t.state == "stopped":  # exactly at a rung: the worker waited for the answer
             assert t.epochs_done in hb.rungs(t.number)
-            assert len(store.learning_curve(t.id)["val_accuracy"]) == t.epochs_done
-    assert len({t.worker for t in store.trials("ray2")}) == 2
+            assert len(store.trials.learning_curve(t.id)["val_accuracy"]) == t.epochs_done
+    assert len({t.worker for t in store.trials.list("ray2")}) == 2
 
 
 def test_nan_on_a_ray_worker_is_a_failed_trial(ray_cluster, store):
     evaluator = CurveEvaluator(nan_act="tanh")
     report = curve_study(store, "nan", None, budget=10, evaluator=evaluator,
                          executor=RayExecutor(workers=2)).run()
-    trials = store.trials("nan")
+    trials = store.trials.list("nan")
     nan_trials = [t for t in trials if t.decisions["act"] == "tanh"]
     assert nan_trials and report.failed == len(nan_trials)
     for t in nan_trials:

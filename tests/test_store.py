@@ -80,12 +80,12 @@ def result(val: float, test: float | None = None, **kw) -> Result:
 
 def run_trial(store: Store, study: StudyInfo, arch: Architecture, val: float, **kw) -> int:
     tid = store.start_trial(study.id, arch, study.space_key, study.fidelity, study.seed, "host:1")
-    store.complete_trial(tid, result(val, **kw), study.objective)
+    store.protocol.finish(tid, result(val, **kw), study.objective)
     return tid
 
 
 def count(store: Store, table: str) -> int:
-    return store.query_readonly(f"SELECT COUNT(*) FROM {table}")[1][0][0]
+    return store.sql.query(f"SELECT COUNT(*) FROM {table}")[1][0][0]
 
 
 @pytest.fixture
@@ -103,9 +103,9 @@ class TestStore:
         assert info.config == {"workers": 1} and info.created_at.tzinfo is not None
         again = new_study(store, budget=25)  # the budget may change
         assert again.id == info.id and again.budget == 25
-        assert store.get_study("s1").budget == 25
-        assert store.get_study("nope") is None
-        (summary,) = store.list_studies()
+        assert store.studies.get("s1").budget == 25
+        assert store.studies.get("nope") is None
+        (summary,) = store.studies.summaries()
         assert (summary.name, summary.budget, summary.n_complete, summary.best_objective) == (
             "s1",
             25,
@@ -122,7 +122,7 @@ class TestStore:
         assert "fidelity: stored 3, requested 12" in message
         assert "task_key: stored 'digits:v1', requested 'other:v1'" in message
         assert "space_key" not in message and "new study name" in message
-        assert store.get_study("s1").budget == 10  # nothing changed
+        assert store.studies.get("s1").budget == 10  # nothing changed
 
     def test_study_arguments_are_checked(self, store):
         with pytest.raises(ConfigError, match="budget"):
@@ -131,13 +131,13 @@ class TestStore:
             new_study(store, direction="up")
         with pytest.raises(ConfigError, match="study name"):
             new_study(store, name="")
-        assert store.list_studies() == []
+        assert store.studies.summaries() == []
 
     def test_trial_round_trip(self, store):
         study = new_study(store)
         arch = make_arch(("conv", "pool"))
         tid = store.start_trial(study.id, arch, "toy:v1", 3, 5, "host:42")
-        (running,) = store.trials("s1")
+        (running,) = store.trials.list("s1")
         assert isinstance(running, TrialRecord)
         assert (running.id, running.number, running.state, running.seed) == (tid, 0, "running", 5)
         assert running.worker == "host:42" and running.finished_at is None
@@ -146,9 +146,9 @@ class TestStore:
         store.report(tid, 1, {"train_loss": 1.0, "val_accuracy": 0.5})
         store.report(tid, 2, {"train_loss": 0.5, "val_accuracy": 0.7})
         store.report(tid, 2, {"val_accuracy": 0.75})  # replaces the earlier value
-        store.complete_trial(tid, result(0.8, 0.78, extra={"note": "ok"}), "val_accuracy")
+        store.protocol.finish(tid, result(0.8, 0.78, extra={"note": "ok"}), "val_accuracy")
 
-        (done,) = store.trials(study.id, states=["complete"])
+        (done,) = store.trials.list(study.id, states=["complete"])
         assert done.state == "complete" and done.objective_value == pytest.approx(0.8)
         assert done.metrics == {"val_accuracy": pytest.approx(0.8), "test_accuracy": 0.78}
         assert (done.params, done.flops, done.latency_ms, done.epochs_done) == (1000, 20000, 1.5, 3)
@@ -156,12 +156,12 @@ class TestStore:
         assert done.finished_at >= done.started_at
         rebuilt = done.architecture()
         assert rebuilt == arch and dict(rebuilt.decisions) == {"ops": ["conv", "pool"]}
-        assert store.trial(tid) == done and store.trial(10_000) is None
-        assert store.learning_curve(tid) == {
+        assert store.trials.get(tid) == done and store.trials.get(10_000) is None
+        assert store.trials.learning_curve(tid) == {
             "train_loss": [(1, 1.0), (2, 0.5)],
             "val_accuracy": [(1, 0.5), (2, 0.75)],
         }
-        _, rows = store.query_readonly("SELECT params, flops FROM naslab_architectures")
+        _, rows = store.sql.query("SELECT params, flops FROM naslab_architectures")
         assert rows == [(1000, 20000)]  # filled from the first result
 
     def test_numbers_and_unique_architectures(self, store):
@@ -175,10 +175,10 @@ class TestStore:
         with pytest.raises(ClaimError, match="already running in study 's1'") as err:
             store.start_trial(study.id, same, "toy:v1", 3, 0, "w")
         assert err.value.trial_id == first
-        store.fail_trial(first, "out of memory")
+        store.protocol.fail(first, "out of memory")
         ids = [first] + [store.start_trial(study.id, x, "toy:v1", 3, 0, "w")
                          for x in (same, other)]
-        records = store.trials("s1")
+        records = store.trials.list("s1")
         assert [t.number for t in records] == [0, 1, 2] and [t.id for t in records] == ids
         assert records[0].arch_hash == records[1].arch_hash != records[2].arch_hash
         assert records[1].decisions == {"x": 2}  # the trial's own decisions
@@ -203,43 +203,43 @@ class TestStore:
             store.start_trial(999, make_arch(), "toy:v1", 3, 0, "w")
         with pytest.raises(StorageError, match="space_key"):
             store.start_trial(study.id, make_arch(), "toy:v2", 3, 0, "w")
-        assert store.trials("s1") == []
+        assert store.trials.list("s1") == []
 
     def test_fail_and_state_rules(self, store):
         study = new_study(store)
         tid = store.start_trial(study.id, make_arch(), "toy:v1", 3, 0, "w")
-        store.fail_trial(tid, "CUDA out of memory")
-        (failed,) = store.trials("s1", states=["failed"])
+        store.protocol.fail(tid, "CUDA out of memory")
+        (failed,) = store.trials.list("s1", states=["failed"])
         assert failed.error == "CUDA out of memory" and failed.objective_value is None
         with pytest.raises(StorageError, match="already failed"):
-            store.complete_trial(tid, result(0.5), "val_accuracy")
+            store.protocol.finish(tid, result(0.5), "val_accuracy")
         done = run_trial(store, study, make_arch(("pool",)), 0.6)
         with pytest.raises(StorageError, match="already complete"):
-            store.fail_trial(done, "late")
+            store.protocol.fail(done, "late")
         with pytest.raises(StorageError, match="no 'accuracy' metric"):
-            store.complete_trial(done, result(0.5), "accuracy")
+            store.protocol.finish(done, result(0.5), "accuracy")
         with pytest.raises(StorageError, match="no trial with id"):
             store.report(12345, 1, {"loss": 1.0})
         with pytest.raises(ConfigError, match="step"):
             store.report(done, 0, {"loss": 1.0})
         with pytest.raises(UnknownNameError, match="trial state"):
-            store.trials("s1", states=["done"])
+            store.trials.list("s1", states=["done"])
         with pytest.raises(UnknownNameError, match="s1"):
-            store.trials("missing")
-        assert store.trial(done).objective_value == 0.6  # errors changed nothing
+            store.trials.list("missing")
+        assert store.trials.get(done).objective_value == 0.6  # errors changed nothing
 
     def test_interrupt_running(self, store):
         study = new_study(store)
         t0 = store.start_trial(study.id, make_arch(("a",)), "toy:v1", 3, 0, "w")
         t1 = store.start_trial(study.id, make_arch(("b",)), "toy:v1", 3, 0, "w")
-        store.complete_trial(t1, result(0.5), "val_accuracy")
-        assert store.interrupt_running(study.id) == 1
-        assert store.interrupt_running(study.id) == 0
-        states = {t.id: t.state for t in store.trials("s1")}
+        store.protocol.finish(t1, result(0.5), "val_accuracy")
+        assert store.protocol.interrupt_running(study.id) == 1
+        assert store.protocol.interrupt_running(study.id) == 0
+        states = {t.id: t.state for t in store.trials.list("s1")}
         assert states == {t0: "interrupted", t1: "complete"}
-        assert store.count_trials("s1", ["complete", "failed"]) == 1
-        assert store.count_trials(study.id) == 2
-        (summary,) = store.list_studies()
+        assert store.trials.count("s1", ["complete", "failed"]) == 1
+        assert store.trials.count(study.id) == 2
+        (summary,) = store.studies.summaries()
         assert (summary.n_complete, summary.n_interrupted, summary.n_running) == (1, 1, 0)
 
     def test_find_result_matches_space_task_and_fidelity_only(self, store):
@@ -247,7 +247,7 @@ class TestStore:
         base = new_study(store, "base")
         run_trial(store, new_study(store, "base2", seed=2), arch, 0.6)
         failed = store.start_trial(base.id, arch, "toy:v1", 3, 0, "w")
-        store.fail_trial(failed, "boom")
+        store.protocol.fail(failed, "boom")
         best = run_trial(store, base, arch, 0.7)
         for name, over in {
             "task": {"task_key": "other:v1"},
@@ -256,14 +256,14 @@ class TestStore:
         }.items():
             run_trial(store, new_study(store, name, **over), arch, 0.99)
 
-        found = store.find_result("toy:v1", "digits:v1", 3, arch.hash)
+        found = store.trials.find_result("toy:v1", "digits:v1", 3, arch.hash)
         assert found is not None and found.id == best and found.objective_value == 0.7
         assert found.architecture() == arch
-        assert store.find_result("toy:v1", "digits:v1", 3, make_arch(("x",)).hash) is None
-        assert store.find_result("toy:v1", "digits:v1", 4, arch.hash) is None
-        assert store.find_result("toy:v2", "digits:v1", 3, arch.hash).objective_value == 0.99
-        assert store.find_result("toy:v1", "digits:v1", 3, arch.hash, objective="loss") is None
-        lowest = store.find_result("toy:v1", "digits:v1", 3, arch.hash, direction="minimize")
+        assert store.trials.find_result("toy:v1", "digits:v1", 3, make_arch(("x",)).hash) is None
+        assert store.trials.find_result("toy:v1", "digits:v1", 4, arch.hash) is None
+        assert store.trials.find_result("toy:v2", "digits:v1", 3, arch.hash).objective_value == 0.99
+        assert store.trials.find_result("toy:v1", "digits:v1", 3, arch.hash, objective="loss") is None
+        lowest = store.trials.find_result("toy:v1", "digits:v1", 3, arch.hash, direction="minimize")
         assert lowest.objective_value == 0.6
 
     def test_record_reused(self, store):
@@ -272,24 +272,24 @@ class TestStore:
         arch = make_arch(("conv",))
         src_id = store.start_trial(first.id, arch, "toy:v1", 3, 0, "w")
         store.report(src_id, 1, {"val_accuracy": 0.4})
-        store.complete_trial(src_id, result(0.9, 0.85, weights=weights), "val_accuracy")
-        source = store.find_result("toy:v1", "digits:v1", 3, arch.hash)
+        store.protocol.finish(src_id, result(0.9, 0.85, weights=weights), "val_accuracy")
+        source = store.trials.find_result("toy:v1", "digits:v1", 3, arch.hash)
 
         second = new_study(store, "second", seed=1)
         renamed = make_arch(("conv",), prefix="r", decisions={"ops": ["conv"], "alias": True})
         tid = store.record_reused(second.id, renamed, "toy:v1", 3, 1, source)
-        (copy,) = store.trials("second")
+        (copy,) = store.trials.list("second")
         assert copy.id == tid and copy.reused_from == src_id and copy.state == "complete"
         assert copy.metrics == source.metrics and copy.objective_value == 0.9
         assert (copy.params, copy.flops, copy.seed) == (source.params, source.flops, 1)
         assert copy.decisions == {"ops": ["conv"], "alias": True}
-        assert store.learning_curve(tid) == {"val_accuracy": [(1, 0.4)]}
-        assert torch.equal(store.load_weights(tid)["w"], weights["w"])  # follows reused_from
+        assert store.trials.learning_curve(tid) == {"val_accuracy": [(1, 0.4)]}
+        assert torch.equal(store.trials.weights(tid)["w"], weights["w"])  # follows reused_from
         # reusing a reused trial points at the original; reused trials are never found
         third = new_study(store, "third", seed=2)
         again = store.record_reused(third.id, arch, "toy:v1", 3, 2, copy)
-        assert store.trial(again).reused_from == src_id
-        assert store.find_result("toy:v1", "digits:v1", 3, arch.hash).id == src_id
+        assert store.trials.get(again).reused_from == src_id
+        assert store.trials.find_result("toy:v1", "digits:v1", 3, arch.hash).id == src_id
 
     def test_best_trials_direction_aware(self, store):
         up = new_study(store, "up")
@@ -298,13 +298,13 @@ class TestStore:
             arch = make_arch((f"op{i}",))
             run_trial(store, up, arch, value)
             tid = store.start_trial(down.id, arch, "toy:v1", 3, 0, "w")
-            store.complete_trial(tid, Result(metrics={"val_loss": value}), "val_loss")
-        assert [t.objective_value for t in store.best_trials("up", 2)] == [0.9, 0.5]
-        assert [t.objective_value for t in store.best_trials("down", 5)] == [0.3, 0.5, 0.9]
-        assert store.best_trials(down.id, 1)[0].metrics == {"val_loss": 0.3}
-        nan_trial = store.trials("up")[3]
+            store.protocol.finish(tid, Result(metrics={"val_loss": value}), "val_loss")
+        assert [t.objective_value for t in store.trials.best("up", 2)] == [0.9, 0.5]
+        assert [t.objective_value for t in store.trials.best("down", 5)] == [0.3, 0.5, 0.9]
+        assert store.trials.best(down.id, 1)[0].metrics == {"val_loss": 0.3}
+        nan_trial = store.trials.list("up")[3]
         assert nan_trial.objective_value is None and math.isnan(nan_trial.metrics["val_accuracy"])
-        summaries = {s.name: s.best_objective for s in store.list_studies()}
+        summaries = {s.name: s.best_objective for s in store.studies.summaries()}
         assert summaries == {"up": 0.9, "down": 0.3}
 
     def test_weights_round_trip(self, store):
@@ -318,11 +318,11 @@ class TestStore:
             "view": torch.randn(4, 6).t(),  # not contiguous
         }
         tid = run_trial(store, study, make_arch(), 0.5, weights=weights)
-        loaded = store.load_weights(tid)
+        loaded = store.trials.weights(tid)
         assert set(loaded) == set(weights)
         for key, value in weights.items():
             assert loaded[key].dtype == value.dtype and torch.equal(loaded[key], value)
-        assert store.load_weights(run_trial(store, study, make_arch(("b",)), 0.4)) is None
+        assert store.trials.weights(run_trial(store, study, make_arch(("b",)), 0.4)) is None
 
     def test_views_pivot_results(self, store):
         assert set(VIEWS) == {"naslab_results", "naslab_learning_curves", "naslab_study_summary",
@@ -332,11 +332,11 @@ class TestStore:
         tid = store.start_trial(study.id, arch, "toy:v1", 3, 0, "w")
         store.report(tid, 1, {"val_accuracy": 0.5})
         store.report(tid, 2, {"val_accuracy": 0.6})
-        store.complete_trial(tid, result(0.7, 0.65), "val_accuracy")
+        store.protocol.finish(tid, result(0.7, 0.65), "val_accuracy")
         failed = store.start_trial(study.id, make_arch(("pool",)), "toy:v1", 3, 0, "w")
-        store.fail_trial(failed, "nan loss")
+        store.protocol.fail(failed, "nan loss")
 
-        columns, rows = store.query_readonly(
+        columns, rows = store.sql.query(
             "SELECT study, trial_number, state, arch_hash, objective_value, val_accuracy, "
             "test_accuracy, params, error, reused_from FROM naslab_results ORDER BY trial_number"
         )
@@ -356,31 +356,31 @@ class TestStore:
                 None,
             ),
         ]
-        _, curve = store.query_readonly(
+        _, curve = store.sql.query(
             "SELECT trial_number, metric, step, value FROM naslab_learning_curves ORDER BY step"
         )
         assert curve == [(0, "val_accuracy", 1, 0.5), (0, "val_accuracy", 2, 0.6)]
-        _, summary = store.query_readonly(
+        _, summary = store.sql.query(
             "SELECT study, n_trials, n_complete, n_failed, best_objective FROM naslab_study_summary"
         )
         assert summary == [("s1", 2, 1, 1, 0.7)]
-        _, finals = store.query_readonly(
+        _, finals = store.sql.query(
             "SELECT trial_number, metric, value FROM naslab_final_metrics ORDER BY metric")
         assert finals == [(0, "test_accuracy", 0.65), (0, "val_accuracy", 0.7)]
         # the best architecture of each study, direction-aware
         down = new_study(store, "down", direction="minimize", objective="val_loss")
         for i, value in enumerate([0.4, 0.2, 0.3]):
             t = store.start_trial(down.id, make_arch((f"d{i}",)), "toy:v1", 3, 0, "w")
-            store.complete_trial(t, Result(metrics={"val_loss": value}), "val_loss")
+            store.protocol.finish(t, Result(metrics={"val_loss": value}), "val_loss")
         new_study(store, "empty")
-        _, best = store.query_readonly(
+        _, best = store.sql.query(
             "SELECT study, trial_number, objective_value, val_accuracy, arch_hash, direction "
             "FROM naslab_best ORDER BY study")
         assert best == [("down", 1, 0.2, None, make_arch(("d1",)).hash, "minimize"),
                         ("s1", 0, 0.7, 0.7, arch.hash, "maximize")]
         # every documented view exists and answers
         for view in VIEWS:
-            store.query_readonly(f"SELECT * FROM {view}")
+            store.sql.query(f"SELECT * FROM {view}")
 
     def test_query_readonly_refuses_writes_at_database_level(self, store):
         study = new_study(store)
@@ -396,13 +396,13 @@ class TestStore:
         ]
         for sql in writes:
             with pytest.raises(QueryError) as err:
-                store.query_readonly(sql)
+                store.sql.query(sql)
             assert "Traceback" not in str(err.value) and "[SQL:" not in str(err.value)
             if store.dialect == "sqlite":
                 assert "readonly" in str(err.value) or "not authorized" in str(err.value)
         after = {t: count(store, t) for t in ("naslab_studies", "naslab_trials")}
         assert after == before
-        assert store.trials("s1")[0].state == "complete"
+        assert store.trials.list("s1")[0].state == "complete"
         run_trial(store, study, make_arch(("b",)), 0.6)  # the store still writes
         assert count(store, "naslab_trials") == 2
 
@@ -410,34 +410,34 @@ class TestStore:
         new_study(store)
         for sql in ("SELECT 1; DELETE FROM naslab_studies", "SELECT 1; SELECT 2", "  ", ""):
             with pytest.raises(QueryError):
-                store.query_readonly(sql)
+                store.sql.query(sql)
         assert count(store, "naslab_studies") == 1
-        assert store.query_readonly("SELECT ';' AS x; -- fine") == (["x"], [(";",)])
-        assert store.query_readonly("SELECT 'a;''b' AS y /* ; */;") == (["y"], [("a;'b",)])
+        assert store.sql.query("SELECT ';' AS x; -- fine") == (["x"], [(";",)])
+        assert store.sql.query("SELECT 'a;''b' AS y /* ; */;") == (["y"], [("a;'b",)])
 
     def test_query_readonly_reports_the_database_message(self, store):
         with pytest.raises(QueryError, match="(?i)syntax error"):
-            store.query_readonly("SELEC name FROM naslab_studies")
+            store.sql.query("SELEC name FROM naslab_studies")
         with pytest.raises(QueryError, match="no_such_table"):
-            store.query_readonly("SELECT * FROM no_such_table")
+            store.sql.query("SELECT * FROM no_such_table")
 
     def test_query_readonly_params_and_max_rows(self, store):
         for name in ("a", "b", "c"):
             new_study(store, name)
         style = "?" if store.dialect == "sqlite" else "%s"
-        columns, rows = store.query_readonly(
+        columns, rows = store.sql.query(
             f"SELECT name FROM naslab_studies WHERE name <> {style} ORDER BY name", ("b",)
         )
         assert columns == ["name"] and rows == [("a",), ("c",)]
-        _, rows = store.query_readonly("SELECT name FROM naslab_studies ORDER BY name", max_rows=1)
+        _, rows = store.sql.query("SELECT name FROM naslab_studies ORDER BY name", max_rows=1)
         assert rows == [("a",)]
         # the driver parses the SQL: no bind-parameter rewriting of ':' or '%'
-        assert store.query_readonly("SELECT 'a:b' AS c, '5%' AS p") == (["c", "p"], [("a:b", "5%")])
+        assert store.sql.query("SELECT 'a:b' AS c, '5%' AS p") == (["c", "p"], [("a:b", "5%")])
 
     def test_closed_store_refuses(self, store):
         store.close()
         with pytest.raises(StorageError, match="closed"):
-            store.list_studies()
+            store.studies.summaries()
         store.close()  # idempotent
 
 
@@ -458,10 +458,10 @@ def test_shares_a_database_with_optuna(db_path):
     opt = optuna.create_study(storage=url, study_name="hpo", direction="maximize")
     opt.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=3)
     with Store(url) as store:  # opens the same file after Optuna
-        run_trial(store, store.get_study("nas"), make_arch(("b",)), 0.6)
-        assert [s.name for s in store.list_studies()] == ["nas"]
-        assert len(store.trials("nas")) == 2
-        _, tables = store.query_readonly(
+        run_trial(store, store.studies.get("nas"), make_arch(("b",)), 0.6)
+        assert [s.name for s in store.studies.summaries()] == ["nas"]
+        assert len(store.trials.list("nas")) == 2
+        _, tables = store.sql.query(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
         )
     names = {t for (t,) in tables}
@@ -480,8 +480,8 @@ def test_sqlite_settings(db_path):
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
-        assert store.query_readonly("PRAGMA journal_mode") == (["journal_mode"], [("wal",)])
-        assert store.query_readonly("PRAGMA table_info(naslab_weights)")[1][0][1] == "trial_id"
+        assert store.sql.query("PRAGMA journal_mode") == (["journal_mode"], [("wal",)])
+        assert store.sql.query("PRAGMA table_info(naslab_weights)")[1][0][1] == "trial_id"
 
 
 def test_readonly_refuses_attach_and_vacuum_into(db_path, tmp_path):
@@ -495,9 +495,9 @@ def test_readonly_refuses_attach_and_vacuum_into(db_path, tmp_path):
             "CREATE TEMP TABLE t (a)",
         ):
             with pytest.raises(QueryError):
-                store.query_readonly(sql)
+                store.sql.query(sql)
         assert not (tmp_path / "new.db").exists() and not (tmp_path / "copy.db").exists()
-        assert store.query_readonly("PRAGMA journal_mode")[1] == [("wal",)]
+        assert store.sql.query("PRAGMA journal_mode")[1] == [("wal",)]
 
 
 def test_readonly_query_after_all_connections_closed(db_path):
@@ -516,7 +516,7 @@ def test_path_with_special_characters(tmp_path):
         new_study(store)
         assert count(store, "naslab_studies") == 1
         with pytest.raises(QueryError, match="readonly"):
-            store.query_readonly("DELETE FROM naslab_studies")
+            store.sql.query("DELETE FROM naslab_studies")
     assert (folder / "na slab?.db").exists()
 
 
@@ -526,7 +526,7 @@ def test_readonly_query_time_limit(db_path):
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT COUNT(*) FROM n"
         )
         with pytest.raises(QueryError, match="time limit"):
-            store.query_readonly(endless, timeout_s=0.2)
+            store.sql.query(endless, timeout_s=0.2)
 
 
 def test_in_memory_store():
@@ -534,9 +534,9 @@ def test_in_memory_store():
         study = new_study(store)
         run_trial(store, study, make_arch(), 0.5)
         with pytest.raises(QueryError, match="readonly"):
-            store.query_readonly("DELETE FROM naslab_trials")
+            store.sql.query("DELETE FROM naslab_trials")
         with pytest.raises(QueryError):
-            store.query_readonly("PRAGMA query_only = OFF")
+            store.sql.query("PRAGMA query_only = OFF")
         assert count(store, "naslab_trials") == 1
         run_trial(store, study, make_arch(("b",)), 0.6)  # writable again afterwards
         assert count(store, "naslab_trials") == 2
@@ -578,7 +578,7 @@ def test_default_url(tmp_path, monkeypatch):
     assert (tmp_path / "naslab.db").exists()
     monkeypatch.setenv("NASLAB_STORAGE", f"sqlite:///{tmp_path / 'env.db'}")
     with Store() as store:
-        assert store.url.endswith("env.db") and store.list_studies() == []
+        assert store.url.endswith("env.db") and store.studies.summaries() == []
 
 
 def test_relative_path_is_fixed_when_opened(tmp_path, monkeypatch):
@@ -623,7 +623,7 @@ def test_concurrent_writers_get_distinct_numbers(db_path):
         t.join()
     assert not errors
     with Store(url) as store:
-        numbers = [t.number for t in store.trials("s1")]
+        numbers = [t.number for t in store.trials.list("s1")]
     assert numbers == list(range(60))
 
 
@@ -640,7 +640,7 @@ def test_locked_database_is_a_storage_error(db_path):
             blocker.execute("ROLLBACK")
             blocker.close()
         store.start_trial(study.id, make_arch(), "toy:v1", 3, 0, "w")
-        assert [t.number for t in store.trials("s1")] == [0]
+        assert [t.number for t in store.trials.list("s1")] == [0]
 
 
 def test_a_database_from_before_the_stopped_state_is_refused_clearly(tmp_path):

@@ -60,7 +60,7 @@ def test_budget_is_met_and_every_result_is_stored(store):
     study = table_study(store, budget=25)
     report = study.run()
     assert report.complete == 25 and report.failed == 0
-    trials = store.trials("s")
+    trials = store.trials.list("s")
     assert [t.number for t in trials] == list(range(25))
     assert len({t.arch_hash for t in trials}) == 25
     assert study.evaluator.calls == 25
@@ -73,17 +73,17 @@ def test_budget_is_met_and_every_result_is_stored(store):
 
 def test_resume_continues_exactly_where_an_uninterrupted_run_would(store, tmp_path):
     table_study(store, "split", budget=12).run()
-    first = [(t.arch_hash, t.objective_value) for t in store.trials("split")]
+    first = [(t.arch_hash, t.objective_value) for t in store.trials.list("split")]
     resumed = table_study(store, "split", budget=30)
     report = resumed.run()
     assert report.complete == 30
     assert resumed.evaluator.calls == 18  # nothing retrained
-    split = [(t.arch_hash, t.objective_value) for t in store.trials("split")]
+    split = [(t.arch_hash, t.objective_value) for t in store.trials.list("split")]
     assert split[:12] == first
 
     with Store(f"sqlite:///{tmp_path / 'other.db'}") as other:
         table_study(other, "whole", budget=30).run()
-        whole = [(t.arch_hash, t.objective_value) for t in other.trials("whole")]
+        whole = [(t.arch_hash, t.objective_value) for t in other.trials.list("whole")]
     assert split == whole
 
 
@@ -92,8 +92,8 @@ def test_known_architectures_are_reused_across_studies(store):
     b = table_study(store, "b", budget=20, searcher="random", seed=3)
     report = b.run()
     assert report.reused_this_run == 15 and b.evaluator.calls == 5
-    source = {t.arch_hash: t for t in store.trials("a")}
-    for t in store.trials("b")[:15]:
+    source = {t.arch_hash: t for t in store.trials.list("a")}
+    for t in store.trials.list("b")[:15]:
         assert t.reused_from == source[t.arch_hash].id
         assert t.objective_value == source[t.arch_hash].objective_value
     # A different task is a different key: nothing is reused.
@@ -105,7 +105,7 @@ def test_known_architectures_are_reused_across_studies(store):
 def test_failing_and_nan_evaluations_are_stored_and_the_search_goes_on(store):
     study = table_study(store, "flaky", budget=40, searcher="random", evaluator=FlakyTable())
     report = study.run()
-    trials = store.trials("flaky")
+    trials = store.trials.list("flaky")
     assert len(trials) == 40 and report.complete + report.failed == 40
     failed = [t for t in trials if t.state == "failed"]
     assert failed, "a random sample of 40 hits gat or gin first layers"
@@ -128,14 +128,14 @@ def test_real_training_stores_curves_weights_and_measurements(store):
                   storage=store, searcher="random")
     report = study.run()
     assert report.complete == 3
-    for t in store.trials("mlp"):
+    for t in store.trials.list("mlp"):
         assert t.metrics["val_accuracy"] > 0.5
         assert 0 < t.metrics["test_accuracy"] <= 1
         assert t.params > 0 and t.flops > 0 and t.latency_ms > 0 and t.train_seconds > 0
-        curve = store.learning_curve(t.id)
+        curve = store.trials.learning_curve(t.id)
         assert [step for step, _ in curve["val_accuracy"]] == [1, 2]
         assert curve["val_accuracy"][-1][1] == pytest.approx(t.metrics["val_accuracy"])
-        weights = store.load_weights(t.id)
+        weights = store.trials.weights(t.id)
         module = study.space.build(t.architecture(), evaluator.task)
         module.load_state_dict(weights)
         assert sum(p.numel() for p in module.parameters()) == t.params
@@ -151,13 +151,13 @@ def test_study_settings_are_checked(store):
     table_study(store, "taken", budget=2).run()
     with pytest.raises(StudyConflictError, match="task_key"):
         table_study(store, "taken", budget=2, evaluator=CountingTable("citeseer")).run()
-    assert len(store.trials("taken")) == 2
+    assert len(store.trials.list("taken")) == 2
 
 
 def _count(db: str, state: str) -> int:
     with Store(f"sqlite:///{db}") as s:
-        study = s.get_study("crash")
-        return 0 if study is None else len(s.trials("crash", states=[state]))
+        study = s.studies.get("crash")
+        return 0 if study is None else len(s.trials.list("crash", states=[state]))
 
 
 @pytest.mark.parametrize("executor", [["--in-process"], ["--workers", "2"]],
@@ -180,17 +180,17 @@ def test_sigkilled_search_resumes_without_losing_or_retraining(tmp_path, executo
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with Store(f"sqlite:///{db}") as s:
-        before = {t.id: (t.arch_hash, t.objective_value) for t in s.trials("crash", ["complete"])}
-        assert s.trials("crash", ["running"]), "the kill left a trial running"
+        before = {t.id: (t.arch_hash, t.objective_value) for t in s.trials.list("crash", ["complete"])}
+        assert s.trials.list("crash", ["running"]), "the kill left a trial running"
 
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "interrupted trial(s) from an earlier run retried" in " ".join(done.stdout.split())
     with Store(f"sqlite:///{db}") as s:
-        complete = s.trials("crash", ["complete"])
+        complete = s.trials.list("crash", ["complete"])
         assert len(complete) == 5
-        assert not s.trials("crash", ["running"])
-        assert len(s.trials("crash", ["interrupted"])) >= 1
+        assert not s.trials.list("crash", ["running"])
+        assert len(s.trials.list("crash", ["interrupted"])) >= 1
         after = {t.id: (t.arch_hash, t.objective_value) for t in complete}
         assert all(after[i] == v for i, v in before.items())  # nothing lost or changed
         assert len({t.arch_hash for t in complete}) == 5  # nothing evaluated twice
@@ -204,8 +204,8 @@ def test_running_the_same_study_object_again_continues_it(store, tmp_path):
     assert report.complete == 14 and len(study.searcher.history) == 14
     with Store(f"sqlite:///{tmp_path / 'fresh.db'}") as other:
         table_study(other, "twice", budget=14).run()
-        fresh = [t.arch_hash for t in other.trials("twice")]
-    assert [t.arch_hash for t in store.trials("twice")] == fresh
+        fresh = [t.arch_hash for t in other.trials.list("twice")]
+    assert [t.arch_hash for t in store.trials.list("twice")] == fresh
 
 
 def test_conflict_is_refused_by_prepare_before_any_trial(store):
@@ -213,4 +213,4 @@ def test_conflict_is_refused_by_prepare_before_any_trial(store):
     clash = Study("taken", space="nasbench_graph", task="citeseer", budget=5, storage=store)
     with pytest.raises(StudyConflictError):
         clash.prepare()
-    assert len(store.trials("taken")) == 2
+    assert len(store.trials.list("taken")) == 2

@@ -26,8 +26,8 @@ def test_table_search_resumes_with_the_same_history(db_url):
     with Study("straight", budget=40, **kw) as study:
         study.run()
     with Store(db_url) as store:
-        resumed = [t.arch_hash for t in store.trials("s")]
-        straight = [t.arch_hash for t in store.trials("straight")]
+        resumed = [t.arch_hash for t in store.trials.list("s")]
+        straight = [t.arch_hash for t in store.trials.list("straight")]
     assert report.complete == 40 and resumed == straight  # exact replay
 
 
@@ -37,10 +37,10 @@ def test_multi_objective_front_and_views(db_url):
         study.run()
         front = study.update_pareto_front()
     with Store(db_url) as store:
-        objectives, stored = store.pareto_front("mo")
-        _, rows = store.query_readonly(
+        objectives, stored = store.fronts.get("mo")
+        _, rows = store.sql.query(
             "SELECT trial_id, objectives FROM naslab_pareto WHERE study = 'mo'")
-        _, best = store.query_readonly("SELECT study, objective_value FROM naslab_best")
+        _, best = store.sql.query("SELECT study, objective_value FROM naslab_best")
     assert objectives == ["val_accuracy:max", "latency_ms:min"]
     assert sorted(t.id for t in stored) == sorted(t.id for t in front) == sorted(
         r[0] for r in rows)
@@ -68,9 +68,9 @@ def test_trained_networks_keep_curves_and_weights(db_url, epochs):
         report = study.run()
     assert report.complete == 2
     with Store(db_url) as store:
-        for t in store.trials("chain"):
-            assert store.learning_curve(t.id)["val_accuracy"][0][0] == 1
-            weights = store.load_weights(t.id)
+        for t in store.trials.list("chain"):
+            assert store.trials.learning_curve(t.id)["val_accuracy"][0][0] == 1
+            weights = store.trials.weights(t.id)
             assert weights and all(math.isfinite(float(w.sum())) for w in weights.values())
 
 
@@ -85,10 +85,10 @@ def test_predictors_and_proxies(db_url):
         assert len(data.archs) == 30
         assert save_to_store(store, "rf-cora", rf, space=space, task_key=task_key) == 1
         assert save_to_store(store, "rf-cora", rf, space=space, task_key=task_key) == 2
-        assert [r.version for r in store.list_predictors("rf-cora")] == [1, 2]
-        assert store.load_predictor_record("rf-cora").version == 2
+        assert [r.version for r in store.predictors.list("rf-cora")] == [1, 2]
+        assert store.predictors.load("rf-cora").version == 2
         with pytest.raises(UnknownNameError):
-            store.load_predictor_record("nope")
+            store.predictors.load("nope")
         arch = make_arch(("conv",))
         store.put_proxies("toy:v1", arch, "digits:v1", 64, 0, {"synflow": 2.5,
                                                                "snip": float("nan")})
@@ -104,8 +104,8 @@ def test_batched_table_search(db_url):
     with Study("one-by-one", budget=150, **kw) as study:
         study.run()
     with Store(db_url) as store:
-        batched = [(t.number, t.arch_hash) for t in store.trials("batched")]
-        single = [(t.number, t.arch_hash) for t in store.trials("one-by-one")]
+        batched = [(t.number, t.arch_hash) for t in store.trials.list("batched")]
+        single = [(t.number, t.arch_hash) for t in store.trials.list("one-by-one")]
     assert report.complete == 150 and batched == single
     with pytest.raises(ConfigError, match="batch_trials"):
         Study("bad", budget=5, batch_trials=0, **kw)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import pickle
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from naslab.core.errors import ConfigError, EvaluationError
@@ -36,7 +36,7 @@ from naslab.search_spaces.nasbench_graph import (
     bench_key,
     decisions_from_key,
 )
-from naslab.workers.evaluator import Evaluator, Reporter, Result
+from naslab.workers.evaluator import Reporter, Result, TableEvaluator
 
 if TYPE_CHECKING:
     from naslab.search_spaces.architecture import Architecture
@@ -85,7 +85,7 @@ def all_architectures(dataset: str) -> list[Architecture]:
     return [space.from_decisions(decisions_from_key(k)) for k in sorted(load_table(dataset))]
 
 
-class NasBenchGraphEvaluator(Evaluator):
+class NasBenchGraphEvaluator(TableEvaluator):
     """Evaluates ``nasbench_graph`` architectures by looking them up in the tables.
 
     Args:
@@ -97,11 +97,46 @@ class NasBenchGraphEvaluator(Evaluator):
     ``fidelity`` is recorded as :attr:`Result.epochs` and as the single reported step.
     """
 
-    reports_epochs = False
-    instant = True
+    metrics = ("val_accuracy", "test_accuracy")
+    costs = ("params", "latency_ms")
+    #: What :meth:`columns` offers, and the table's own field of each: ``params`` in
+    #: millions, ``latency`` in seconds (as the package stores them).
+    COLUMNS = {"val_accuracy": "valid_perf", "test_accuracy": "perf", "params": "para",
+               "latency": "latency"}
 
     def __init__(self, dataset: str = "cora") -> None:
         self.dataset = check_choice("NAS-Bench-Graph data set", str(dataset), DATASETS)
+
+    @classmethod
+    def tasks(cls) -> list[str]:
+        """The nine data sets (:data:`~naslab.search_spaces.nasbench_graph.DATASETS`)."""
+        return list(DATASETS)
+
+    @classmethod
+    def space_options(cls, task: str) -> dict[str, Any]:
+        """``{"dataset": task}``: the proteins table covers fewer operations."""
+        return {"dataset": task}
+
+    @property
+    def task_name(self) -> str:
+        """The data set."""
+        return self.dataset
+
+    def architectures(self) -> list[Architecture]:
+        """Every architecture of this data set's table (:func:`all_architectures`)."""
+        return all_architectures(self.dataset)
+
+    def columns(self, archs: Sequence[Architecture], names: Sequence[str]) -> dict[str, Any]:
+        """The table's ``val_accuracy``, ``test_accuracy``, ``params`` (millions) or
+        ``latency`` (seconds) of ``archs``."""
+        import numpy as np
+
+        unknown = [n for n in names if n not in self.COLUMNS]
+        if unknown:
+            raise ConfigError(f"the {self.dataset} table has no {', '.join(unknown)}; it "
+                              f"offers: {', '.join(self.COLUMNS)}")
+        rows = [self.lookup(a) for a in archs]
+        return {n: np.array([float(r[self.COLUMNS[n]]) for r in rows]) for n in names}
 
     @property
     def key(self) -> str:

@@ -7,8 +7,9 @@ callback given to :meth:`Executor.start` as they arrive. The search loop keeps u
 soon as one finishes, so an asynchronous executor (Ray, in its own module) needs no
 generation barrier.
 
-:class:`InProcessExecutor` runs one job at a time in the calling process: the
-simplest to debug, and what tests use.
+:class:`InProcessExecutor` runs one job at a time in the calling thread (inline):
+the simplest to debug, what tests use, and what table searches use, whose look-ups
+cost less than a dispatch.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ class Executor(ABC):
 
     #: How many jobs may be in flight at once.
     capacity: int = 1
+    #: Whether it runs each job to completion in the calling thread, inside
+    #: :meth:`wait_any` (so that a search loop may hold one store transaction from the
+    #: claim to the stored result of an instant evaluation).
+    inline: bool = False
 
     @abstractmethod
     def start(self, evaluator: Evaluator, on_report: ReportCallback) -> None:
@@ -106,13 +111,15 @@ class _CallbackReporter:
 
 
 class InProcessExecutor(Executor):
-    """Runs each job in the calling process when its outcome is awaited.
+    """The inline executor: runs each job in the calling thread when its outcome is
+    awaited, one at a time.
 
     An exception raised by the evaluator becomes a failed outcome carrying its
     message; ``KeyboardInterrupt`` and ``SystemExit`` propagate.
     """
 
     capacity = 1
+    inline = True
 
     def __init__(self) -> None:
         self._queue: deque[EvaluationJob] = deque()

@@ -1,0 +1,141 @@
+"""Studies in the store: create or resume one, look one up, list them with counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from naslab.core.errors import ConfigError, StorageError, StudyConflictError, UnknownNameError
+from naslab.core.validation import check_choice, check_int, check_str
+from naslab.db.engine import Database
+from naslab.db.models import DIRECTIONS, StudyRow, TrialRow, utcnow
+from naslab.db.records import StudyInfo, StudySpec, StudySummary, dumps, study_info
+
+__all__ = ["StudyCatalog", "study_row"]
+
+#: The settings a resumed study must share with its stored row.
+IDENTITY = ("space_key", "task_key", "fidelity", "objective", "direction", "searcher", "seed")
+
+
+def study_row(session: Session, study: str | int) -> StudyRow:
+    """The row of a study given by name or id; UnknownNameError lists the names."""
+    if isinstance(study, int) and not isinstance(study, bool):
+        row = session.get(StudyRow, study)
+    else:
+        row = session.scalar(select(StudyRow).where(StudyRow.name == study))
+    if row is None:
+        names = session.scalars(select(StudyRow.name)).all()
+        raise UnknownNameError("study", str(study), names)
+    return row
+
+
+def _checked(spec: StudySpec) -> StudySpec:
+    check_str("study name", spec.name, max_length=200)
+    for name, limit in (("space", 255), ("space_key", 255), ("task_key", 100_000),
+                        ("searcher", 255), ("objective", 100)):
+        check_str(name, getattr(spec, name), max_length=limit)
+    check_choice("direction", spec.direction, DIRECTIONS)
+    check_int("budget", spec.budget, minimum=1)
+    check_int("fidelity", spec.fidelity, minimum=0)
+    check_int("seed", spec.seed)
+    return spec
+
+
+def _conflicts(row: Any, spec: StudySpec) -> list[str]:
+    return [f"{name}: stored {getattr(row, name)!r}, requested {getattr(spec, name)!r}"
+            for name in IDENTITY if getattr(row, name) != getattr(spec, name)]
+
+
+class StudyCatalog:
+    """The studies of one store (``store.studies``)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create_or_load(self, spec: StudySpec) -> StudyInfo:
+        """Create the study ``spec.name``, or load it if it exists.
+
+        An existing study must have the same space key, task key, fidelity,
+        objective, direction, searcher and seed; otherwise
+        :class:`~naslab.core.errors.StudyConflictError` names each difference. Its
+        budget is updated to ``spec.budget``; its other settings stay as first stored.
+        """
+        _checked(spec)
+        values = {name: getattr(spec, name) for name in (*IDENTITY, "budget")}
+        values.update(name=spec.name, space=spec.space,
+                      space_config=dumps("space_config", dict(spec.space_config)),
+                      config=dumps("config", dict(spec.config)))
+        for attempt in range(2):
+            try:
+                return self._create_or_load(spec, values)
+            except StorageError as exc:
+                # a concurrent creator (another process) won the race: load its study
+                if attempt == 1 or not isinstance(exc.__cause__, IntegrityError):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _create_or_load(self, spec: StudySpec, values: dict[str, Any]) -> StudyInfo:
+        with self._db.writing(f"create or load study {spec.name!r}") as conn:
+            row = conn.execute(select(StudyRow).where(StudyRow.name == spec.name)).first()
+            now = utcnow()
+            if row is None:
+                conn.execute(insert(StudyRow).values(**values, created_at=now, updated_at=now))
+            else:
+                diffs = _conflicts(row, spec)
+                if diffs:
+                    raise StudyConflictError(
+                        f"study {spec.name!r} already exists with different settings ("
+                        + "; ".join(diffs)
+                        + "). Resume it with its stored settings, or choose a new study name."
+                    )
+                if row.budget != spec.budget:
+                    conn.execute(update(StudyRow).where(StudyRow.id == row.id)
+                                 .values(budget=spec.budget, updated_at=now))
+            return study_info(conn.execute(
+                select(StudyRow).where(StudyRow.name == spec.name)).one())
+
+    def get(self, name: str) -> StudyInfo | None:
+        """The study called ``name``, or None."""
+        with self._db.reading(f"read study {name!r}") as session:
+            row = session.scalar(select(StudyRow).where(StudyRow.name == name))
+            return None if row is None else study_info(row)
+
+    def require(self, name: str) -> StudyInfo:
+        """The study called ``name``; ConfigError lists the stored studies if none is."""
+        info = self.get(name)
+        if info is None:
+            names = [s.name for s in self.summaries()]
+            raise ConfigError(
+                f"no study named {name!r}; stored studies: {', '.join(names) or 'none'}")
+        return info
+
+    def summaries(self) -> list[StudySummary]:
+        """Every study with its trial counts and best objective, oldest first."""
+
+        def count(state: str) -> Any:
+            return func.coalesce(func.sum(case((TrialRow.state == state, 1), else_=0)), 0)
+
+        done = case((TrialRow.state == "complete", TrialRow.objective_value))
+        states = ("complete", "stopped", "failed", "running", "interrupted")
+        query = (
+            select(StudyRow, *(count(s) for s in states), func.max(done), func.min(done))
+            .outerjoin(TrialRow, TrialRow.study_id == StudyRow.id)
+            .group_by(StudyRow.id)
+            .order_by(StudyRow.created_at, StudyRow.id)
+        )
+        with self._db.reading("list studies") as session:
+            rows = session.execute(query).all()
+        return [
+            StudySummary(
+                name=s.name, space=s.space, task_key=s.task_key, searcher=s.searcher,
+                objective=s.objective, direction=s.direction, budget=s.budget,
+                n_complete=int(nc), n_stopped=int(ns), n_failed=int(nf), n_running=int(nr),
+                n_interrupted=int(ni),
+                best_objective=best_min if s.direction == "minimize" else best_max,
+                created_at=s.created_at,
+            )
+            for s, nc, ns, nf, nr, ni, best_max, best_min in rows
+        ]

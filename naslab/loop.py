@@ -1,0 +1,382 @@
+"""The search loop of one run of a study: :class:`TrialLoop`.
+
+Each trial takes the same path, whatever evaluates it (a benchmark table in this
+process, training in this process, Ray workers):
+
+1. :meth:`~TrialLoop.sync` (every few seconds): tell the searcher what the other
+   drivers of the study stored meanwhile;
+2. :meth:`~TrialLoop.ask`: the searcher's next candidate;
+3. :meth:`~TrialLoop.claim` it in the store (:mod:`naslab.db.protocol`): a new trial
+   to evaluate, a reused result, or nothing (another driver has it, or the budget
+   is taken);
+4. :meth:`~TrialLoop.dispatch` a new trial to the executor; its per-epoch reports
+   reach :meth:`~TrialLoop.report`, which stores them and lets a multi-fidelity
+   scheduler stop it at a rung;
+5. :meth:`~TrialLoop.finish` each outcome: store the result (or the failure), tell
+   the searcher;
+6. :meth:`~TrialLoop.emit` the finished trial to the progress callback.
+
+When evaluations are instant and inline (a table searched in this process), the
+store's batched commit wraps steps 3-5, so a trial costs one transaction (or less,
+with ``batch_trials``), and the store never calls an evaluator.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from naslab.core.drivers import Heartbeat, driver_id
+from naslab.db.protocol import Claim, ClaimContext, ClaimOutcome
+from naslab.db.records import StudyInfo, TrialRecord
+from naslab.fronts import trial_metrics
+from naslab.search_spaces.architecture import Architecture
+from naslab.workers.evaluator import Result
+from naslab.workers.executor import EvaluationJob, JobOutcome, worker_name
+
+if TYPE_CHECKING:
+    from naslab.study import Study
+
+__all__ = ["BATCH_S", "SYNC_EVERY_S", "TrialEvent", "TrialLoop", "objective_error"]
+
+#: How often a driver looks for results that other drivers of its study stored.
+SYNC_EVERY_S = 2.0
+#: A batch of inline table trials (``batch_trials`` > 1) is also committed once it is
+#: this many seconds old.
+BATCH_S = 0.1
+#: The states of finished trials (those that count as done).
+DONE_STATES = ("complete", "stopped", "failed")
+
+
+@dataclass(frozen=True)
+class TrialEvent:
+    """What a progress callback receives after each finished trial."""
+
+    study: str
+    number: int
+    state: str
+    value: float | None
+    reused: bool
+    finished: int
+    budget: int
+    best_value: float | None
+    elapsed_s: float
+    trained_this_run: int
+    error: str | None = None
+
+    @property
+    def eta_s(self) -> float | None:
+        """Estimated seconds left, from this run's pace (None before any trial)."""
+        done_here = max(self.trained_this_run, 0)
+        if done_here == 0 or self.finished >= self.budget:
+            return None if done_here == 0 else 0.0
+        return self.elapsed_s / done_here * (self.budget - self.finished)
+
+
+def objective_error(result: Result, objective: str) -> str | None:
+    """Why ``result`` cannot be stored as complete (no finite objective), or None."""
+    value = result.metrics.get(objective)
+    if value is None or not math.isfinite(value):
+        return f"objective {objective} is {value!r}, not a finite number"
+    return None
+
+
+@dataclass
+class _Counts:
+    """What a run has seen: trials finished (every driver's), the best objective, and
+    this run's own evaluations and reuses."""
+
+    finished: int
+    best: float | None
+    trained: int = 0
+    reused: int = 0
+
+    def improve(self, value: float | None) -> None:
+        if value is not None:
+            self.best = value if self.best is None else max(self.best, value)
+
+
+class TrialLoop:
+    """One run of a study (see the module docstring). Built by :meth:`Study.run
+    <naslab.study.Study.run>` after :meth:`Study.prepare <naslab.study.Study.prepare>`.
+
+    Args:
+        study: the study, holding its store, searcher, executor, evaluator,
+            scheduler, budget, fidelity and seed.
+        info: its stored record.
+        callback: called with a :class:`TrialEvent` after each finished trial.
+    """
+
+    def __init__(self, study: Study, info: StudyInfo,
+                 callback: Callable[[TrialEvent], None] | None = None) -> None:
+        self.study, self.info, self.callback = study, info, callback
+        self.store, self.searcher = study.store, study.searcher
+        self.executor, self.scheduler = study.executor, study.scheduler
+        self.objective = study.evaluator.objective
+        self.driver = driver_id()
+        self.context = ClaimContext.of(info, driver=self.driver, worker=worker_name())
+        #: Claims, evaluations and results share one transaction per trial (or per
+        #: ``batch_trials``; per trial when the searcher writes to the same database).
+        self.inline = (self.executor.inline and study.evaluator.instant
+                       and self.scheduler is None)
+        self.batch_size = 1 if study.searcher_shares_store else study.batch_trials
+        self.in_flight: dict[int, EvaluationJob] = {}
+        self.numbers: dict[int, int] = {}  # trial id -> number, of this run's trials
+        self.stopped: set[int] = set()  # trial ids a scheduler stopped
+        self.counts = _Counts(0, None)
+        self.interrupted_found = 0
+        self.full = False
+        self._seen: set[int] = set()  # ids of finished trials the searcher was told
+        self._seen_number = -1
+        self._watched: set[int] = set()  # other drivers' running trials
+        self._last_sync = time.monotonic()
+        self._busy_streak = 0
+        self._batch = ExitStack()
+        self._batch_n, self._batch_t0 = 0, 0.0
+        #: When the run started (``time.perf_counter()``).
+        self.started = time.perf_counter()
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> None:
+        """Resume, then claim and evaluate until the study's budget is finished."""
+        self.resume()
+        heartbeat = None if self.inline else Heartbeat(
+            lambda: self.store.protocol.heartbeat(self.info.id, self.driver)).start()
+        self.executor.start(self.study.evaluator, self.report)
+        try:
+            while self.step():
+                pass
+        except BaseException as exc:
+            self._batch.__exit__(type(exc), exc, exc.__traceback__)  # roll the batch back
+            raise
+        finally:
+            if heartbeat is not None:
+                heartbeat.stop()
+            self.close()
+
+    def resume(self) -> None:
+        """Interrupt dead drivers' running trials; replay the history into the searcher
+        (and the scheduler)."""
+        store, sid = self.store, self.info.id
+        self.interrupted_found = store.protocol.interrupt_abandoned(sid)
+        history = store.trials.list(sid, states=DONE_STATES)
+        # a searcher that already ran in this object was told the first trials itself
+        self.searcher.replay([(t.architecture(), _told_value(t), trial_metrics(t))
+                              for t in history[len(self.searcher.history):]])
+        if self.scheduler is not None:
+            self.scheduler.replay(store.trials.study_curves(sid, self.objective, DONE_STATES))
+        self.counts = _Counts(len(history), None)
+        for t in history:
+            if t.state == "complete":
+                self.counts.improve(t.objective_value)
+        self._seen = {t.id for t in history}
+        self._seen_number = max((t.number for t in history), default=-1)
+
+    def step(self) -> bool:
+        """Fill the executor, then finish one outcome; False when the run is over."""
+        self.fill()
+        if self.in_flight:
+            self.finish(self.executor.wait_any())
+            return True
+        self._commit_batch()
+        if self.full and self.store.protocol.interrupt_abandoned(self.info.id):
+            self.full = False  # a dead driver's trials were freed: claim again
+        return not self.full
+
+    def fill(self) -> None:
+        """Ask and claim candidates until the executor is busy or the budget is taken."""
+        while not self.full and len(self.in_flight) < self.executor.capacity:
+            if time.monotonic() - self._last_sync > SYNC_EVERY_S:
+                self.sync()
+            if self.counts.finished + len(self.in_flight) >= self.study.budget:
+                self.full = True  # by this driver's count; the store counts them all
+                return
+            arch = self.ask()
+            if self.inline:
+                self._open_batch()
+            claim = self.claim(arch)
+            if self.inline and claim.outcome is not ClaimOutcome.NEW:
+                self._commit_batch_if_due()  # before the searcher hears of it
+            self.handle(claim, arch)
+
+    def close(self) -> None:
+        """Stop the executor; interrupt this driver's trials still in flight (the next
+        run retries them); store the Pareto front of a multi-objective study."""
+        self.executor.shutdown()
+        if self.in_flight:
+            self.store.protocol.interrupt_running(self.info.id, driver=self.driver)
+        if self.study.multi_objective:
+            self.study.update_pareto_front()
+
+    # ------------------------------------------------------------------ one trial
+
+    def ask(self) -> Architecture:
+        """The searcher's next candidate."""
+        return self.searcher.ask(1)[0]
+
+    def claim(self, arch: Architecture) -> Claim:
+        """Claim ``arch`` in the store. An architecture the study already evaluated is
+        copied (``REUSED``) when this driver re-proposed it, but answered ``KNOWN``
+        when another driver evaluated it and this one has not heard yet."""
+        claim = self.store.protocol.claim(self.context, arch, reuse_own=False)
+        if claim.outcome is ClaimOutcome.KNOWN and claim.trial_id in self._seen:
+            claim = self.store.protocol.claim(self.context, arch, reuse_own=True)
+        return claim
+
+    def handle(self, claim: Claim, arch: Architecture) -> None:
+        """Act on a claim's outcome."""
+        outcome = claim.outcome
+        if outcome is ClaimOutcome.KNOWN:  # another driver's result, not synced yet
+            self._not_alone()
+            self._learn(claim.trial_id, arch, claim.value, claim.metrics)
+        elif outcome is ClaimOutcome.FULL:
+            self.searcher.forget(arch)
+            self.full = True
+        elif outcome is ClaimOutcome.BUSY:  # another driver trains it; sync() tells
+            self._not_alone()
+            self._busy_streak += 1
+            if self._busy_streak % 10 == 0:
+                time.sleep(min(0.05 * self._busy_streak, 1.0))
+                self.sync()
+        elif outcome is ClaimOutcome.NEW:
+            self._busy_streak = 0
+            self.dispatch(claim, arch)
+        else:  # REUSED
+            self._busy_streak = 0
+            assert claim.trial_id is not None and claim.number is not None
+            self._seen.add(claim.trial_id)
+            self.searcher.tell(arch, claim.value, claim.metrics)
+            self.counts.reused += 1
+            self._record(claim.number, "complete", claim.value, reused=True)
+
+    def dispatch(self, claim: Claim, arch: Architecture) -> None:
+        """Submit a newly claimed trial to the executor."""
+        assert claim.trial_id is not None and claim.number is not None
+        self._seen.add(claim.trial_id)
+        self.numbers[claim.trial_id] = claim.number
+        rungs = frozenset() if self.scheduler is None else self.scheduler.rungs(claim.number)
+        job = EvaluationJob(claim.trial_id, self.study.space, arch, self.study.epochs,
+                            self.study.seed, rungs)
+        self.in_flight[claim.trial_id] = job
+        self.executor.submit(job)
+
+    def report(self, trial_id: int, step: int, metrics: Mapping[str, float]) -> bool:
+        """Store a trial's per-epoch metrics; at a scheduler's rung, decide whether it
+        goes on (False: stop it)."""
+        self.store.protocol.report(trial_id, step, metrics)
+        job = self.in_flight.get(trial_id)
+        if self.scheduler is None or job is None or step not in job.decision_steps:
+            return True
+        go = self.scheduler.on_report(self.numbers[trial_id], step, metrics.get(self.objective))
+        if not go:
+            self.stopped.add(trial_id)
+        return go
+
+    def finish(self, outcome: JobOutcome) -> None:
+        """Store an evaluation's result (or failure) and tell the searcher."""
+        job = self.in_flight.pop(outcome.job.trial_id)
+        result, error = outcome.result, outcome.error
+        if error is None:
+            error = ("the evaluator returned no result" if result is None
+                     else objective_error(result, self.objective))
+        value, state = None, "failed"
+        if error is None and result is not None:
+            # an evaluator that ignored the stop trained to the end: complete
+            was_stopped = job.trial_id in self.stopped and result.epochs < job.fidelity
+            self.store.protocol.finish(job.trial_id, result, objective=self.objective,
+                                       worker=outcome.worker, stopped=was_stopped)
+            value = result.metrics[self.objective]
+            state = "stopped" if was_stopped else "complete"
+        else:
+            self.store.protocol.fail(job.trial_id, error or "unknown error",
+                                     worker=outcome.worker)
+            self.full = False  # a failed trial counts; the budget may still allow more
+        if self.inline:
+            self._commit_batch_if_due()  # stored (and committed) before the searcher hears
+        told = None if value is None or result is None else trial_metrics(result)
+        self.searcher.tell(job.arch, value, told)
+        self.stopped.discard(job.trial_id)
+        self.counts.trained += 1
+        self._record(self.numbers[job.trial_id], state, value, reused=False, error=error)
+
+    def emit(self, number: int, state: str, value: float | None, reused: bool,
+             error: str | None) -> None:
+        """Tell the progress callback about a finished trial."""
+        if self.callback is not None:
+            c = self.counts
+            self.callback(TrialEvent(self.info.name, number, state, value, reused, c.finished,
+                                     self.study.budget, c.best,
+                                     time.perf_counter() - self.started, c.trained, error))
+
+    def _record(self, number: int, state: str, value: float | None, *, reused: bool,
+                error: str | None = None) -> None:
+        """Count a finished trial of this run, keep the best, emit it."""
+        self.counts.finished += 1
+        if state == "complete":
+            self.counts.improve(value)
+        self.emit(number, state, value if state != "failed" else None, reused,
+                  None if state != "failed" else error)
+
+    # ------------------------------------------------------------------ other drivers
+
+    def sync(self) -> None:
+        """Tell the searcher the results that other drivers stored since the last look
+        (this driver's own trials are told as they finish, never read back)."""
+        self._last_sync = time.monotonic()
+        for t in self.store.trials.since(self.info.id, self._seen_number, self._watched,
+                                         exclude_driver=self.driver):
+            self._seen_number = max(self._seen_number, t.number)
+            if t.id in self._seen:
+                continue
+            if t.driver is not None and t.driver != self.driver:
+                self._not_alone()
+            if t.state == "running":
+                self._watched.add(t.id)
+                continue
+            self._watched.discard(t.id)
+            if t.state in DONE_STATES:  # interrupted: some driver retries it
+                self._learn(t.id, t.architecture(), _told_value(t), trial_metrics(t),
+                            complete=t.state == "complete")
+
+    def _learn(self, trial_id: int | None, arch: Architecture, value: float | None,
+               metrics: Mapping[str, float], complete: bool = True) -> None:
+        """Another driver's finished trial: count it and tell the searcher."""
+        assert trial_id is not None
+        self._seen.add(trial_id)
+        self.counts.finished += 1
+        self.searcher.observe(arch, value, metrics)
+        if complete:
+            self.counts.improve(value)
+
+    def _not_alone(self) -> None:
+        """Another driver works on this study: draw from this driver's own stream."""
+        if not self.searcher.stream:
+            self.searcher.use_own_stream(zlib.crc32(self.driver.encode()) or 1)
+
+    # ------------------------------------------------------------------ batches
+
+    def _open_batch(self) -> None:
+        if self._batch_n == 0:
+            self._batch.enter_context(self.store.batch())
+            self._batch_t0 = time.monotonic()
+        self._batch_n += 1
+
+    def _commit_batch_if_due(self) -> None:
+        if (self._batch_n >= self.batch_size
+                or time.monotonic() - self._batch_t0 >= BATCH_S):
+            self._commit_batch()
+
+    def _commit_batch(self) -> None:
+        self._batch.close()
+        self._batch_n = 0
+
+
+def _told_value(t: TrialRecord) -> float | None:
+    """What the searcher is told of a stored trial: its objective, None if it failed."""
+    return t.objective_value if t.state != "failed" else None
