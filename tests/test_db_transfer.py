@@ -38,6 +38,7 @@ from naslab.db.transfer import (
 from naslab.search_spaces.architecture import Architecture
 from naslab.workers.evaluator import Result
 from tests.databases import other_postgres, require_postgres
+from tests.store_helpers import complete, fail, make_study, reuse, start
 
 TABLE_STUDY = dict(space="nasbench_graph", task="cora", seed=0)
 MOO = dict(objectives="val_accuracy:max,latency_ms:min", searcher="nsga2", budget=12)
@@ -128,9 +129,25 @@ def populate(url: str) -> None:
     ``rand``: a random search of 20 NAS-Bench-Graph architectures (table look-ups);
     ``moo``: a multi-objective NSGA-II search created before ``rand`` but run after
     it, so its trials reuse ``rand``'s (references forward in the file); ``manual``:
-    trials made through the Store API (per-epoch metrics, weights, a NaN metric, a
-    failed, a running and a stopped trial, reuses within the study and from study
-    ``ext``).
+    trials claimed and finished through the trial protocol, as the search loop does
+    it (per-epoch metrics, weights, a NaN metric, a failed, a running and a stopped
+    trial, reuses within the study and from study ``ext``).
+
+    ``manual`` (TOY settings; architectures a..e):
+
+    ====  =====  ===========================================================
+    0     a      complete, per-epoch metrics, weights, a NaN metric
+    1     a      reused from 0 (a graph with other node names, same hash)
+    2     b      failed
+    3     c      left running
+    4     d      stopped early
+    5, 6  e      reused from ext's e (twice: the study has no evaluation of e)
+    7     a      reused from ext's a, although the study has its own (0)
+    ====  =====  ===========================================================
+
+    A claim reuses the best complete evaluation of the architecture, so ext's
+    evaluation of a (0.9, better than manual's 0.8) is made after trial 1 and
+    before trial 7: trial 1 copies manual's own evaluation, trial 7 ext's.
     """
     moo = Study("moo", storage=url, **TABLE_STUDY, **MOO)
     moo.prepare()
@@ -139,36 +156,37 @@ def populate(url: str) -> None:
     moo.run()
     moo.close()
     with Store(url) as store:
-        info = store.create_or_load_study("manual", **TOY)
-        ext = store.create_or_load_study("ext", **TOY)
+        info = make_study(store, "manual", **TOY)
+        ext = make_study(store, "ext", **TOY)
         a, b, c, d, e = (toy_arch(ops) for ops in
                          [("conv",), ("conv", "pool"), ("pool",), ("pool", "pool"), ("id",)])
-        args = ("toy:v1", 3, 7, "host:1")
-        ext_a = store.start_trial(ext.id, a, *args)
-        store.protocol.finish(ext_a, toy_result(0.7), "val_accuracy")
-        ext_e = store.start_trial(ext.id, e, *args)
-        store.protocol.finish(ext_e, toy_result(0.6), "val_accuracy")
+        worker = {"worker": "host:1"}
+        ext_e = complete(store, ext, e, toy_result(0.6), **worker)
 
-        t0 = store.start_trial(info.id, a, *args)
+        t0 = start(store, info, a, **worker)
         for step in (1, 2, 3):
-            store.report(t0, step, {"val_accuracy": 0.5 + step / 10, "loss": 1 / step})
-        store.report(t0, 2, {"grad_norm": math.nan})
+            store.protocol.report(t0, step, {"val_accuracy": 0.5 + step / 10, "loss": 1 / step})
+        store.protocol.report(t0, 2, {"grad_norm": math.nan})
         weights = {"w": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([0.5, -1.0])}
         store.protocol.finish(
             t0, Result(metrics={"val_accuracy": 0.8, "test_accuracy": 0.75, "odd": math.nan},
                        params=1000, flops=2000, latency_ms=1.5, train_seconds=2.0, epochs=3,
                        weights=weights, extra={"note": "ünïcode"}),
-            "val_accuracy")
-        store.record_reused(info.id, toy_arch(("conv",), "m"), "toy:v1", 3, 7, store.trials.get(t0))
-        t2 = store.start_trial(info.id, b, *args)
-        store.protocol.fail(t2, "boom: out of memory")
-        store.start_trial(info.id, c, *args)  # left running
-        t4 = store.start_trial(info.id, d, *args)
-        store.report(t4, 1, {"val_accuracy": 0.3})
-        store.protocol.finish(t4, toy_result(0.3, epochs=1), "val_accuracy", stopped=True)
-        store.record_reused(info.id, e, "toy:v1", 3, 7, store.trials.get(ext_e))
-        store.record_reused(info.id, e, "toy:v1", 3, 7, store.trials.get(ext_e))
-        store.record_reused(info.id, a, "toy:v1", 3, 7, store.trials.get(ext_a))
+            objective=info.objective)
+        t1 = reuse(store, info, toy_arch(("conv",), "m"))
+        fail(store, info, b, "boom: out of memory", **worker)
+        start(store, info, c, **worker)  # left running
+        t4 = start(store, info, d, **worker)
+        store.protocol.report(t4, 1, {"val_accuracy": 0.3})
+        store.protocol.finish(t4, toy_result(0.3, epochs=1), objective=info.objective,
+                              stopped=True)
+        ext_a = complete(store, ext, a, toy_result(0.9), **worker)
+        t5, t6, t7 = reuse(store, info, e), reuse(store, info, e), reuse(store, info, a)
+        sources = {t: store.trials.get(t).reused_from for t in (t1, t5, t6, t7)}
+        assert sources == {t1: t0, t5: ext_e, t6: ext_e, t7: ext_a}, sources
+        assert [t.state for t in store.trials.list("manual")] == [
+            "complete", "complete", "failed", "running", "stopped", "complete", "complete",
+            "complete"]
 
 
 def counts(url: str) -> dict[str, int]:
