@@ -5,12 +5,12 @@ so the time the store takes per completed trial can be isolated. The
 architectures and their table results are computed before timing; each case then
 stores ``--trials`` distinct trials in a fresh study of a fresh database:
 
-- ``record_finished``, one transaction (one commit) per trial: the claim checks,
-  the architecture, the trial and its metrics;
-- the same inside ``Store.batch()``, committing every 64 trials (what
-  ``Study(batch_trials=64)`` does for table searches);
-- ``claim_trial`` + ``complete_trial``: the path of trained networks (two
-  transactions per trial);
+- ``protocol.claim`` + ``protocol.finish`` inside ``Store.batch()``, one transaction
+  (one commit) per trial: the claim checks, the architecture, the trial and its
+  metrics (what a table search in this process does);
+- the same, committing every 64 trials (what ``Study(batch_trials=64)`` does);
+- ``protocol.claim`` + ``protocol.finish`` without a batch: the path of trained
+  networks (two transactions per trial);
 - a whole ``Study.run`` with the ``random`` searcher, against the same searcher
   and table look-ups in a loop without any store: the difference is what the
   store adds per trial in a real search.
@@ -42,8 +42,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from naslab import Study
-from naslab.components import DEFAULT_EPOCHS
-from naslab.db import Store
+from naslab.db import ClaimContext, ClaimOutcome, Store, StudySpec
 from naslab.db.models import Base, utcnow
 from naslab.search_spaces.nasbench_graph import NasBenchGraphSpace
 from naslab.searchers.random_search import RandomSearch
@@ -51,7 +50,7 @@ from naslab.workers.benchmark_table import NasBenchGraphEvaluator
 
 DATASET = "cora"
 BATCH = 64
-FIDELITY = DEFAULT_EPOCHS  # what a table study records as its fidelity
+FIDELITY = NasBenchGraphEvaluator.default_fidelity  # what a table study records
 
 
 def _empty_postgres(url: str) -> None:
@@ -99,48 +98,38 @@ def _workload(n: int, seed: int = 0):
 
 
 def _study(store: Store, space, evaluator, name: str):
-    return store.create_or_load_study(
-        name, space=space.name, space_key=space.key, space_config=space.config(),
+    return store.studies.create_or_load(StudySpec(
+        name=name, space=space.name, space_key=space.key, space_config=space.config(),
         task_key=evaluator.key, searcher="bench", objective=evaluator.objective,
-        budget=10**9, fidelity=FIDELITY, seed=0, config={})
+        budget=10**9, fidelity=FIDELITY, seed=0))
 
 
 def write_cases(fresh: Fresh, n: int) -> dict[str, float]:
     space, evaluator, archs, results = _workload(n)
-    fid, key, objective = FIDELITY, evaluator.key, evaluator.objective
+    objective = evaluator.objective
     out: dict[str, float] = {}
 
-    def record(store: Store, sid: int, i: int) -> None:
-        rec = store.record_finished(sid, archs[i], space.key, key, fid, 0, "bench", objective,
-                                    lambda r=results[i]: (r, None, ()), driver="bench",
-                                    budget=10**9, reuse_own=False)
-        assert rec.state == "complete" and not rec.reused, rec
+    def record(store: Store, ctx: ClaimContext, i: int) -> None:
+        claim = store.protocol.claim(ctx, archs[i], reuse_own=False)
+        assert claim.outcome is ClaimOutcome.NEW, claim
+        store.protocol.finish(claim.trial_id, results[i], objective=objective)
 
-    with Store(fresh.url()) as store:
-        sid = _study(store, space, evaluator, "unbatched").id
-        t0 = time.perf_counter()
-        for i in range(n):
-            record(store, sid, i)
-        out["record_finished, one commit per trial"] = (time.perf_counter() - t0) / n
+    def timed(name: str, per_commit: int | None) -> float:
+        with Store(fresh.url()) as store:
+            ctx = ClaimContext.of(_study(store, space, evaluator, name), driver="bench")
+            t0 = time.perf_counter()
+            for start in range(0, n, per_commit or 1):
+                if per_commit is None:
+                    record(store, ctx, start)
+                    continue
+                with store.batch():
+                    for i in range(start, min(n, start + per_commit)):
+                        record(store, ctx, i)
+            return (time.perf_counter() - t0) / n
 
-    with Store(fresh.url()) as store:
-        sid = _study(store, space, evaluator, "batched").id
-        t0 = time.perf_counter()
-        for start in range(0, n, BATCH):
-            with store.batch():
-                for i in range(start, min(n, start + BATCH)):
-                    record(store, sid, i)
-        out[f"record_finished in Store.batch() ({BATCH} per commit)"] = (
-            time.perf_counter() - t0) / n
-
-    with Store(fresh.url()) as store:
-        sid = _study(store, space, evaluator, "claimed").id
-        t0 = time.perf_counter()
-        for i in range(n):
-            rec = store.protocol.claim(sid, archs[i], space.key, key, fid, 0, driver="bench",
-                                    budget=10**9, reuse_own=False)
-            store.protocol.finish(rec.trial_id, results[i], objective)
-        out["claim_trial + complete_trial (training path)"] = (time.perf_counter() - t0) / n
+    out["claim + finish in Store.batch(), one commit per trial"] = timed("inline", 1)
+    out[f"claim + finish in Store.batch() ({BATCH} per commit)"] = timed("batched", BATCH)
+    out["claim + finish, two commits (training path)"] = timed("claimed", None)
 
     # a real search, against the same searcher and look-ups with no store
     url = fresh.url()
@@ -155,7 +144,7 @@ def write_cases(fresh: Fresh, n: int) -> dict[str, float]:
     t0 = time.perf_counter()
     for _ in range(n):
         arch = searcher.ask(1)[0]
-        r = evaluator.evaluate(space, arch, fid, 0, _NoReports())
+        r = evaluator.evaluate(space, arch, FIDELITY, 0, _NoReports())
         searcher.tell(arch, r.metrics[objective], r.metrics)
     t_bare = time.perf_counter() - t0
     out["Study.run (random), per trial"] = t_run / n
@@ -285,7 +274,7 @@ def main() -> None:
         figures[name] = {"write_ms": {k: v * 1000 for k, v in writes.items()},
                          "read_ms": {k: v * 1000 for k, v in reads.items()}}
         if name == "sqlite":
-            batched = writes[f"record_finished in Store.batch() ({BATCH} per commit)"] * 1000
+            batched = writes[f"claim + finish in Store.batch() ({BATCH} per commit)"] * 1000
             top = reads["top 10 of the study by objective (naslab_results)"] * 1000
             print(f"target store overhead <= 1 ms per trial with batching: {batched:.3f} ms "
                   f"({'met' if batched <= 1 else 'NOT met'})")

@@ -134,7 +134,7 @@ def upgrade_in_transaction(
             if check_old is not None:
                 check_old(inspect(conn))
             base = _scripts().get_revision(BASE_REVISION).module
-            base._schema().create_all(conn, checkfirst=True)
+            base.schema().create_all(conn, checkfirst=True)
             views = set(inspect(conn).get_view_names())
             for name, sql in base.VIEWS.items():
                 if name not in views:

@@ -27,7 +27,7 @@ that wants one commit for many trials wraps its claims, evaluations and finishes
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -184,6 +184,18 @@ class _Statements:
             trials.c.fidelity == bindparam("fid"), trials.c.id != bindparam("tid"),
             trials.c.reused_from.is_(None), trials.c.state.in_(["running", "complete"]))
         self.trial_state = select(trials.c.state).where(trials.c.id == bindparam("tid"))
+        finished = {name: bindparam(name) for name in (
+            "state", "objective_value", "params", "flops", "latency_ms", "train_seconds",
+            "epochs_done", "finished_at", "error", "extra")}
+        self.finish = update(trials).where(trials.c.id == bindparam("tid")).values(
+            **finished, worker=func.coalesce(bindparam("worker"), trials.c.worker))
+        self.fail = update(trials).where(trials.c.id == bindparam("tid")).values(
+            state="failed", error=bindparam("error"), finished_at=bindparam("finished_at"),
+            worker=func.coalesce(bindparam("worker"), trials.c.worker))
+        self.drop_reported = delete(metric_t).where(
+            metric_t.c.trial_id == bindparam("tid"), metric_t.c.step == bindparam("step"),
+            metric_t.c.name.in_(bindparam("names", expanding=True)))
+        self.insert_weights = insert(WeightsRow.__table__)
         self.insert_trial = insert(trials)
         self.insert_arch = insert(archs)
         self.insert_arch_pg = (pg_insert(archs)
@@ -329,20 +341,22 @@ class TrialProtocol:
         values = check_metrics(metrics)
         if not values:
             return
-        metric_t = MetricRow.__table__
         with self._db.writing(f"report metrics of trial {trial_id}") as conn:
             if conn.execute(_SQL.trial_state, {"tid": trial_id}).first() is None:
                 raise StorageError(f"there is no trial with id {trial_id}")
-            conn.execute(delete(metric_t).where(
-                metric_t.c.trial_id == trial_id, metric_t.c.step == step,
-                metric_t.c.name.in_(list(values))))
+            conn.execute(_SQL.drop_reported, {"tid": trial_id, "step": step,
+                                              "names": list(values)})
             conn.execute(_SQL.insert_metric, [
                 {"trial_id": trial_id, "name": k, "step": step, "value": v}
                 for k, v in values.items()])
 
     def finish(self, trial_id: int, result: Result, *, objective: str,
-               worker: str | None = None, stopped: bool = False) -> str:
+               worker: str | None = None, stopped: bool = False,
+               reports: Sequence[tuple[int, Mapping[str, float]]] = ()) -> str:
         """Store the result of a running trial; returns the state it got.
+
+        ``reports`` are per-epoch ``(step, metrics)`` not stored yet by
+        :meth:`report` (an inline evaluation's, kept for this one transaction).
 
         ``complete`` (or ``stopped``: stopped early by a scheduler, ``result`` holding
         the epochs it reached), with the final metrics, the objective value
@@ -364,9 +378,14 @@ class TrialProtocol:
             "train_seconds": to_db_float(result.train_seconds),
             "epochs_done": opt_int(result.epochs), "finished_at": utcnow(), "error": None,
             "extra": dumps("result.extra", result.extra) if result.extra else None,
-            "state": "stopped" if stopped else "complete"}
-        if worker is not None:  # the process that actually evaluated it
-            values["worker"] = worker
+            "state": "stopped" if stopped else "complete",
+            "worker": worker,  # the process that actually evaluated it (None: keep)
+            "tid": trial_id}
+        rows = [{"trial_id": trial_id, "name": k, "step": check_int("step", step, minimum=1),
+                 "value": v}
+                for step, metrics in reports for k, v in check_metrics(metrics).items()]
+        rows += [{"trial_id": trial_id, "name": k, "step": None, "value": v}
+                 for k, v in final.items()]
         blob = weights_to_bytes(result.weights) if result.weights is not None else None
         with self._db.writing(f"complete trial {trial_id}") as conn:
             trial = conn.execute(_SQL.finishing, {"tid": trial_id}).first()
@@ -377,17 +396,15 @@ class TrialProtocol:
                                    f"{trial.state}")
             if trial.state == "interrupted" and not stopped and trial.reused_from is None:
                 self._keep_interrupted(conn, trial_id, trial, values)
-            conn.execute(update(TrialRow).where(TrialRow.id == trial_id).values(**values))
-            conn.execute(_SQL.insert_metric, [
-                {"trial_id": trial_id, "name": k, "step": None, "value": v}
-                for k, v in final.items()])
+            conn.execute(_SQL.finish, values)
+            conn.execute(_SQL.insert_metric, rows)
             if ((trial.params is None and values["params"] is not None)
                     or (trial.flops is None and values["flops"] is not None)):
                 conn.execute(_SQL.fill_arch, {"aid": trial.architecture_id,
                                               "p": values["params"], "f": values["flops"]})
             if blob is not None:
-                conn.execute(insert(WeightsRow).values(trial_id=trial_id, format=WEIGHTS_FORMAT,
-                                                       data=blob))
+                conn.execute(_SQL.insert_weights, {"trial_id": trial_id,
+                                                   "format": WEIGHTS_FORMAT, "data": blob})
         return values["state"]
 
     @staticmethod
@@ -406,17 +423,15 @@ class TrialProtocol:
 
     def fail(self, trial_id: int, error: str, *, worker: str | None = None) -> None:
         """Mark a running (or interrupted) trial failed, with ``error`` saying why."""
-        values: dict[str, Any] = {"state": "failed", "error": str(error),
-                                  "finished_at": utcnow()}
-        if worker is not None:
-            values["worker"] = worker
+        values = {"error": str(error), "finished_at": utcnow(), "worker": worker,
+                  "tid": trial_id}
         with self._db.writing(f"fail trial {trial_id}") as conn:
             state = conn.execute(_SQL.trial_state, {"tid": trial_id}).scalar()
             if state is None:
                 raise StorageError(f"there is no trial with id {trial_id}")
             if state in ("complete", "stopped"):
                 raise StorageError(f"cannot fail trial {trial_id}: it is already {state}")
-            conn.execute(update(TrialRow).where(TrialRow.id == trial_id).values(**values))
+            conn.execute(_SQL.fail, values)
 
     # ------------------------------------------------------------------ drivers
 

@@ -33,10 +33,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from naslab.db import migrate
 from naslab.db.console import SqlConsole
 from naslab.db.derived import ParetoFronts, PredictorData
 from naslab.db.engine import DEFAULT_URL, STORAGE_ENV, Database
+from naslab.db.migrate import open_schema
 from naslab.db.protocol import TrialProtocol
 from naslab.db.queries import TrialQueries
 from naslab.db.studies import StudyCatalog
@@ -73,7 +73,7 @@ class Store:
         #: The engine and its transactions.
         self.database = Database(url, busy_timeout_s=busy_timeout_s)
         try:
-            revision, upgraded_from = migrate.open_schema(self.database, upgrade=upgrade)
+            revision, upgraded_from = open_schema(self.database, upgrade=upgrade)
         except BaseException:
             self.database.close()
             raise

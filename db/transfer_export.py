@@ -16,8 +16,8 @@ from typing import IO, TYPE_CHECKING, Any
 from sqlalchemy import Connection, Select, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from naslab import __version__
 from naslab.core.errors import ConfigError
+from naslab.core.version import __version__
 from naslab.db.models import utcnow
 from naslab.db.transfer_format import (
     FORMAT,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from naslab.core import registry as _registry
 from naslab.core.errors import (
     ConfigError,
     EvaluationError,
@@ -29,8 +30,18 @@ from naslab.core.errors import (
     StudyConflictError,
     UnknownNameError,
 )
+from naslab.core.version import __version__
 
-__version__ = "0.1.0"
+# the modules that define (and fill) the registry of each kind of component
+for _kind, _module in (("search space", "naslab.search_spaces.registry"),
+                       ("searcher", "naslab.searchers.registry"),
+                       ("predictor", "naslab.predictors.registry"),
+                       ("scheduler", "naslab.searchers.schedulers"),
+                       ("task", "naslab.workers.task"),
+                       ("table benchmark", "naslab.workers.evaluator"),
+                       ("Optuna sampler", "naslab.searchers.optuna_space")):
+    _registry.declare(_kind, _module)
+resolve = _registry.resolve
 
 _LAZY = {
     "Architecture": "naslab.search_spaces.architecture",
@@ -51,12 +62,20 @@ _LAZY = {
     "NasBenchGraphEvaluator": "naslab.workers.benchmark_table",
     "Evaluator": "naslab.workers.evaluator",
     "Result": "naslab.workers.evaluator",
+    "TableEvaluator": "naslab.workers.evaluator",
     "InProcessExecutor": "naslab.workers.executor",
     "Searcher": "naslab.searchers.base",
     "RandomSearch": "naslab.searchers.random_search",
     "RegularizedEvolution": "naslab.searchers.evolution",
     "Study": "naslab.study",
+    "TrialLoop": "naslab.loop",
     "Store": "naslab.db.store",
+    "optuna_storage": "naslab.optuna_storage",
+    "training_set": "naslab.predictor_store",
+    "fit_from_store": "naslab.predictor_store",
+    "proxies_for": "naslab.predictor_store",
+    "save_to_store": "naslab.predictor_store",
+    "load_from_store": "naslab.predictor_store",
     "export_best": "naslab.export",
     "load_exported": "naslab.export",
 }
@@ -71,6 +90,7 @@ __all__ = [
     "StudyConflictError",
     "UnknownNameError",
     "__version__",
+    "resolve",
     *_LAZY,
 ]
 

@@ -17,14 +17,26 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
 from naslab.cli_bench import bench
+from naslab.cli_common import (
+    Storage,
+    compact_decisions,
+    console,
+    err_console,
+    fmt,
+    open_store,
+    parse_options,
+    seconds,
+    short_task,
+)
+from naslab.cli_db import db_app
+from naslab.cli_predictor import predictor_app
 from naslab.core.errors import ConfigError, NaslabError
 
 app = typer.Typer(
@@ -32,62 +44,55 @@ app = typer.Typer(
     no_args_is_help=True,
     help="naslab: neural architecture search with a SQL store of every result.",
 )
-console = Console()
-err_console = Console(stderr=True)
-
-STORAGE_HELP = "SQLAlchemy URL of the store (default: $NASLAB_STORAGE or sqlite:///naslab.db)."
 
 
-def parse_options(pairs: list[str] | None, what: str) -> dict[str, Any]:
-    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (JSON values, else strings)."""
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{what} option {pair!r} is not KEY=VALUE (e.g. channels=16)")
-        try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
-    return out
+def _option(help: str, *names: str, **kwargs: Any) -> Any:
+    return typer.Option(*names, help=help, **kwargs)
 
 
-def _fmt(value: Any) -> str:
-    """A value as console markup: stored text is shown as is, never read as markup."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return escape(str(value))
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "?"
-    value = int(round(value))
-    return f"{value // 60}:{value % 60:02d}"
-
-
-def compact_decisions(decisions: dict[str, Any]) -> str:
-    """``{"a": 1, "b": "x"}`` -> ``a=1 b=x``: wraps between decisions in narrow tables."""
-    return " ".join(f"{k}={v}" for k, v in decisions.items())
-
-
-def short_task(task_key: str) -> str:
-    """``train-v1(digits(seed=0);sgd,...)`` -> ``digits(seed=0)``; other keys unchanged."""
-    if task_key.startswith("train-") and "(" in task_key:
-        return task_key[task_key.index("(") + 1 :].split(";")[0]
-    return task_key
-
-
-def _open_store(storage: str | None):
-    from naslab.db.store import Store
-
-    return Store(storage)
+Space = Annotated[str, _option("Search space: nb201, chain, nasbench_graph, or a registered "
+                               "one (naslab spaces).")]
+Task = Annotated[str | None, _option(
+    "Task: digits (trained), or a data set of a table benchmark's space (e.g. cora for "
+    "nasbench_graph).")]
+SearcherName = Annotated[str, _option(
+    "Searcher: evolution, random, local, nsga2, guided-evolution, guided-optuna, "
+    "optuna-tpe|random|nsga2|nsga3|cmaes|gp|qmc (options via --searcher-opt).")]
+Objectives = Annotated[str | None, _option(
+    "Multi-objective search: metrics with directions, e.g. 'val_accuracy:max,latency_ms:min' "
+    "(also params, flops); needs nsga2, guided-evolution, guided-optuna, random or an "
+    "optuna-* searcher.")]
+Options = Annotated[list[str] | None, typer.Option(show_default=False)]
+SpaceOpt = Annotated[list[str] | None, _option(
+    "Space option KEY=VALUE (repeatable), e.g. channels=16.", "--space-opt")]
+SearcherOpt = Annotated[list[str] | None, _option(
+    "Searcher option KEY=VALUE, e.g. population_size=20.", "--searcher-opt")]
+TrainOpt = Annotated[list[str] | None, _option(
+    "Evaluator option KEY=VALUE, e.g. lr=0.1 or batch_size=128.", "--train-opt")]
+Workers = Annotated[int | None, _option(
+    "Ray workers training candidates in parallel (default: one per CPU core; table "
+    "searches default to --in-process).")]
+InProcess = Annotated[bool, _option("Evaluate in this process, one at a time (debugging).",
+                                    "--in-process")]
+RayAddress = Annotated[str | None, _option(
+    "Join an existing Ray cluster ('auto' or 'ray://host:port').")]
+Dashboard = Annotated[bool, _option(
+    "Start Ray's dashboard (on 127.0.0.1:8265) with local Ray.", "--dashboard")]
+GpusPerTrial = Annotated[float | None, _option(
+    "GPUs reserved by each Ray worker (fractions allowed, e.g. 0.5); default: none without "
+    "GPUs, else an equal share of the cluster's GPUs, at most 1.")]
+SchedulerName = Annotated[str, _option("Multi-fidelity early stopping: none, asha, hyperband.")]
+MinEpochs = Annotated[int | None, _option("Scheduler's first rung in epochs (default 1).")]
+Eta = Annotated[int | None, _option(
+    "Scheduler's reduction factor: ~1/eta of trials pass each rung (default 3).")]
+TrialTimeout = Annotated[float | None, _option(
+    "Seconds a trial may run on a Ray worker before it fails.")]
+MaxRetries = Annotated[int, _option(
+    "Re-runs of a trial whose Ray worker process died, before it fails.")]
 
 
 def _describe_executor(executor: Any) -> str:
-    if executor is None:
+    if executor is None or executor.inline:
         return "in-process"
     if executor.address:
         count = executor.requested_workers or "one per cluster CPU"
@@ -96,185 +101,141 @@ def _describe_executor(executor: Any) -> str:
     return f"workers {count} (Ray, local)"
 
 
-@app.command()
-def search(
-    space: str = typer.Option("nb201", help="Search space: nb201, chain, nasbench_graph."),
-    task: str | None = typer.Option(
-        None, help="Task: digits (trained), or a NAS-Bench-Graph data set for nasbench_graph."
-    ),
-    searcher: str = typer.Option(
-        "evolution",
-        help="Searcher: evolution, random, local, nsga2, guided-evolution, guided-optuna, "
-        "optuna-tpe|random|nsga2|nsga3|cmaes|gp|qmc (options via --searcher-opt).",
-    ),
-    objectives: str | None = typer.Option(
-        None,
-        help="Multi-objective search: metrics with directions, e.g. "
-        "'val_accuracy:max,latency_ms:min' (also params, flops); needs nsga2, "
-        "guided-evolution, guided-optuna, random or an optuna-* searcher.",
-    ),
-    budget: int = typer.Option(30, help="Trials to finish, resumed ones included."),
-    epochs: int | None = typer.Option(None, help="Training epochs per candidate (fidelity)."),
-    seed: int = typer.Option(0, help="Seed of the searcher and of every training run."),
-    study: str | None = typer.Option(
-        None, help="Study name; re-running with the same name resumes it."
-    ),
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
-    space_opt: list[str] | None = typer.Option(
-        None, "--space-opt", help="Space option KEY=VALUE (repeatable), e.g. channels=16."
-    ),
-    searcher_opt: list[str] | None = typer.Option(
-        None, "--searcher-opt", help="Searcher option KEY=VALUE, e.g. population_size=20."
-    ),
-    train_opt: list[str] | None = typer.Option(
-        None, "--train-opt", help="Evaluator option KEY=VALUE, e.g. lr=0.1 or batch_size=128."
-    ),
-    workers: int | None = typer.Option(
-        None,
-        help="Ray workers training candidates in parallel (default: one per CPU core; "
-        "benchmark-table searches default to --in-process).",
-    ),
-    in_process: bool = typer.Option(
-        False, "--in-process", help="Evaluate in this process, one at a time (debugging)."
-    ),
-    ray_address: str | None = typer.Option(
-        None, help="Join an existing Ray cluster ('auto' or 'ray://host:port')."
-    ),
-    cpus_per_trial: float = typer.Option(1.0, help="CPUs reserved by each Ray worker."),
-    dashboard: bool = typer.Option(
-        False, "--dashboard", help="Start Ray's dashboard (on 127.0.0.1:8265) with local Ray."
-    ),
-    gpus_per_trial: float | None = typer.Option(
-        None,
-        help="GPUs reserved by each Ray worker (fractions allowed, e.g. 0.5); default: "
-        "none without GPUs, else an equal share of the cluster's GPUs, at most 1.",
-    ),
-    scheduler: str = typer.Option(
-        "none", help="Multi-fidelity early stopping: none, asha, hyperband."
-    ),
-    min_epochs: int | None = typer.Option(
-        None, help="Scheduler's first rung in epochs (default 1)."
-    ),
-    eta: int | None = typer.Option(
-        None, help="Scheduler's reduction factor: ~1/eta of trials pass each rung (default 3)."
-    ),
-    trial_timeout: float | None = typer.Option(
-        None, help="Seconds a trial may run on a Ray worker before it fails."
-    ),
-    max_retries: int = typer.Option(
-        2, help="Re-runs of a trial whose Ray worker process died, before it fails."
-    ),
-) -> None:
-    """Run a search, or resume the study of the same name."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from naslab.components import TABLE_SPACES, task_name
-    from naslab.study import Study, TrialEvent
-
+def _ray_options(in_process: bool, workers: int | None, ray_address: str | None,
+                 trial_timeout: float | None) -> bool:
+    """Whether Ray options were given (refused together with --in-process)."""
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    ray_options = workers is not None or ray_address is not None or trial_timeout is not None
-    if in_process and ray_options:
+    given = workers is not None or ray_address is not None or trial_timeout is not None
+    if in_process and given:
         raise ConfigError(
             "--in-process cannot be combined with --workers, --ray-address or "
-            "--trial-timeout (those configure Ray workers)"
-        )
-    use_ray = not in_process and (ray_options or space not in TABLE_SPACES)
-    executor = None
-    if use_ray:
-        from naslab.workers.ray_executor import RayExecutor
+            "--trial-timeout (those configure Ray workers)")
+    return given
 
-        executor = RayExecutor(workers=workers, address=ray_address,
-                               cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                               trial_timeout=trial_timeout, max_retries=max_retries,
-                               dashboard=dashboard)
-    scheduler_options = {k: v for k, v in (("min_epochs", min_epochs), ("eta", eta))
-                         if v is not None}
-    if scheduler == "none" and scheduler_options:
+
+def _scheduler_options(scheduler: str, min_epochs: int | None, eta: int | None
+                       ) -> dict[str, int] | None:
+    options = {k: v for k, v in (("min_epochs", min_epochs), ("eta", eta)) if v is not None}
+    if scheduler == "none" and options:
         raise ConfigError("--min-epochs and --eta need a --scheduler (asha or hyperband)")
-    s = Study(
-        study,
-        executor=executor,
-        space=space,
-        task=task,
-        searcher=searcher,
-        budget=budget,
-        epochs=epochs,
-        seed=seed,
-        storage=storage,
-        space_options=parse_options(space_opt, "space"),
-        searcher_options=parse_options(searcher_opt, "searcher"),
-        evaluator_options=parse_options(train_opt, "train"),
-        scheduler=None if scheduler == "none" else scheduler,
-        scheduler_options=scheduler_options or None,
-        objectives=objectives,
-    )
-    try:
-        s.prepare()  # refuse a conflicting study before printing anything
-    except NaslabError:
-        s.close()
-        raise
+    return options or None
+
+
+def _print_header(s: Any) -> None:
     console.print(
-        f"study [bold]{_fmt(s.name)}[/]: space {s.space!r}, task {task_name(s.evaluator)}, "
+        f"study [bold]{fmt(s.name)}[/]: space {s.space!r}, task {s.evaluator.task_name}, "
         f"searcher {s.searcher.name}, budget {s.budget}, {s.epochs} epochs, seed {s.seed}, "
-        f"{_describe_executor(executor)}, "
-        + (f"scheduler {_fmt(s.scheduler.config())}, " if s.scheduler else "")
-        + f"store {s.store.url}",
-        soft_wrap=True,
-    )
+        f"{_describe_executor(s.executor)}, "
+        + (f"scheduler {fmt(s.scheduler.config())}, " if s.scheduler else "")
+        + f"store {s.store.url}", soft_wrap=True)
+
+
+def _run_with_progress(s: Any) -> Any:
+    """Run the study with a progress bar and one line per finished trial."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("best {task.fields[best]}"),
-        TextColumn("elapsed {task.fields[elapsed]}"),
-        TextColumn("remaining {task.fields[eta]}"),
-        console=console,
-        transient=False,
-    )
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("best {task.fields[best]}"), TextColumn("elapsed {task.fields[elapsed]}"),
+        TextColumn("remaining {task.fields[eta]}"), console=console, transient=False)
     bar = progress.add_task("trials", total=s.budget, best="-", elapsed="0:00", eta="?")
 
-    def on_trial(ev: TrialEvent) -> None:
+    def on_trial(ev: Any) -> None:
         how = "reused" if ev.reused else ev.state
-        value = _fmt(ev.value) if ev.value is not None else _fmt((ev.error or "")[:100])
+        value = fmt(ev.value) if ev.value is not None else fmt((ev.error or "")[:100])
         progress.console.print(f"  trial {ev.number:>4} {how:<9} {s.evaluator.objective}={value}")
-        progress.update(bar, completed=ev.finished, best=_fmt(ev.best_value),
-                        elapsed=_seconds(ev.elapsed_s), eta=_seconds(ev.eta_s))
+        progress.update(bar, completed=ev.finished, best=fmt(ev.best_value),
+                        elapsed=seconds(ev.elapsed_s), eta=seconds(ev.eta_s))
 
-    try:
-        with progress:
-            report = s.run(on_trial)
-            progress.update(bar, completed=report.complete + report.stopped + report.failed)
-    finally:
-        s.close()
+    with progress:
+        report = s.run(on_trial)
+        progress.update(bar, completed=report.complete + report.stopped + report.failed)
+    return report
+
+
+def _print_summary(s: Any, report: Any) -> None:
     console.print(
-        f"done in {_seconds(report.elapsed_s)}: {report.trained_this_run} evaluated and "
+        f"done in {seconds(report.elapsed_s)}: {report.trained_this_run} evaluated and "
         f"{report.reused_this_run} reused this run; study has {report.complete} complete, "
         + (f"{report.stopped} stopped early, " if report.stopped else "")
         + f"{report.failed} failed of budget {report.budget}"
         + (f" ({report.interrupted_found} interrupted trial(s) from an earlier run retried)"
-           if report.interrupted_found else ""),
-        soft_wrap=True,
-    )
+           if report.interrupted_found else ""), soft_wrap=True)
     if s.multi_objective:
-        with _open_store(storage) as front_store:
-            _print_front(front_store, s.name)
+        _print_front(s.store, s.name)
     elif report.best is not None:
         b = report.best
         console.print(
-            f"best: trial {b.number} {s.evaluator.objective}={_fmt(b.objective_value)} "
-            f"test_accuracy={_fmt(b.metrics.get('test_accuracy'))} params={b.params} "
-            f"decisions={_fmt(json.dumps(b.decisions))}",
-            soft_wrap=True,
-        )
+            f"best: trial {b.number} {s.evaluator.objective}={fmt(b.objective_value)} "
+            f"test_accuracy={fmt(b.metrics.get('test_accuracy'))} params={b.params} "
+            f"decisions={fmt(json.dumps(b.decisions))}", soft_wrap=True)
+    else:
+        console.print("no complete trial yet: every trial failed (see naslab results or "
+                      "the error column of naslab_results)")
+
+
+@app.command()
+def search(
+    space: Space = "nb201",
+    task: Task = None,
+    searcher: SearcherName = "evolution",
+    objectives: Objectives = None,
+    budget: Annotated[int, _option("Trials to finish, resumed ones included.")] = 30,
+    epochs: Annotated[int | None, _option("Training epochs per candidate (fidelity).")] = None,
+    seed: Annotated[int, _option("Seed of the searcher and of every training run.")] = 0,
+    study: Annotated[str | None, _option(
+        "Study name; re-running with the same name resumes it.")] = None,
+    storage: Storage = None,
+    space_opt: SpaceOpt = None,
+    searcher_opt: SearcherOpt = None,
+    train_opt: TrainOpt = None,
+    workers: Workers = None,
+    in_process: InProcess = False,
+    ray_address: RayAddress = None,
+    cpus_per_trial: Annotated[float, _option("CPUs reserved by each Ray worker.")] = 1.0,
+    dashboard: Dashboard = False,
+    gpus_per_trial: GpusPerTrial = None,
+    scheduler: SchedulerName = "none",
+    min_epochs: MinEpochs = None,
+    eta: Eta = None,
+    trial_timeout: TrialTimeout = None,
+    max_retries: MaxRetries = 2,
+) -> None:
+    """Run a search, or resume the study of the same name."""
+    from naslab.study import Study
+
+    ray_given = _ray_options(in_process, workers, ray_address, trial_timeout)
+    s = Study(study, space=space, task=task, searcher=searcher, budget=budget, epochs=epochs,
+              seed=seed, storage=storage, space_options=parse_options(space_opt, "space"),
+              searcher_options=parse_options(searcher_opt, "searcher"),
+              evaluator_options=parse_options(train_opt, "train"),
+              scheduler=None if scheduler == "none" else scheduler,
+              scheduler_options=_scheduler_options(scheduler, min_epochs, eta),
+              objectives=objectives)
+    try:
+        s.prepare()  # refuse a conflicting study before printing anything
+        if not in_process and (ray_given or not s.evaluator.instant):
+            from naslab.workers.ray_executor import RayExecutor
+
+            s.executor = RayExecutor(workers=workers, address=ray_address,
+                                     cpus_per_trial=cpus_per_trial,
+                                     gpus_per_trial=gpus_per_trial,
+                                     trial_timeout=trial_timeout, max_retries=max_retries,
+                                     dashboard=dashboard)
+        _print_header(s)
+        report = _run_with_progress(s)
+        _print_summary(s, report)
+    finally:
+        s.close()
 
 
 @app.command()
 def studies(
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    storage: Storage = None,
 ) -> None:
     """List the stored studies."""
-    store = _open_store(storage)
+    store = open_store(storage)
     try:
         rows = store.studies.summaries()
     finally:
@@ -282,9 +243,9 @@ def studies(
     table = Table(Column("study", no_wrap=True), "space", "task", "searcher", "budget",
                   "complete", "stopped", "failed", "best")
     for r in rows:
-        table.add_row(_fmt(r.name), _fmt(r.space), _fmt(short_task(r.task_key)), _fmt(r.searcher),
+        table.add_row(fmt(r.name), fmt(r.space), fmt(short_task(r.task_key)), fmt(r.searcher),
                       str(r.budget), str(r.n_complete), str(r.n_stopped), str(r.n_failed),
-                      _fmt(r.best_objective))
+                      fmt(r.best_objective))
     console.print(table)
 
 
@@ -307,9 +268,9 @@ def _print_front(store: Any, study: str) -> bool:
     first = objectives[0]
     for t in sorted(front, key=lambda t: -first.sign * trial_metrics(t)[first.name]):
         m = trial_metrics(t)
-        table.add_row(str(t.number), *(_fmt(m.get(o.name)) for o in objectives),
-                      _fmt(m.get("test_accuracy")), t.arch_hash[:10],
-                      _fmt(compact_decisions(t.decisions)))
+        table.add_row(str(t.number), *(fmt(m.get(o.name)) for o in objectives),
+                      fmt(m.get("test_accuracy")), t.arch_hash[:10],
+                      fmt(compact_decisions(t.decisions)))
     console.print(table)
     hv = front_hypervolume(trials, objectives)
     console.print(f"hypervolume {hv:.4f} (objectives scaled to the range this study observed, "
@@ -327,19 +288,14 @@ def results(
     plot: Path | None = typer.Option(
         None, help="Multi-objective studies: write a scatter of the trials with the "
         "Pareto front (PNG) here."),
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    storage: Storage = None,
 ) -> None:
     """The best trials of a study, or its Pareto front."""
     if top < 1:
         raise ConfigError(f"--top must be >= 1, got {top}")
-    store = _open_store(storage)
+    store = open_store(storage)
     try:
-        info = store.studies.get(study)
-        if info is None:
-            names = [s.name for s in store.studies.summaries()]
-            raise ConfigError(
-                f"no study named {study!r}; stored studies: {', '.join(names) or 'none'}"
-            )
+        info = store.studies.require(study)
         multi = bool(info.config.get("objectives"))
         if plot is not None:
             if not multi:
@@ -362,10 +318,10 @@ def results(
     table = Table(*(Column(name, no_wrap=True) for name in numbers),
                   Column("decisions", overflow="fold", ratio=1))
     for t in rows:
-        table.add_row(str(t.number), _fmt(t.objective_value), _fmt(t.metrics.get("val_accuracy")),
-                      _fmt(t.metrics.get("test_accuracy")), _fmt(t.params), _fmt(t.flops),
-                      _fmt(t.latency_ms), "yes" if t.reused_from else "", t.arch_hash[:10],
-                      _fmt(compact_decisions(t.decisions)))
+        table.add_row(str(t.number), fmt(t.objective_value), fmt(t.metrics.get("val_accuracy")),
+                      fmt(t.metrics.get("test_accuracy")), fmt(t.params), fmt(t.flops),
+                      fmt(t.latency_ms), "yes" if t.reused_from else "", t.arch_hash[:10],
+                      fmt(compact_decisions(t.decisions)))
     console.print(table)
 
 
@@ -373,12 +329,12 @@ def results(
 def sql(
     query: str = typer.Argument(..., help="One read-only SQL statement."),
     format: str = typer.Option("table", "--format", help="Output: table, csv or json."),
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    storage: Storage = None,
 ) -> None:
     """Run a read-only SQL query on the store (see README for tables and views)."""
     if format not in ("table", "csv", "json"):
         raise ConfigError(f"--format must be one of table, csv, json; got {format!r}")
-    store = _open_store(storage)
+    store = open_store(storage)
     try:
         columns, rows = store.sql.query(query)
     finally:
@@ -394,19 +350,19 @@ def sql(
     else:
         table = Table(*(escape(c) for c in columns))
         for r in rows:
-            table.add_row(*(_fmt(v) for v in r))
+            table.add_row(*(fmt(v) for v in r))
         console.print(table)
 
 
 @app.command()
 def schema(
     format: str = typer.Option("text", "--format", help="Output: text or json."),
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    storage: Storage = None,
 ) -> None:
     """Print the store's documented tables and views with their columns, for SQL."""
     if format not in ("text", "json"):
         raise ConfigError(f"--format must be one of text, json; got {format!r}")
-    store = _open_store(storage)
+    store = open_store(storage)
     try:
         objects = store.sql.describe_schema()
         revision = store.schema_revision
@@ -431,37 +387,35 @@ def schema(
 def export(
     study: str = typer.Option(..., help="Study name."),
     out: Path | None = typer.Option(None, help="Folder to write (default: naslab-exports/STUDY)."),
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    storage: Storage = None,
 ) -> None:
     """Export a study's best architecture: graph, decisions, seed and trained weights."""
     from naslab.export import export_best
 
-    store = _open_store(storage)
+    store = open_store(storage)
     try:
         folder = export_best(store, study, out or Path("naslab-exports") / study)
     finally:
         store.close()
     files = sorted(p.name for p in folder.iterdir())
     note = "" if "weights.safetensors" in files else " (no trained weights: a table benchmark)"
-    console.print(f"exported to {_fmt(folder)}: " + ", ".join(_fmt(f) for f in files) + note)
+    console.print(f"exported to {fmt(folder)}: " + ", ".join(fmt(f) for f in files) + note)
 
 
 @app.command()
 def spaces() -> None:
     """List the built-in search spaces, tasks and searchers."""
-    from naslab.components import DEFAULT_TASKS, task_choices
+    from naslab.components import default_task, task_choices
     from naslab.search_spaces.registry import SPACES
     from naslab.searchers.registry import SEARCHERS
 
     table = Table("space", "default task", "tasks")
     for name in SPACES:
-        table.add_row(name, DEFAULT_TASKS.get(name, ""), ", ".join(task_choices(name)))
+        table.add_row(name, default_task(name), ", ".join(task_choices(name)))
     console.print(table)
     console.print("searchers: " + ", ".join(SEARCHERS))
 
 
-from naslab.cli_db import db_app  # noqa: E402
-from naslab.cli_predictor import predictor_app  # noqa: E402 (after the shared helpers)
 
 app.add_typer(predictor_app, name="predictor")
 app.add_typer(db_app, name="db")

@@ -10,13 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from naslab.cli_common import Storage, console
 from naslab.core.errors import ConfigError
-
-console = Console()
-
-STORAGE_HELP = "SQLAlchemy URL of the store (default: $NASLAB_STORAGE or sqlite:///naslab.db)."
 
 
 def bench(
@@ -41,7 +37,7 @@ def bench(
                              "summary.json."),
     summary_only: bool = typer.Option(
         False, "--summary-only", help="Only summarise runs already in the store."),
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    storage: Storage = None,
 ) -> None:
     """Benchmark searchers on NAS-Bench-Graph: anytime curves and a regret table."""
     from naslab.bench import (

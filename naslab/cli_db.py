@@ -10,13 +10,12 @@ into another store, in one transaction. See :mod:`naslab.db.transfer` for the fo
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from naslab.cli_common import Storage, console, open_store
 from naslab.core.errors import ConfigError
 
 db_app = typer.Typer(
@@ -25,16 +24,6 @@ db_app = typer.Typer(
     "lines, gzip-compressed when the file name ends with .gz), e.g. to move them between "
     "SQLite and PostgreSQL.",
 )
-console = Console()
-
-STORAGE_HELP = "SQLAlchemy URL of the store (default: $NASLAB_STORAGE or sqlite:///naslab.db)."
-
-
-def _open_store(storage: str | None):
-    from naslab.db.store import Store
-
-    return Store(storage)
-
 
 def parse_renames(pairs: list[str] | None) -> dict[str, str]:
     """``["old=new", ...]`` -> ``{"old": "new", ...}``; ConfigError for a malformed pair."""
@@ -54,10 +43,10 @@ def parse_renames(pairs: list[str] | None) -> dict[str, str]:
 
 @db_app.command("upgrade")
 def upgrade_command(
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    storage: Storage = None,
 ) -> None:
     """Apply pending schema migrations to the store (in one transaction)."""
-    store = _open_store(storage)
+    store = open_store(storage)
     try:
         before, now, url = store.upgraded_from, store.schema_revision, store.url
     finally:
@@ -70,15 +59,15 @@ def upgrade_command(
 
 @db_app.command("version")
 def version_command(
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    storage: Storage = None,
 ) -> None:
     """Print the store's schema revision (changes nothing)."""
     from sqlalchemy import create_engine
 
     from naslab.db import migrate
-    from naslab.db.store import DEFAULT_URL, STORAGE_ENV, _parse_url
+    from naslab.db.engine import parse_url, storage_url
 
-    url, path = _parse_url(storage or os.environ.get(STORAGE_ENV) or DEFAULT_URL)
+    url, path = parse_url(storage_url(storage))
     if path is not None and not path.exists():
         raise ConfigError(f"there is no SQLite database at {str(path)!r}")
     engine = create_engine(url)
@@ -102,12 +91,12 @@ def export_command(
     no_weights: bool = typer.Option(
         False, "--no-weights", help="Leave trained weights out (they are most of the size)."
     ),
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    storage: Storage = None,
 ) -> None:
     """Export studies to a JSON-lines file."""
     from naslab.db.transfer import export_studies
 
-    store = _open_store(storage)
+    store = open_store(storage)
     try:
         summary = export_studies(store, out, study or None, weights=not no_weights)
     finally:
@@ -130,7 +119,7 @@ def import_command(
         False, "--skip-existing",
         help="Leave out studies whose name the store already has (default: refuse the import).",
     ),
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    storage: Storage = None,
 ) -> None:
     """Import studies from a JSON-lines file, all or nothing."""
     from naslab.db.transfer import import_studies
@@ -138,7 +127,7 @@ def import_command(
     renames = parse_renames(rename)
     if not source.is_file():
         raise ConfigError(f"there is no file {str(source)!r} to import")
-    store = _open_store(storage)
+    store = open_store(storage)
     try:
         summary = import_studies(
             store, source, studies=study or None, rename=renames,

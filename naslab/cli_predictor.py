@@ -9,22 +9,28 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from naslab.cli_common import (
+    Storage,
+    compact_decisions,
+    console,
+    fmt,
+    open_store,
+    parse_list,
+    parse_options,
+    short_task,
+)
 from naslab.core.errors import ConfigError
 
 predictor_app = typer.Typer(
     no_args_is_help=True,
     help="Performance predictors: fit on stored results, evaluate rank quality, list, rank.",
 )
-console = Console()
-
-STORAGE_HELP = "SQLAlchemy URL of the store (default: $NASLAB_STORAGE or sqlite:///naslab.db)."
 SOURCES = ("store", "table")
 
 
@@ -38,78 +44,65 @@ class _Data:
     description: str
 
 
-def _parse_list(text: str | None, what: str, cast: Any = str) -> list[Any]:
-    if not text:
-        return []
-    try:
-        return [cast(part.strip()) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(f"{what} must be a comma-separated list, got {text!r}") from None
+@dataclass(frozen=True)
+class _Source:
+    """Where a command's training data come from (its shared options)."""
+
+    space: str
+    task: str | None
+    source: str
+    metric: str
+    epochs: int | None
+    features: list[str]
+    space_opt: list[str] | None
+    train_opt: list[str] | None
 
 
-def _load(
-    store: Any,
-    space_name: str,
-    task: str | None,
-    source: str,
-    metric: str,
-    epochs: int | None,
-    feature_names: list[str],
-    space_opt: list[str] | None,
-    train_opt: list[str] | None,
-) -> _Data:
+def _load(store: Any, src: _Source) -> _Data:
     """The architectures, targets and features to fit or evaluate on."""
-    from naslab.cli import parse_options
-    from naslab.components import TABLE_SPACES, resolve
+    from naslab.components import resolve
 
-    if source not in SOURCES:
-        raise ConfigError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
-    space, evaluator = resolve(
-        space_name,
-        task,
-        space_options=parse_options(space_opt, "space"),
-        evaluator_options=parse_options(train_opt, "training"),
-    )
-    if source == "table":
-        if space.name not in TABLE_SPACES:
-            raise ConfigError(
-                f"--source table needs a benchmark-table space ({', '.join(TABLE_SPACES)}); "
-                f"{space.name} results come from the store (--source store)"
-            )
-        from naslab.search_spaces.nasbench_graph import bench_key
-        from naslab.workers.benchmark_table import all_architectures, load_table
+    if src.source not in SOURCES:
+        raise ConfigError(f"--source must be one of {', '.join(SOURCES)}, got {src.source!r}")
+    space, evaluator = resolve(src.space, src.task,
+                               space_options=parse_options(src.space_opt, "space"),
+                               evaluator_options=parse_options(src.train_opt, "training"))
+    if src.source == "table":
+        return _load_table(space, evaluator, src)
+    return _load_store(store, space, evaluator, src)
 
-        if metric not in ("val_accuracy", "test_accuracy"):
-            raise ConfigError(
-                f"the table holds val_accuracy and test_accuracy; got --metric {metric!r}"
-            )
-        archs = all_architectures(evaluator.dataset)
-        rows = load_table(evaluator.dataset)
-        field = "valid_perf" if metric == "val_accuracy" else "perf"
-        targets = np.array([rows[bench_key(a)][field] for a in archs], dtype=np.float64)
-        columns = {"params": "para", "latency": "latency"}
-        features = {}
-        for name in feature_names:
-            if name not in columns:
-                raise ConfigError(
-                    f"table feature {name!r} is not available; the table offers: "
-                    + ", ".join(columns)
-                )
-            features[name] = np.array([rows[bench_key(a)][columns[name]] for a in archs])
-        return _Data(
-            space,
-            evaluator.key,
-            archs,
-            targets,
-            features or None,
-            f"{len(archs)} architectures from the {evaluator.dataset} table",
-        )
-    from naslab.predictors.store_data import proxies_for, training_set
 
-    data = training_set(store, space, evaluator.key, metric, epochs)
-    features = {}
-    computed = []
-    for name in feature_names:
+def _load_table(space: Any, evaluator: Any, src: _Source) -> _Data:
+    """Every architecture of a table benchmark, with the table's values."""
+    from naslab.workers.evaluator import TABLE_BENCHMARKS
+
+    if not evaluator.is_table:
+        raise ConfigError(
+            f"--source table needs a table benchmark's space ({', '.join(TABLE_BENCHMARKS)}); "
+            f"{space.name} results come from the store (--source store)")
+    if src.metric not in evaluator.metrics:
+        raise ConfigError(f"the table holds {', '.join(evaluator.metrics)}; got --metric "
+                          f"{src.metric!r}")
+    archs = evaluator.architectures()
+    offered = [n for n in evaluator.table_columns if n not in evaluator.metrics]
+    unknown = [n for n in src.features if n not in offered]
+    if unknown:
+        raise ConfigError(f"table feature {unknown[0]!r} is not available; the table offers: "
+                          + ", ".join(offered))
+    values = evaluator.columns(archs, [src.metric, *src.features])
+    features = {n: values[n] for n in src.features}
+    return _Data(space, evaluator.key, archs, np.asarray(values[src.metric], dtype=np.float64),
+                 features or None,
+                 f"{len(archs)} architectures from the {evaluator.task_name} table")
+
+
+def _load_store(store: Any, space: Any, evaluator: Any, src: _Source) -> _Data:
+    """Every stored result of the space on the task, with costs and proxies."""
+    from naslab.predictor_store import proxies_for, training_set
+
+    data = training_set(store, space, evaluator.key, src.metric, src.epochs)
+    features, computed = {}, []
+    for name in src.features:
         if name in ("params", "flops"):
             column = data.params if name == "params" else data.flops
             if np.isnan(column).any():
@@ -118,193 +111,169 @@ def _load(
         else:
             computed.append(name)
     if computed:
-        task_obj = getattr(evaluator, "task", None)
-        if task_obj is None:
-            raise ConfigError(
-                f"zero-cost proxies ({', '.join(computed)}) need a task with data; "
-                f"{evaluator.key} has none"
-            )
-        features.update(proxies_for(store, space, data.archs, task_obj, computed))
-    return _Data(
-        space,
-        evaluator.key,
-        data.archs,
-        data.targets,
-        features or None,
-        f"{len(data.archs)} architectures ({data.n_results} results at {data.fidelity} epochs, "
-        f"studies: {', '.join(data.studies)})",
-    )
+        if evaluator.task is None:
+            raise ConfigError(f"zero-cost proxies ({', '.join(computed)}) need a task with "
+                              f"data; {evaluator.key} has none")
+        features.update(proxies_for(store, space, data.archs, evaluator.task, computed))
+    return _Data(space, evaluator.key, data.archs, data.targets, features or None,
+                 f"{len(data.archs)} architectures ({data.n_results} results at "
+                 f"{data.fidelity} epochs, studies: {', '.join(data.studies)})")
 
 
-def _open(storage: str | None) -> Any:
-    from naslab.db.store import Store
+def _option(help: str, *names: str) -> Any:
+    return typer.Option(*names, help=help)
 
-    return Store(storage)
+
+SpaceName = Annotated[str, _option("Search space.")]
+TaskName = Annotated[str | None, _option("Task (default: the space's default task).")]
+SourceName = Annotated[str, _option("Data: store (stored results) or table.")]
+Metric = Annotated[str, _option("The metric to predict.")]
+Epochs = Annotated[int | None, _option(
+    "Fidelity of the stored results to use (default: the one with most results).")]
+Features = Annotated[str | None, _option(
+    "Extra per-architecture inputs, comma-separated: zero-cost proxies (synflow, jacob_cov, "
+    "nwot, snip, grad_norm, params, flops; stored once computed) or, with --source table, "
+    "params and latency.")]
+PredictorOpt = Annotated[list[str] | None, _option(
+    "Predictor option KEY=VALUE (repeatable), e.g. members=10.", "--opt")]
+SpaceOpt = Annotated[list[str] | None, _option("Space option KEY=VALUE.", "--space-opt")]
+TrainOpt = Annotated[list[str] | None, _option(
+    "Training option KEY=VALUE (selects the task key of the results).", "--train-opt")]
 
 
 @predictor_app.command("fit")
 def fit(
-    space: str = typer.Option("nb201", help="Search space."),
-    task: str | None = typer.Option(None, help="Task (default: the space's default task)."),
-    model: str = typer.Option("dgin", help="Predictor: dgin, gin, gcn, rf, gbdt, proxy:NAME."),
-    name: str | None = typer.Option(
-        None, help="Name to save it under (default SPACE-TASK-MODEL); each fit adds a version."
-    ),
-    source: str = typer.Option("store", help="Data: store (stored results) or table."),
-    metric: str = typer.Option("val_accuracy", help="The metric to predict."),
-    epochs: int | None = typer.Option(
-        None, help="Fidelity of the results to use (default: the one with most results)."
-    ),
-    features: str | None = typer.Option(
-        None,
-        help="Extra per-architecture inputs, comma-separated: zero-cost proxies (synflow, "
-        "jacob_cov, nwot, snip, grad_norm, params, flops; stored once computed) or, with "
-        "--source table, params and latency.",
-    ),
-    opt: list[str] | None = typer.Option(
-        None, "--opt", help="Predictor option KEY=VALUE (repeatable), e.g. members=10."
-    ),
-    space_opt: list[str] | None = typer.Option(None, "--space-opt", help="Space option."),
-    train_opt: list[str] | None = typer.Option(
-        None, "--train-opt", help="Training option (selects the task key of the results)."
-    ),
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    space: SpaceName = "nb201",
+    task: TaskName = None,
+    model: Annotated[str, _option("Predictor: dgin, gin, gcn, rf, gbdt, proxy:NAME.")] = "dgin",
+    name: Annotated[str | None, _option(
+        "Name to save it under (default SPACE-TASK-MODEL); each fit adds a version.")] = None,
+    source: SourceName = "store",
+    metric: Metric = "val_accuracy",
+    epochs: Epochs = None,
+    features: Features = None,
+    opt: PredictorOpt = None,
+    space_opt: SpaceOpt = None,
+    train_opt: TrainOpt = None,
+    storage: Storage = None,
 ) -> None:
     """Fit a predictor on every stored result of a space and task; save it in the store."""
-    from naslab.cli import parse_options
+    from naslab.predictor_store import save_to_store
     from naslab.predictors.registry import get_predictor
-    from naslab.predictors.store_data import save_to_store
 
     predictor = get_predictor(model, parse_options(opt, "predictor"))
-    store = _open(storage)
-    try:
-        data = _load(store, space, task, source, metric, epochs,
-                     _parse_list(features, "--features"), space_opt, train_opt)
+    src = _Source(space, task, source, metric, epochs, parse_list(features, "--features"),
+                  space_opt, train_opt)
+    with open_store(storage) as store:
+        data = _load(store, src)
         console.print(f"fitting {model} on {data.description}")
         started = time.perf_counter()
         predictor.fit(data.archs, data.targets, data.features)
-        seconds = time.perf_counter() - started
+        took = time.perf_counter() - started
         label = name or f"{data.space.name}-{task or 'default'}-{model.replace(':', '-')}"
         version = save_to_store(
-            store,
-            label,
-            predictor,
-            space=data.space,
-            task_key=data.task_key,
-            target=metric,
-            summary={
-                "source": source,
-                "description": data.description,
-                "features": sorted(data.features or {}),
-                "fit_seconds": round(seconds, 3),
-            },
-        )
-    finally:
-        store.close()
-    console.print(
-        f"fitted in {seconds:.1f} s; saved as predictor {label!r} version {version} "
-        f"(load with naslab.predictors.load_from_store(store, {label!r}))"
-    )
+            store, label, predictor, space=data.space, task_key=data.task_key, target=metric,
+            summary={"source": source, "description": data.description,
+                     "features": sorted(data.features or {}), "fit_seconds": round(took, 3)})
+    console.print(f"fitted in {took:.1f} s; saved as predictor {label!r} version {version} "
+                  f"(load with naslab.load_from_store(store, {label!r}))")
 
 
 @predictor_app.command("eval")
 def evaluate(
-    space: str = typer.Option("nb201", help="Search space."),
-    task: str | None = typer.Option(None, help="Task (default: the space's default task)."),
-    model: str = typer.Option(
-        "dgin", help="Predictors to compare, comma-separated: dgin, gin, gcn, rf, gbdt, proxy:NAME."
-    ),
-    source: str = typer.Option("store", help="Data: store (stored results) or table."),
-    metric: str = typer.Option("val_accuracy", help="The metric to predict."),
-    epochs: int | None = typer.Option(None, help="Fidelity of the stored results to use."),
-    sizes: str = typer.Option("25,50,100,200,500", help="Training-set sizes."),
-    splits: int = typer.Option(5, help="Random splits per size."),
-    test_size: int | None = typer.Option(
-        None, help="Test architectures per split (default: all the others)."
-    ),
-    seed: int = typer.Option(0, help="Seed of the splits and predictors."),
-    features: str | None = typer.Option(None, help="Extra inputs, as for 'predictor fit'."),
-    opt: list[str] | None = typer.Option(None, "--opt", help="Predictor option KEY=VALUE."),
-    out: Path = typer.Option(Path("naslab-predictor-eval"), help="Folder for the PNG plots."),
-    space_opt: list[str] | None = typer.Option(None, "--space-opt", help="Space option."),
-    train_opt: list[str] | None = typer.Option(None, "--train-opt", help="Training option."),
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    space: SpaceName = "nb201",
+    task: TaskName = None,
+    model: Annotated[str, _option(
+        "Predictors to compare, comma-separated: dgin, gin, gcn, rf, gbdt, proxy:NAME.")
+    ] = "dgin",
+    source: SourceName = "store",
+    metric: Metric = "val_accuracy",
+    epochs: Epochs = None,
+    sizes: Annotated[str, _option("Training-set sizes.")] = "25,50,100,200,500",
+    splits: Annotated[int, _option("Random splits per size.")] = 5,
+    test_size: Annotated[int | None, _option(
+        "Test architectures per split (default: all the others).")] = None,
+    seed: Annotated[int, _option("Seed of the splits and predictors.")] = 0,
+    features: Features = None,
+    opt: PredictorOpt = None,
+    out: Annotated[Path, _option("Folder for the PNG plots.")] = Path("naslab-predictor-eval"),
+    space_opt: SpaceOpt = None,
+    train_opt: TrainOpt = None,
+    storage: Storage = None,
 ) -> None:
     """Rank quality against training-set size: Kendall tau, Spearman, top-10% precision,
     coverage of the 1- and 2-sigma intervals; PNGs of tau vs size and predicted vs actual."""
-    from naslab.cli import parse_options
     from naslab.predictors.evaluation import format_table, learning_curve, summarise
-    from naslab.predictors.metrics import rank_report
-    from naslab.predictors.plots import plot_learning_curve, plot_predicted_vs_actual
     from naslab.predictors.registry import get_predictor
 
-    names = _parse_list(model, "--model")
+    names = parse_list(model, "--model")
     options = parse_options(opt, "predictor")
     for n in names:
         get_predictor(n, options)  # refuse bad names and options before any work
-    wanted = _parse_list(sizes, "--sizes", int)
     if splits < 1:
         raise ConfigError(f"--splits must be >= 1, got {splits}")
-    store = _open(storage) if source == "store" else None
-    try:
-        data = _load(store, space, task, source, metric, epochs,
-                     _parse_list(features, "--features"), space_opt, train_opt)
-    finally:
-        if store is not None:
-            store.close()
-    total = len(data.archs)
-    usable = [s for s in wanted if 2 <= s <= total - max(10, total // 5)]
-    if not usable:
-        raise ConfigError(
-            f"none of the sizes {wanted} leaves enough test architectures out of {total} "
-            f"(at least 10 and a fifth); the largest usable size is {total - max(10, total // 5)}"
-        )
-    dropped = sorted(set(wanted) - set(usable))
+    src = _Source(space, task, source, metric, epochs, parse_list(features, "--features"),
+                  space_opt, train_opt)
+    if source == "store":
+        with open_store(storage) as store:
+            data = _load(store, src)
+    else:
+        data = _load(None, src)
+    usable = _usable_sizes(parse_list(sizes, "--sizes", int), len(data.archs))
     console.print(f"evaluating {', '.join(names)} on {data.description}")
-    if dropped:
-        console.print(f"sizes {dropped} skipped: too few architectures left to test")
     rows: list[dict[str, Any]] = []
     for n in names:
         rows += learning_curve(
             lambda n=n: get_predictor(n, {**options, **_seeded(n, options, seed)}),
-            data.archs,
-            data.targets,
-            usable,
-            splits,
-            seed,
-            data.features,
-            test_size,
-            name=n,
-        )
+            data.archs, data.targets, usable, splits, seed, data.features, test_size, name=n)
     summary = summarise(rows)
     for metric_name in ("kendall_tau", "spearman", "top10_precision", "coverage_1sigma",
                         "coverage_2sigma", "fit_seconds"):
         console.print(format_table(summary, metric_name), highlight=False)
         console.print()
+    _plots(summary, data, names[0], get_predictor(names[0], {**options, **_seeded(
+        names[0], options, seed)}), max(usable), seed, test_size, out, task)
+
+
+def _usable_sizes(wanted: list[int], total: int) -> list[int]:
+    """The training-set sizes that leave enough architectures to test (at least 10 and
+    a fifth); ConfigError if none does."""
+    usable = [s for s in wanted if 2 <= s <= total - max(10, total // 5)]
+    if not usable:
+        raise ConfigError(
+            f"none of the sizes {wanted} leaves enough test architectures out of {total} "
+            f"(at least 10 and a fifth); the largest usable size is {total - max(10, total // 5)}")
+    dropped = sorted(set(wanted) - set(usable))
+    if dropped:
+        console.print(f"sizes {dropped} skipped: too few architectures left to test")
+    return usable
+
+
+def _plots(summary: Any, data: _Data, name: str, chosen: Any, largest: int, seed: int,
+           test_size: int | None, out: Path, task: str | None) -> None:
+    """tau against size, and predicted against actual of ``chosen`` (the first
+    predictor) at the largest size, split 0."""
+    from naslab.predictors.metrics import rank_report
+    from naslab.predictors.plots import plot_learning_curve, plot_predicted_vs_actual
+
     out.mkdir(parents=True, exist_ok=True)
     curve = plot_learning_curve(summary, out / "tau_vs_size.png",
                                 title=f"{data.space.name} / {task or 'default'}")
-    # predicted vs actual of the first predictor at the largest size, split 0
-    largest = max(usable)
+    total = len(data.archs)
     order = np.random.default_rng((seed, 0)).permutation(total)
     train, test = order[:largest], order[largest:]
     if test_size is not None:
-        test = order[total - test_size :]
-    chosen = get_predictor(names[0], {**options, **_seeded(names[0], options, seed)})
+        test = order[total - test_size:]
     feats = data.features
     chosen.fit([data.archs[i] for i in train], data.targets[train],
                None if feats is None else {k: v[train] for k, v in feats.items()})
     pred = chosen.predict([data.archs[i] for i in test],
                           None if feats is None else {k: v[test] for k, v in feats.items()})
     report = rank_report(pred, data.targets[test])
-    scatter = plot_predicted_vs_actual(
-        data.targets[test], pred, out / "predicted_vs_actual.png",
-        title=f"{names[0]}, {largest} training architectures",
-    )
-    console.print(
-        f"{names[0]} at n={largest}, split 0: tau {report['kendall_tau']:.3f}, "
-        f"1-sigma coverage {report['coverage_1sigma']:.2f}"
-    )
+    scatter = plot_predicted_vs_actual(data.targets[test], pred, out / "predicted_vs_actual.png",
+                                       title=f"{name}, {largest} training architectures")
+    console.print(f"{name} at n={largest}, split 0: tau {report['kendall_tau']:.3f}, "
+                  f"1-sigma coverage {report['coverage_1sigma']:.2f}")
     console.print(f"plots: {curve}, {scatter}")
 
 
@@ -316,20 +285,19 @@ def _seeded(name: str, options: dict[str, Any], seed: int) -> dict[str, Any]:
 
 @predictor_app.command("list")
 def list_predictors(
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    storage: Storage = None,
 ) -> None:
     """The predictors saved in the store, every version."""
-    from naslab.cli import _fmt, short_task
 
-    store = _open(storage)
+    store = open_store(storage)
     try:
         rows = store.predictors.list()
     finally:
         store.close()
     table = Table("name", "version", "kind", "space", "task", "target", "n_train", "created")
     for r in rows:
-        table.add_row(_fmt(r.name), str(r.version), _fmt(r.kind), _fmt(r.space),
-                      _fmt(short_task(r.task_key or "")), _fmt(r.target), str(r.n_train),
+        table.add_row(fmt(r.name), str(r.version), fmt(r.kind), fmt(r.space),
+                      fmt(short_task(r.task_key or "")), fmt(r.target), str(r.n_train),
                       r.created_at.strftime("%Y-%m-%d %H:%M"))
     console.print(table)
 
@@ -342,16 +310,15 @@ def rank(
     top: int = typer.Option(10, help="How many of the best to list."),
     seed: int = typer.Option(0, help="Seed of the sampling."),
     space_opt: list[str] | None = typer.Option(None, "--space-opt", help="Space option."),
-    storage: str | None = typer.Option(None, envvar="NASLAB_STORAGE", help=STORAGE_HELP),
+    storage: Storage = None,
 ) -> None:
     """Sample candidates from the predictor's space and list those it predicts best."""
-    from naslab.cli import _fmt, compact_decisions, parse_options
-    from naslab.predictors.store_data import load_from_store
+    from naslab.predictor_store import load_from_store
     from naslab.search_spaces.registry import get_space
 
     if candidates < 1 or top < 1:
         raise ConfigError("--candidates and --top must be >= 1")
-    store = _open(storage)
+    store = open_store(storage)
     try:
         predictor, record = load_from_store(store, name, version)
     finally:
@@ -378,7 +345,7 @@ def rank(
             continue
         seen.add(archs[i].hash)
         table.add_row(str(len(seen)), f"{pred.mean[i]:.4f}", f"{pred.std[i]:.4f}",
-                      archs[i].hash[:10], _fmt(compact_decisions(dict(archs[i].decisions))))
+                      archs[i].hash[:10], fmt(compact_decisions(dict(archs[i].decisions))))
         if len(seen) >= top:
             break
     console.print(table)

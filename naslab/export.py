@@ -27,10 +27,7 @@ from naslab.search_spaces.registry import get_space
 
 def export_best(store: Store, study: str, out_dir: str | Path) -> Path:
     """Write the best trial of ``study`` into ``out_dir``; returns the folder."""
-    info = store.studies.get(study)
-    if info is None:
-        names = [s.name for s in store.studies.summaries()]
-        raise ConfigError(f"no study named {study!r}; stored studies: {', '.join(names) or 'none'}")
+    info = store.studies.require(study)
     best = store.trials.best(study, 1)
     if not best:
         raise NaslabError(f"study {study!r} has no completed trial to export")

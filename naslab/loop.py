@@ -128,6 +128,7 @@ class TrialLoop:
         self.in_flight: dict[int, EvaluationJob] = {}
         self.numbers: dict[int, int] = {}  # trial id -> number, of this run's trials
         self.stopped: set[int] = set()  # trial ids a scheduler stopped
+        self._reports: dict[int, list[tuple[int, dict[str, float]]]] = {}  # inline trials'
         self.counts = _Counts(0, None)
         self.interrupted_found = 0
         self.full = False
@@ -267,8 +268,12 @@ class TrialLoop:
         self.executor.submit(job)
 
     def report(self, trial_id: int, step: int, metrics: Mapping[str, float]) -> bool:
-        """Store a trial's per-epoch metrics; at a scheduler's rung, decide whether it
-        goes on (False: stop it)."""
+        """Store a trial's per-epoch metrics (an inline trial's with its result, in the
+        same transaction); at a scheduler's rung, decide whether it goes on (False:
+        stop it)."""
+        if self.inline:
+            self._reports.setdefault(trial_id, []).append((int(step), dict(metrics)))
+            return True
         self.store.protocol.report(trial_id, step, metrics)
         job = self.in_flight.get(trial_id)
         if self.scheduler is None or job is None or step not in job.decision_steps:
@@ -290,10 +295,12 @@ class TrialLoop:
             # an evaluator that ignored the stop trained to the end: complete
             was_stopped = job.trial_id in self.stopped and result.epochs < job.fidelity
             self.store.protocol.finish(job.trial_id, result, objective=self.objective,
-                                       worker=outcome.worker, stopped=was_stopped)
+                                       worker=outcome.worker, stopped=was_stopped,
+                                       reports=self._reports.pop(job.trial_id, ()))
             value = result.metrics[self.objective]
             state = "stopped" if was_stopped else "complete"
         else:
+            self._reports.pop(job.trial_id, None)  # an inline failure keeps no curve
             self.store.protocol.fail(job.trial_id, error or "unknown error",
                                      worker=outcome.worker)
             self.full = False  # a failed trial counts; the budget may still allow more

@@ -43,6 +43,7 @@ from naslab.loop import TrialEvent, TrialLoop
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
 from naslab.searchers.objectives import Objective, parse_objectives
+from naslab.searchers.registry import check_objectives
 from naslab.searchers.schedulers import Scheduler, get_scheduler
 from naslab.workers.executor import Executor, InProcessExecutor
 
@@ -150,18 +151,24 @@ class Study:
                                                searcher_name, self.seed)
         if not isinstance(self.name, str) or not self.name.strip():
             raise ConfigError(f"study name must be a non-empty string, got {self.name!r}")
+        #: Whether the searcher keeps state in the store's own database (an Optuna
+        #: study there): then trials are committed one at a time.
+        self.searcher_shares_store = False
+        optuna_based = keeps_optuna_study(searcher)
+        if optuna_based:  # refuse a bad name or objectives before opening anything
+            check_objectives(searcher, [str(o) for o in self.objectives])
+        else:
+            self.searcher = self._resolve_searcher(searcher, searcher_options)
+        self.executor = executor or InProcessExecutor()
+        self.scheduler = self._resolve_scheduler(scheduler, scheduler_options)
         self._owns_store = not isinstance(storage, Store)
         self.store = storage if isinstance(storage, Store) else Store(storage)
-        try:
-            #: Whether the searcher keeps state in the store's own database (an
-            #: Optuna study there): then trials are committed one at a time.
-            self.searcher_shares_store = False
-            self.searcher = self._resolve_searcher(searcher, searcher_options)
-            self.executor = executor or InProcessExecutor()
-            self.scheduler = self._resolve_scheduler(scheduler, scheduler_options)
-        except BaseException:
-            self.close()
-            raise
+        if optuna_based:  # its Optuna storage goes in the store's database
+            try:
+                self.searcher = self._resolve_searcher(searcher, searcher_options)
+            except BaseException:
+                self.close()
+                raise
 
     def _resolve_searcher(self, searcher: str | Searcher,
                           options: Mapping[str, Any] | None) -> Searcher:

@@ -10,11 +10,13 @@ The public API, loaded on first use:
   encodings), :class:`ProxyPredictor` (one zero-cost proxy or cost alone);
 - inputs: :func:`featurize`, :class:`Featurizer` (graphs as PyTorch Geometric
   data), :func:`compute_proxies`, :func:`architecture_proxies` (zero-cost proxies);
-- the store: :func:`training_set`, :func:`fit_from_store`, :func:`proxies_for`,
-  :func:`save_to_store`, :func:`load_from_store`, :func:`task_key_of`;
 - evaluation: :func:`rank_report`, :func:`learning_curve`, :func:`compare`,
   :func:`summarise`, :func:`format_table`, :func:`plot_learning_curve`,
   :func:`plot_predicted_vs_actual`.
+
+Fitting on a store's results, caching proxies and saving versions in the store are
+the application's (:mod:`naslab.predictor_store`, also ``from naslab import
+fit_from_store, ...``), since this package imports nothing from the store.
 """
 
 from __future__ import annotations
@@ -38,12 +40,6 @@ _LAZY = {
     "compute_proxies": "naslab.predictors.proxies",
     "architecture_proxies": "naslab.predictors.proxies",
     "PROXIES": "naslab.predictors.proxies",
-    "training_set": "naslab.predictors.store_data",
-    "fit_from_store": "naslab.predictors.store_data",
-    "proxies_for": "naslab.predictors.store_data",
-    "save_to_store": "naslab.predictors.store_data",
-    "load_from_store": "naslab.predictors.store_data",
-    "task_key_of": "naslab.predictors.store_data",
     "rank_report": "naslab.predictors.metrics",
     "learning_curve": "naslab.predictors.evaluation",
     "compare": "naslab.predictors.evaluation",

@@ -55,7 +55,7 @@ import networkx as nx
 import numpy as np
 
 from naslab.core.errors import ConfigError, InvalidArchitectureError
-from naslab.core.validation import check_choice
+from naslab.core.validation import check_choice, check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.search_spaces.decisions import Categorical, Decision, Value, sample_decisions
@@ -220,8 +220,7 @@ class NasBenchGraphSpace(SearchSpace):
         dropout: float = _DEFAULT_DROPOUT,
     ) -> None:
         self.dataset = check_choice("NAS-Bench-Graph data set", str(dataset), DATASETS)
-        if isinstance(hidden, bool) or not isinstance(hidden, (int, np.integer)) or hidden < 1:
-            raise ConfigError(f"nasbench_graph needs hidden >= 1, got {hidden!r}")
+        check_int("nasbench_graph's hidden", hidden, minimum=1)
         if not 0.0 <= float(dropout) < 1.0:
             raise ConfigError(f"nasbench_graph needs 0 <= dropout < 1, got {dropout!r}")
         self.hidden = int(hidden)

@@ -219,9 +219,7 @@ class GuidedEvolution(Searcher):
         super().__init__(space, seed, max_retries=max_retries, objectives=objectives)
         self.guide = PredictorGuide(self, predictor, acquisition, kappa, initial_samples,
                                     refit_every, predictor_options)
-        if isinstance(local_steps, bool) or not isinstance(local_steps, int) or local_steps < 0:
-            raise ConfigError(f"local_steps must be an integer >= 0, got {local_steps!r}")
-        self.local_steps = local_steps
+        self.local_steps = check_int("local_steps", local_steps, minimum=0)
         self.local_starts = check_int("local_starts", local_starts, minimum=1)
         self.candidates = check_int("candidates", candidates, minimum=1)
         self.parents = check_int("parents", parents, minimum=1)

@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from naslab.core.errors import ConfigError
+from naslab.core.validation import check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
@@ -102,13 +102,9 @@ class LocalSearch(Searcher):
         max_retries: int = 100,
     ) -> None:
         super().__init__(space, seed, max_retries=max_retries)
-        if (isinstance(initial_samples, bool) or not isinstance(initial_samples, (int, np.integer))
-                or initial_samples < 1):
-            raise ConfigError(
-                f"local search needs initial_samples >= 1 (a whole number of random samples "
-                f"before the climb starts); got initial_samples={initial_samples!r}"
-            )
-        self.initial_samples = int(initial_samples)
+        # the random samples before the climb starts
+        self.initial_samples = check_int("local search's initial_samples", initial_samples,
+                                         minimum=1)
         self.first_improvement = bool(first_improvement)
         self._sign = self.objectives[0].sign
         #: Latest successful value told per architecture hash (None: only failures).

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from naslab.core.errors import ConfigError
+from naslab.core.validation import check_float, check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Observation, Searcher
@@ -125,14 +124,9 @@ class NSGA2(Searcher):
         crossover_prob: float = 0.5,
         max_retries: int = 100,
     ) -> None:
-        if not _is_int_at_least(population_size, 2):
-            raise ConfigError(
-                f"nsga2 needs an integer population_size >= 2; got {population_size!r}"
-            )
-        if not _is_probability(crossover_prob):
-            raise ConfigError(
-                f"nsga2 needs a crossover_prob between 0 and 1 (inclusive); got {crossover_prob!r}"
-            )
+        population_size = check_int("nsga2's population_size", population_size, minimum=2)
+        crossover_prob = check_float("nsga2's crossover_prob", crossover_prob, minimum=0,
+                                     maximum=1)
         super().__init__(space, seed, max_retries=max_retries, objectives=objectives)
         self.population_size = int(population_size)
         self.crossover_prob = float(crossover_prob)
@@ -217,19 +211,3 @@ class NSGA2(Searcher):
         return self.space.mutate(first, rng)
 
 
-def _is_int_at_least(value: Any, low: int) -> bool:
-    if isinstance(value, bool):
-        return False
-    try:
-        return int(value) == value and value >= low
-    except (TypeError, ValueError):
-        return False
-
-
-def _is_probability(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    try:
-        return 0.0 <= float(value) <= 1.0
-    except (TypeError, ValueError):
-        return False

@@ -17,7 +17,8 @@ from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
 from naslab.searchers.objectives import parse_objectives
 
-__all__ = ["OPTUNA_SAMPLERS", "SEARCHERS", "get_searcher", "searcher_class"]
+__all__ = ["OPTUNA_SAMPLERS", "SEARCHERS", "check_objectives", "get_searcher",
+           "searcher_class"]
 
 #: Optuna samplers reachable as ``optuna-<name>``.
 OPTUNA_SAMPLERS: tuple[str, ...] = ("tpe", "random", "nsga2", "nsga3", "cmaes", "gp", "qmc")
@@ -41,19 +42,26 @@ def searcher_class(name: str) -> type[Searcher]:
     return SEARCHERS.load(name)  # type: ignore[return-value]
 
 
+def check_objectives(name: str, objectives: Any) -> None:
+    """Refuse several ``objectives`` for the single-objective searcher ``name`` (an
+    unknown name lists the choices), naming the multi-objective searchers."""
+    cls = searcher_class(name)
+    if objectives is None or cls.multi_objective:
+        return
+    parsed = parse_objectives(objectives)
+    if len(parsed) > 1:
+        multi = sorted(n for n in SEARCHERS if searcher_class(n).multi_objective)
+        raise ConfigError(
+            f"searcher {name!r} optimises one objective, but {len(parsed)} were given "
+            f"({', '.join(map(str, parsed))}); use a multi-objective searcher: "
+            + ", ".join(multi))
+
+
 def get_searcher(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Searcher:
     """The searcher ``name`` over ``space``; unknown names list the choices. Several
     ``objectives`` for a single-objective searcher are refused with the names of the
     multi-objective ones."""
-    cls = searcher_class(name)
-    objectives = options.get("objectives")
-    if objectives is not None and not cls.multi_objective:
-        parsed = parse_objectives(objectives)
-        if len(parsed) > 1:
-            multi = sorted(n for n in SEARCHERS if searcher_class(n).multi_objective)
-            raise ConfigError(
-                f"searcher {name!r} optimises one objective, but {len(parsed)} were given "
-                f"({', '.join(map(str, parsed))}); use a multi-objective searcher: "
-                + ", ".join(multi))
+    check_objectives(name, options.get("objectives"))
+    if not searcher_class(name).multi_objective:
         options = {k: v for k, v in options.items() if k != "objectives"}
     return SEARCHERS.create(name, space=space, seed=seed, **options)

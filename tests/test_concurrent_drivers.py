@@ -123,6 +123,7 @@ def _complete(url: str, study: str) -> dict[int, tuple]:
     return {r[0]: r[1:] for r in rows}
 
 
+@pytest.mark.slow  # 20 subprocess kills and resumes per case
 @pytest.mark.parametrize("mode,kills,budget", [("table", 20, 2000), ("slow", 6, 300)])
 def test_drivers_killed_at_random_moments_resume_exactly(db_url, mode, kills, budget):
     """SIGKILL the driver ``kills`` times at random moments while it searches, resume

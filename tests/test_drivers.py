@@ -14,7 +14,8 @@ import sqlalchemy as sa
 from naslab.core.drivers import Heartbeat, driver_alive, driver_id, parse_driver
 from naslab.db import Store
 from naslab.db.models import utcnow
-from tests.test_store import make_arch, new_study, result
+from naslab.db.protocol import ClaimContext, ClaimOutcome
+from tests.toy import make_arch, new_study, result
 
 
 def test_driver_ids_and_liveness():
@@ -34,7 +35,15 @@ def test_driver_ids_and_liveness():
 
 
 def _running(store: Store, study, op: str, driver: str | None) -> int:
-    return store.start_trial(study.id, make_arch((op,)), "toy:v1", 3, 0, "w", driver=driver)
+    return _start(store, study, make_arch((op,)), driver)
+
+
+def _start(store: Store, study, arch, driver: str | None = None) -> int:
+    """A new running trial of ``arch`` claimed by ``driver``."""
+    claim = store.protocol.claim(ClaimContext.of(study, driver=driver, worker="w", budget=None),
+                                 arch, reuse_own=False)
+    assert claim.outcome is ClaimOutcome.NEW, claim
+    return claim.trial_id
 
 
 def _make_stale(url: str, trial_id: int) -> None:
@@ -95,53 +104,58 @@ def test_claim_outcomes(db_url):
     with Store(db_url) as store:
         study = new_study(store, budget=3)
         a, b, c, d = (make_arch((op,)) for op in "abcd")
+        ctx = ClaimContext.of(study, driver="d1")
 
         def claim(arch, **kw):
-            return store.protocol.claim(study.id, arch, "toy:v1", "digits:v1", 3, 0,
-                                     driver="d1", budget=3, **kw)
+            return store.protocol.claim(ctx, arch, **kw)
 
         first = claim(a)
-        assert first.state == "running" and first.number == 0
+        assert first.outcome is ClaimOutcome.NEW and first.number == 0
         busy = claim(a)
-        assert busy.state == "busy" and busy.trial_id == first.trial_id
-        store.protocol.finish(first.trial_id, result(0.8), "val_accuracy")
+        assert busy.outcome is ClaimOutcome.BUSY and busy.trial_id == first.trial_id
+        store.protocol.finish(first.trial_id, result(0.8), objective="val_accuracy")
         known = claim(a, reuse_own=False)
-        assert (known.state, known.trial_id, known.value) == ("known", first.trial_id, 0.8)
+        assert (known.outcome, known.trial_id, known.value) == (
+            ClaimOutcome.KNOWN, first.trial_id, 0.8)
         assert known.metrics["val_accuracy"] == 0.8
         copy = claim(a)
-        assert copy.state == "complete" and copy.reused and copy.value == 0.8
-        assert claim(b).state == "running"
-        assert claim(c).state == "full"  # 2 finished + 1 running = budget 3
+        assert copy.outcome is ClaimOutcome.REUSED and copy.value == 0.8
+        assert store.trials.get(copy.trial_id).reused_from == first.trial_id
+        assert claim(b).outcome is ClaimOutcome.NEW
+        assert claim(c).outcome is ClaimOutcome.FULL  # 2 finished + 1 running = budget 3
         assert store.trials.count(study.id) == 3
         store.protocol.interrupt_running(study.id)
-        assert claim(d).state == "running"  # the interrupted one no longer counts
-        with pytest.raises(Exception, match="already complete"):
-            store.start_trial(study.id, a, "toy:v1", 3, 0, "w")
+        assert claim(d).outcome is ClaimOutcome.NEW  # the interrupted one no longer counts
+        # the study has a complete evaluation of a: never a second one
+        assert claim(a, reuse_own=False).outcome is ClaimOutcome.KNOWN
 
 
 def test_batch_commits_together_and_rolls_back_together(db_url):
     with Store(db_url) as store:
         study = new_study(store, budget=100)
+        ctx = ClaimContext.of(study, driver="d")
 
         def record(op: str, value: float) -> None:
-            store.record_finished(
-                study.id, make_arch((op,)), "toy:v1", "digits:v1", 3, 0, "w", "val_accuracy",
-                lambda: (result(value), None, ()), driver="d", budget=100)
+            claim = store.protocol.claim(ctx, make_arch((op,)))
+            store.protocol.finish(claim.trial_id, result(value), objective="val_accuracy")
 
         with store.batch():
             record("a", 0.1)
             record("b", 0.2)
+            bad = store.protocol.claim(ctx, make_arch(("bad",)))
             with pytest.raises(Exception, match="no 'val_accuracy' metric"):
-                store.record_finished(
-                    study.id, make_arch(("bad",)), "toy:v1", "digits:v1", 3, 0, "w",
-                    "val_accuracy", lambda: (result(0.0).__class__(metrics={"x": 1.0}), None,
-                                             ()))
-            record("c", 0.3)  # the refused one's savepoint was rolled back, not the batch
-        assert [t.objective_value for t in store.trials.list(study.id)] == [0.1, 0.2, 0.3]
+                store.protocol.finish(bad.trial_id, result(0.0).__class__(metrics={"x": 1.0}),
+                                      objective="val_accuracy")
+            store.protocol.fail(bad.trial_id, "refused")
+            record("c", 0.3)  # a refused step leaves the batch's other writes in
+        assert [t.objective_value for t in store.trials.list(study.id, ["complete"])] == [
+            0.1, 0.2, 0.3]
+        assert [t.state for t in store.trials.list(study.id)] == [
+            "complete", "complete", "failed", "complete"]
         with pytest.raises(RuntimeError), store.batch():
             record("d", 0.4)
             raise RuntimeError("crash inside the batch")
-        assert store.trials.count(study.id) == 3
+        assert store.trials.count(study.id) == 4
 
 
 def test_a_late_result_after_the_claim_passed_on_is_kept_not_duplicated(db_url):
@@ -151,19 +165,19 @@ def test_a_late_result_after_the_claim_passed_on_is_kept_not_duplicated(db_url):
     with Store(db_url) as store:
         study = new_study(store)
         arch = make_arch(("a",))
-        late = store.start_trial(study.id, arch, "toy:v1", 3, 0, "w", driver="remote/1/1")
+        late = _start(store, study, arch, "remote/1/1")
         _make_stale(db_url, late)
         assert store.protocol.interrupt_abandoned(study.id) == 1
-        again = store.protocol.claim(study.id, arch, "toy:v1", "digits:v1", 3, 0, driver="d2")
-        assert again.state == "running"
-        store.protocol.finish(late, result(0.7), "val_accuracy")  # no error
+        again = store.protocol.claim(ClaimContext.of(study, driver="d2"), arch)
+        assert again.outcome is ClaimOutcome.NEW
+        store.protocol.finish(late, result(0.7), objective="val_accuracy")  # no error
         kept = store.trials.get(late)
         assert kept.state == "interrupted" and kept.objective_value == 0.7
         assert f"trial {again.number} of the study evaluates" in kept.error
-        store.protocol.finish(again.trial_id, result(0.71), "val_accuracy")
+        store.protocol.finish(again.trial_id, result(0.71), objective="val_accuracy")
         assert [t.id for t in store.trials.list(study.id, ["complete"])] == [again.trial_id]
         # without a successor, an interrupted trial that finishes late is complete
-        other = store.start_trial(study.id, make_arch(("b",)), "toy:v1", 3, 0, "w")
+        other = _start(store, study, make_arch(("b",)))
         store.protocol.interrupt_running(study.id)
-        store.protocol.finish(other, result(0.5), "val_accuracy")
+        store.protocol.finish(other, result(0.5), objective="val_accuracy")
         assert store.trials.get(other).state == "complete"

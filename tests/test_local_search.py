@@ -243,7 +243,7 @@ def test_replay_rebuilds_the_exact_state(first_improvement):
 def test_bad_options(bad):
     with pytest.raises(ConfigError, match="initial_samples"):
         LocalSearch(NB201Space(), initial_samples=bad)
-    with pytest.raises(ConfigError, match="initial_samples >= 1"):
+    with pytest.raises(ConfigError, match="initial_samples must be an integer >= 1"):
         get_searcher("local", NB201Space(), initial_samples=0)
 
 

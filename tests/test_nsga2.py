@@ -128,14 +128,14 @@ def test_failed_trials_are_accepted_and_ignored():
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"population_size": 1}, "population_size >= 2"),
-        ({"population_size": 2.5}, "population_size >= 2"),
-        ({"population_size": True}, "population_size >= 2"),
-        ({"population_size": "20"}, "population_size >= 2"),
-        ({"crossover_prob": -0.1}, "between 0 and 1"),
-        ({"crossover_prob": 1.5}, "between 0 and 1"),
-        ({"crossover_prob": float("nan")}, "between 0 and 1"),
-        ({"crossover_prob": "high"}, "between 0 and 1"),
+        ({"population_size": 1}, "population_size must be an integer >= 2"),
+        ({"population_size": 2.5}, "population_size must be an integer >= 2"),
+        ({"population_size": True}, "population_size must be an integer >= 2"),
+        ({"population_size": "20"}, "population_size must be an integer >= 2"),
+        ({"crossover_prob": -0.1}, "crossover_prob must be a finite number >= 0 and <= 1"),
+        ({"crossover_prob": 1.5}, "crossover_prob must be a finite number >= 0 and <= 1"),
+        ({"crossover_prob": float("nan")}, "crossover_prob must be a finite number >= 0 and <= 1"),
+        ({"crossover_prob": "high"}, "crossover_prob must be a finite number >= 0 and <= 1"),
         ({"objectives": "val_accuracy:up"}, "'max' or 'min'"),
     ],
 )

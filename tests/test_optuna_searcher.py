@@ -14,12 +14,14 @@ from optuna.trial import TrialState
 from naslab.core.drivers import driver_id, parse_driver
 from naslab.core.errors import ConfigError, StudyConflictError, UnknownNameError
 from naslab.db.store import Store
+from naslab.optuna_storage import optuna_storage, searcher_storage_options
 from naslab.search_spaces.nasbench_graph import OP_NAMES, NasBenchGraphSpace
 from naslab.search_spaces.nb201 import NB201Space
 from naslab.searchers import get_searcher
 from naslab.searchers.optuna_searcher import DRIVER_ATTR, HASH_ATTR, SAMPLERS, OptunaSearcher
 from naslab.workers.evaluator import Result
 from tests.custom_space import TinyMLPSpace
+from tests.store_helpers import complete, make_study
 
 MULTI = "val_accuracy:max,params:min"
 
@@ -202,32 +204,25 @@ def test_minimised_single_objective():
 def test_shares_the_naslab_sqlite_file(tmp_path):
     space = NB201Space()
     store = Store(f"sqlite:///{tmp_path}/n.db")
-    info = store.create_or_load_study(
-        "s1",
-        space=space.name,
-        space_key=space.key,
-        space_config={},
-        task_key="synthetic",
-        searcher="optuna-tpe",
-        objective="val_accuracy",
-        budget=10,
-        fidelity=1,
-        seed=0,
-        config={},
-    )
+    info = make_study(store, "s1", space=space.name, space_key=space.key,
+                      task_key="synthetic", searcher="optuna-tpe", objective="val_accuracy",
+                      budget=10, fidelity=1, seed=0)
     url = store.url
-    s = OptunaSearcher(space, seed=0)
-    s.bind("s1", url)
+
+    def shared(seed: int) -> OptunaSearcher:
+        """A searcher whose Optuna study lives in the store's file, as a Study builds it."""
+        return OptunaSearcher(space, seed=seed, storage=optuna_storage(store),
+                              study_name="naslab:s1")
+
+    s = shared(0)
     history = []
     for _ in range(6):  # naslab and Optuna write to the file in turn, as in a study
         (a,) = s.ask(1)
-        tid = store.start_trial(info.id, a, space.key, 1, 0, "test")
-        store.protocol.finish(tid, Result(metrics={"val_accuracy": score(a)}), "val_accuracy")
+        complete(store, info, a, Result(metrics={"val_accuracy": score(a)}))
         s.tell(a, score(a))
         history.append((a, score(a)))
     (crashed,) = s.ask(1)  # the driver dies with this trial running in Optuna...
-    tid = store.start_trial(info.id, crashed, space.key, 1, 0, "test")
-    store.protocol.finish(tid, Result(metrics={"val_accuracy": 0.5}), "val_accuracy")
+    complete(store, info, crashed, Result(metrics={"val_accuracy": 0.5}))
     history.append((crashed, 0.5))  # ...after naslab stored its result
 
     loaded = optuna.load_study(study_name="naslab:s1", storage=url)
@@ -242,8 +237,7 @@ def test_shares_the_naslab_sqlite_file(tmp_path):
     host = parse_driver(driver_id())[0]
     loaded._storage.set_trial_user_attr(running._trial_id, DRIVER_ATTR, f"{host}/{gone.pid}/0")
 
-    resumed = OptunaSearcher(space, seed=0)
-    resumed.bind("s1", url)
+    resumed = shared(0)
     resumed.replay(history)
     loaded = optuna.load_study(study_name="naslab:s1", storage=url)
     assert not any(t.state == TrialState.RUNNING for t in loaded.trials)
@@ -253,49 +247,53 @@ def test_shares_the_naslab_sqlite_file(tmp_path):
     assert a.hash not in {h.hash for h, _ in history}
     resumed.tell(a, score(a))
 
-    again = OptunaSearcher(space, seed=0)  # a second resume duplicates nothing
-    again.bind("s1", url)
+    again = shared(0)  # a second resume duplicates nothing
     again.replay(history + [(a, score(a))])
     assert len(finished(optuna.load_study(study_name="naslab:s1", storage=url))) == 8
-    store.close()
     # a running trial of a live driver (one sharing the study) is left alone
-    other = OptunaSearcher(space, seed=1)
-    other.bind("s1", url)
+    other = shared(1)
     (mine,) = other.ask(1)
-    third = OptunaSearcher(space, seed=2)
-    third.bind("s1", url)
+    third = shared(2)
     third.replay(history + [(a, score(a))])
     third.ask(1)
     states = [t.state for t in optuna.load_study(study_name="naslab:s1", storage=url).trials]
     assert states.count(TrialState.RUNNING) == 2
     other.tell(mine, score(mine))
+    store.close()
 
 
 def test_resumed_study_with_other_objectives_conflicts(tmp_path):
     url = f"sqlite:///{tmp_path}/n.db"
-    s = OptunaSearcher(NB201Space(), seed=0)
-    s.bind("s1", url)
+    s = OptunaSearcher(NB201Space(), seed=0, storage=optuna_storage(url), study_name="naslab:s1")
     run(s, 2)
-    other = OptunaSearcher(NB201Space(), seed=0, objectives=MULTI)
-    other.bind("s1", url)
+    other = OptunaSearcher(NB201Space(), seed=0, objectives=MULTI, storage=optuna_storage(url),
+                           study_name="naslab:s1")
     with pytest.raises(StudyConflictError, match="naslab:s1"):
         other.replay([])
 
 
-def test_explicit_and_memory_storage(tmp_path):
+def test_storage_is_given_never_opened_by_the_searcher(tmp_path):
+    """The application turns a URL or 'memory' into an Optuna storage; the searcher takes
+    only a storage object."""
     url = f"sqlite:///{tmp_path}/optuna.db"
-    s = OptunaSearcher(NB201Space(), seed=0, storage=url)
-    s.bind("s2", f"sqlite:///{tmp_path}/naslab.db")
-    run(s, 3)
-    assert len(finished(optuna.load_study(study_name="naslab:s2", storage=url))) == 3
-    assert not (tmp_path / "naslab.db").exists()
-    m = OptunaSearcher(NB201Space(), seed=0, storage="memory")
-    m.bind("s3", f"sqlite:///{tmp_path}/naslab.db")
-    run(m, 2)
-    assert m.study.study_name == "naslab:s3"
-    assert not (tmp_path / "naslab.db").exists()
+    with Store(f"sqlite:///{tmp_path}/naslab.db") as store:
+        options = searcher_storage_options({"storage": url}, store, "s2")
+        assert options["study_name"] == "naslab:s2"
+        s = OptunaSearcher(NB201Space(), seed=0, **options)
+        run(s, 3)
+        assert len(finished(optuna.load_study(study_name="naslab:s2", storage=url))) == 3
+        memory = searcher_storage_options({"storage": "memory"}, store, "s3")
+        assert isinstance(memory["storage"], optuna.storages.InMemoryStorage)
+        m = OptunaSearcher(NB201Space(), seed=0, **memory)
+        run(m, 2)
+        assert m.study.study_name == "naslab:s3" and not m.shared
+        default = searcher_storage_options({}, store, "s4")  # the store's own database
+        assert not isinstance(default["storage"], optuna.storages.InMemoryStorage)
+    assert "naslab:s4" not in {x.study_name for x in optuna.get_all_study_summaries(url)}
+    with pytest.raises(ConfigError, match="storage must be an Optuna storage"):
+        OptunaSearcher(NB201Space(), storage="sqlite:///somewhere.db")
     with pytest.raises(ConfigError, match="storage"):
-        OptunaSearcher(NB201Space(), storage="not a url")
+        optuna_storage("not a url")
 
 
 def test_replay_into_memory_rebuilds_the_optuna_study():

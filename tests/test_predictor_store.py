@@ -26,21 +26,23 @@ from safetensors.numpy import save as save_safetensors
 from naslab import cli, cli_predictor
 from naslab.components import resolve
 from naslab.core.errors import ConfigError, UnknownNameError
+from naslab.db.derived import NewPredictor, ProxyKey
 from naslab.db.models import VIEW_SQL, Base
 from naslab.db.store import Store
-from naslab.predictors import proxies as proxies_module
-from naslab.predictors.base import predictor_from_bytes
-from naslab.predictors.registry import get_predictor
-from naslab.predictors.store_data import (
+from naslab.predictor_store import (
     fit_from_store,
     load_from_store,
     proxies_for,
     save_to_store,
     training_set,
 )
+from naslab.predictors import proxies as proxies_module
+from naslab.predictors.base import predictor_from_bytes
+from naslab.predictors.registry import get_predictor
 from naslab.study import Study
 from naslab.workers.evaluator import Result
 from tests.cli_helpers import invoke, one_line_error, run_main, table_rows
+from tests.store_helpers import complete, make_study
 
 GRAPH = ["--space", "nasbench_graph", "--task", "cora"]
 CORA = "nasbench_graph:cora"
@@ -111,19 +113,15 @@ def names_in(db: Path) -> set[str]:
 
 
 def manual_study(store: Store, space, name: str, fidelity: int = 3, seed: int = 7):
-    return store.create_or_load_study(
-        name, space=space.name, space_key=space.key, space_config=space.config(),
-        task_key=CORA, searcher="manual", objective="val_accuracy", budget=10,
-        fidelity=fidelity, seed=seed, config={},
-    )
+    return make_study(store, name, space=space.name, space_key=space.key,
+                      space_config=space.config(), task_key=CORA, searcher="manual",
+                      objective="val_accuracy", budget=10, fidelity=fidelity, seed=seed)
 
 
 def add_result(store: Store, study, space, arch, value: float) -> int:
     """A self-evaluated complete trial of ``arch`` with ``val_accuracy`` = value."""
-    tid = store.start_trial(study.id, arch, space.key, study.fidelity, study.seed, None)
-    store.protocol.finish(tid, Result(metrics={"val_accuracy": value}, params=123,
-                                     epochs=study.fidelity), "val_accuracy")
-    return tid
+    return complete(store, study, arch, Result(metrics={"val_accuracy": value}, params=123,
+                                               epochs=study.fidelity))
 
 
 def distinct_samples(space, n: int, seed: int = 0) -> list:
@@ -362,7 +360,7 @@ def test_saved_bytes_are_checked_before_loading(url, graph):
     # the same checks when the bytes come from the database
     with Store(url) as store:
         for name, blob in (("junk", b"junk"), ("tampered", _tampered(data, kind="pickle"))):
-            store.save_predictor(name, blob, kind="tree", n_train=30, params={}, summary={})
+            store.predictors.save(NewPredictor(name, blob, kind="tree", n_train=30))
         with pytest.raises(ConfigError, match="not a saved naslab predictor"):
             load_from_store(store, "junk")
         with pytest.raises(ConfigError, match="unknown predictor kind 'pickle'"):
@@ -590,8 +588,9 @@ def test_store_and_optuna_share_a_database(tmp_path, graph, optuna_first):
     forest, archs = _fitted_forest(space)
     with Store(url) as store:
         assert save_to_store(store, "shared", forest) == 1
-        store.put_proxies(space.key, archs[0], CORA, 64, 0, {"params": 5.0})
-        assert store.get_proxies(space.key, [archs[0].hash], CORA, 64, 0) == {
+        key = ProxyKey(space.key, CORA, 64, 0)
+        store.predictors.put_proxies(key, archs[0], {"params": 5.0})
+        assert store.predictors.proxies(key, [archs[0].hash]) == {
             archs[0].hash: {"params": 5.0}}
     if not optuna_first:
         optuna_study()
@@ -634,8 +633,9 @@ def test_a_store_from_before_the_predictor_tables_gets_them(db, url, graph):
         data = fit_from_store(rf, store, space, CORA)
         assert save_to_store(store, "after-upgrade", rf, space=space, task_key=CORA) == 1
         arch = data.archs[0]
-        store.put_proxies(space.key, arch, CORA, 64, 0, {"params": 1.0, "synflow": float("nan")})
-        got = store.get_proxies(space.key, [arch.hash], CORA, 64, 0)
+        key = ProxyKey(space.key, CORA, 64, 0)
+        store.predictors.put_proxies(key, arch, {"params": 1.0, "synflow": float("nan")})
+        got = store.predictors.proxies(key, [arch.hash])
     assert got[arch.hash]["params"] == 1.0 and np.isnan(got[arch.hash]["synflow"])
     assert query(db, "SELECT name, budget FROM naslab_studies ORDER BY id") == before
     assert query(db, "SELECT count(*) FROM naslab_trials") == n_trials

@@ -1,5 +1,6 @@
 """Every failure kind on real Ray workers: stored as failed with its reason, and the
-search still finishes its budget."""
+search still finishes its budget. Slow (worker processes are killed and replaced):
+run with ``python -m pytest -m slow``, as ``.ci/run`` does."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 from naslab import Store, Study
 from naslab.workers.ray_executor import RayExecutor
 from tests.fault_evaluators import FaultyTable
+
+pytestmark = pytest.mark.slow
 
 
 def _run(tmp_path, evaluator, budget, **executor_options):

@@ -32,12 +32,12 @@ def test_a_resumed_search_continues_where_it_stopped(tmp_path, searcher):
     with study(url, "split", searcher, budget) as s:
         report = s.run()
         assert report.trained_this_run == budget - first  # nothing asked twice
-        split = [t.arch_hash for t in s.store.trials("split")]
+        split = [t.arch_hash for t in s.store.trials.list("split")]
     assert len(split) == budget and len(set(split)) == budget
     if searcher_class(searcher).exact_replay:
         with study(f"sqlite:///{tmp_path / 'w.db'}", "whole", searcher, budget) as s:
             s.run()
-            assert [t.arch_hash for t in s.store.trials("whole")] == split
+            assert [t.arch_hash for t in s.store.trials.list("whole")] == split
 
 
 def test_optuna_study_lives_in_the_store_database(tmp_path):
@@ -47,7 +47,7 @@ def test_optuna_study_lives_in_the_store_database(tmp_path):
         s.run()
     with study(url, "tpe", "optuna-tpe", 12) as s:
         s.run()
-        values = sorted(t.objective_value for t in s.store.trials("tpe"))
+        values = sorted(t.objective_value for t in s.store.trials.list("tpe"))
     loaded = optuna.load_study(study_name="naslab:tpe", storage=url)
     complete = [t for t in loaded.trials if t.state == optuna.trial.TrialState.COMPLETE
                 and "naslab_arch_hash" in t.user_attrs]

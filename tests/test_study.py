@@ -160,6 +160,7 @@ def _count(db: str, state: str) -> int:
         return 0 if study is None else len(s.trials.list("crash", states=[state]))
 
 
+@pytest.mark.slow  # kills the CLI in a subprocess, with its Ray workers
 @pytest.mark.parametrize("executor", [["--in-process"], ["--workers", "2"]],
                          ids=["in-process", "ray"])
 def test_sigkilled_search_resumes_without_losing_or_retraining(tmp_path, executor):

@@ -11,9 +11,10 @@ import pytest
 from naslab import Study
 from naslab.core.errors import ConfigError, UnknownNameError
 from naslab.db import Store
+from naslab.db.derived import ProxyKey
+from naslab.predictor_store import fit_from_store, save_to_store
 from naslab.predictors.registry import get_predictor
-from naslab.predictors.store_data import fit_from_store, save_to_store
-from tests.test_store import make_arch
+from tests.toy import make_arch
 
 
 def test_table_search_resumes_with_the_same_history(db_url):
@@ -90,9 +91,9 @@ def test_predictors_and_proxies(db_url):
         with pytest.raises(UnknownNameError):
             store.predictors.load("nope")
         arch = make_arch(("conv",))
-        store.put_proxies("toy:v1", arch, "digits:v1", 64, 0, {"synflow": 2.5,
-                                                               "snip": float("nan")})
-        got = store.get_proxies("toy:v1", [arch.hash], "digits:v1", 64, 0)[arch.hash]
+        key = ProxyKey("toy:v1", "digits:v1", 64, 0)
+        store.predictors.put_proxies(key, arch, {"synflow": 2.5, "snip": float("nan")})
+        got = store.predictors.proxies(key, [arch.hash])[arch.hash]
         assert got["synflow"] == 2.5 and math.isnan(got["snip"])
 
 

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from naslab.core.errors import ConfigError, EvaluationError
-from naslab.core.validation import check_choice
+from naslab.core.validation import check_choice, check_int
 from naslab.search_spaces.nasbench_graph import (
     DATASETS,
     PROTEINS_OPS,
@@ -99,10 +99,11 @@ class NasBenchGraphEvaluator(TableEvaluator):
 
     metrics = ("val_accuracy", "test_accuracy")
     costs = ("params", "latency_ms")
-    #: What :meth:`columns` offers, and the table's own field of each: ``params`` in
-    #: millions, ``latency`` in seconds (as the package stores them).
-    COLUMNS = {"val_accuracy": "valid_perf", "test_accuracy": "perf", "params": "para",
-               "latency": "latency"}
+    table_columns = ("val_accuracy", "test_accuracy", "params", "latency")
+    #: The table's own field of each column: ``params`` in millions, ``latency`` in
+    #: seconds (as the package stores them).
+    FIELDS = {"val_accuracy": "valid_perf", "test_accuracy": "perf", "params": "para",
+              "latency": "latency"}
 
     def __init__(self, dataset: str = "cora") -> None:
         self.dataset = check_choice("NAS-Bench-Graph data set", str(dataset), DATASETS)
@@ -131,12 +132,12 @@ class NasBenchGraphEvaluator(TableEvaluator):
         ``latency`` (seconds) of ``archs``."""
         import numpy as np
 
-        unknown = [n for n in names if n not in self.COLUMNS]
+        unknown = [n for n in names if n not in self.FIELDS]
         if unknown:
             raise ConfigError(f"the {self.dataset} table has no {', '.join(unknown)}; it "
-                              f"offers: {', '.join(self.COLUMNS)}")
+                              f"offers: {', '.join(self.table_columns)}")
         rows = [self.lookup(a) for a in archs]
-        return {n: np.array([float(r[self.COLUMNS[n]]) for r in rows]) for n in names}
+        return {n: np.array([float(r[self.FIELDS[n]]) for r in rows]) for n in names}
 
     @property
     def key(self) -> str:
@@ -186,8 +187,7 @@ class NasBenchGraphEvaluator(TableEvaluator):
                 no row in the table.
             InvalidArchitectureError: ``arch`` is not valid in ``space``.
         """
-        if isinstance(fidelity, bool) or not isinstance(fidelity, int) or fidelity < 1:
-            raise ConfigError(f"fidelity (epochs) must be an integer >= 1, got {fidelity!r}")
+        check_int("fidelity (epochs)", fidelity, minimum=1)
         if not isinstance(space, NasBenchGraphSpace) or arch.space != space.name:
             raise EvaluationError(
                 f"NasBenchGraphEvaluator answers for the nasbench_graph space only, not "

@@ -149,6 +149,9 @@ class TableEvaluator(Evaluator):
     reports_epochs = False
     instant = True
     is_table = True
+    #: The names :meth:`columns` accepts: the table's metrics, and its costs as
+    #: features for predictors (in the table's own units).
+    table_columns: tuple[str, ...] = ()
 
     @classmethod
     @abstractmethod
@@ -171,8 +174,9 @@ class TableEvaluator(Evaluator):
 
     @abstractmethod
     def columns(self, archs: Sequence[Architecture], names: Sequence[str]) -> dict[str, Any]:
-        """The table's values of ``names`` (metrics and costs, in the table's own units)
-        for ``archs``, as ``{name: numpy array}``; ConfigError for a name it lacks."""
+        """The table's values of ``names`` (of :attr:`table_columns`: metrics and costs,
+        in the table's own units) for ``archs``, as ``{name: numpy array}``;
+        ConfigError for a name it lacks."""
 
 
 #: Table benchmarks by the name of their search space: ``naslab search --space NAME``

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from naslab.core.errors import ConfigError
+from naslab.core.validation import check_float, check_int
 from naslab.workers.evaluator import Evaluator
 from naslab.workers.executor import (
     EvaluationJob,
@@ -158,17 +159,14 @@ class RayExecutor(Executor):
         max_retries: int = 2,
         dashboard: bool = False,
     ) -> None:
-        if workers is not None and (isinstance(workers, bool) or workers < 1):
-            raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
-        if cpus_per_trial <= 0 or (gpus_per_trial is not None and gpus_per_trial < 0):
-            raise ConfigError(
-                "cpus_per_trial must be > 0 and gpus_per_trial >= 0, got "
-                f"{cpus_per_trial} and {gpus_per_trial}"
-            )
-        if trial_timeout is not None and trial_timeout <= 0:
-            raise ConfigError(f"trial_timeout must be > 0 seconds, got {trial_timeout!r}")
-        if isinstance(max_retries, bool) or max_retries < 0:
-            raise ConfigError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+        if workers is not None:
+            check_int("workers", workers, minimum=1)
+        check_float("cpus_per_trial", cpus_per_trial, minimum=0, strict_minimum=True)
+        if gpus_per_trial is not None:
+            check_float("gpus_per_trial", gpus_per_trial, minimum=0)
+        if trial_timeout is not None:
+            check_float("trial_timeout (seconds)", trial_timeout, minimum=0, strict_minimum=True)
+        check_int("max_retries", max_retries, minimum=0)
         if address is not None and not (
             address == "auto" or address.startswith("ray://") or ":" in address
         ):

@@ -110,6 +110,8 @@ class TrainingEvaluator(Evaluator):
         UnknownNameError: unknown optimizer, schedule or task name.
     """
 
+    metrics = ("val_accuracy", "test_accuracy", "val_loss", "train_loss")
+
     def __init__(
         self,
         task: Task | str,

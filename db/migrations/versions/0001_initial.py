@@ -194,7 +194,7 @@ _TABLES = (
 )
 
 
-def _schema() -> sa.MetaData:
+def schema() -> sa.MetaData:
     """The tables as this revision made them (a frozen copy, not the live models)."""
     md = sa.MetaData(naming_convention=_NAMING)
     for add_table in _TABLES:
@@ -278,10 +278,10 @@ def _drop_views() -> None:
 
 
 def upgrade() -> None:
-    _schema().create_all(op.get_bind())
+    schema().create_all(op.get_bind())
     _create_views()
 
 
 def downgrade() -> None:
     _drop_views()
-    _schema().drop_all(op.get_bind())
+    schema().drop_all(op.get_bind())

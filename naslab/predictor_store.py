@@ -1,4 +1,5 @@
-"""Predictors and the store: training sets from past results, cached proxies, saved versions.
+"""Predictors and the store (the application joins the two, which know nothing of
+each other): training sets from past results, cached proxies, saved versions.
 
 * :func:`training_set` collects every complete result of a space on a task from the
   store, across studies, one entry per architecture (repeated evaluations, e.g.
@@ -22,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from naslab.core.errors import ConfigError
+from naslab.db.derived import NewPredictor, ProxyKey
 from naslab.predictors.base import Predictor, check_archs, predictor_from_bytes
 from naslab.search_spaces.architecture import Architecture
 
 if TYPE_CHECKING:
-    from naslab.db.store import PredictorRecord, Store
+    from naslab.db.records import PredictorRecord
+    from naslab.db.store import Store
     from naslab.search_spaces.base import SearchSpace
     from naslab.workers.task import Task
 
@@ -73,11 +76,12 @@ def task_key_of(
 ) -> str:
     """The task key under which results of ``space`` on ``task`` are stored.
 
-    ``task`` is a task key (``train-v1(...)``, ``nasbench_graph:cora``: returned as
-    is), or a task name, :class:`~naslab.workers.task.Task` or evaluator, resolved
-    as ``naslab search`` does (with ``evaluator_options`` such as ``lr``).
+    ``task`` is a task key (``train-v1(...)``, or ``<table>:<data set>`` such as
+    ``nasbench_graph:cora``: returned as is), or a task name,
+    :class:`~naslab.workers.task.Task` or evaluator, resolved as ``naslab search``
+    does (with ``evaluator_options`` such as ``lr``).
     """
-    if isinstance(task, str) and task.startswith(("train-", "nasbench_graph:")):
+    if isinstance(task, str) and (task.startswith("train-") or ":" in task):
         return task
     from naslab.components import resolve
 
@@ -106,7 +110,8 @@ def training_set(
     """
     task_key = task_key_of(space, task_key)
     rows = [
-        r for r in store.predictors.training_results(space.key, task_key, metric) if np.isfinite(r.value)
+        r for r in store.predictors.training_results(space.key, task_key, metric)
+        if np.isfinite(r.value)
     ]
     if not rows:
         known = store.predictors.task_keys(space.key)
@@ -175,14 +180,15 @@ def proxies_for(
 
     archs = check_archs(archs)
     wanted = list(PROXIES if names is None else names)
-    stored = store.get_proxies(space.key, [a.hash for a in archs], task.key, batch_size, seed)
+    key = ProxyKey(space.key, task.key, batch_size, seed)
+    stored = store.predictors.proxies(key, [a.hash for a in archs])
     out = {name: np.empty(len(archs)) for name in wanted}
     for i, arch in enumerate(archs):
         have = stored.get(arch.hash, {})
         missing = [n for n in wanted if n not in have]
         if missing:
             computed = architecture_proxies(space, arch, task, missing, batch_size, seed)
-            store.put_proxies(space.key, arch, task.key, batch_size, seed, computed)
+            store.predictors.put_proxies(key, arch, computed)
             have = {**have, **computed}
             stored[arch.hash] = have
         for name in wanted:
@@ -224,19 +230,12 @@ def save_to_store(
     summary: Mapping[str, Any] | None = None,
 ) -> int:
     """Save a fitted predictor as the next version of ``name``; returns the version."""
-    data = predictor.to_bytes()
-    return store.save_predictor(
-        name,
-        data,
-        kind=predictor.kind,
+    return store.predictors.save(NewPredictor(
+        name=name, data=predictor.to_bytes(), kind=predictor.kind,
         n_train=int(predictor.n_train_),  # type: ignore[attr-defined]
-        params=predictor.get_params(),
-        summary=dict(summary or {}),
+        params=predictor.get_params(), summary=dict(summary or {}),
         space=None if space is None else space.name,
-        space_key=None if space is None else space.key,
-        task_key=task_key,
-        target=target,
-    )
+        space_key=None if space is None else space.key, task_key=task_key, target=target))
 
 
 def load_from_store(

@@ -1,0 +1,99 @@
+"""What every ``naslab`` command shares: the consoles, the ``--storage`` option,
+``KEY=VALUE`` and list parsing, and how stored values are printed.
+
+Options given as ``KEY=VALUE`` take JSON values (``channels=16``, ``widths=[8,16]``)
+or plain strings; nothing typed on the command line is evaluated as code. Stored
+text is printed as it is, never read as console markup.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from naslab.core.errors import ConfigError
+
+__all__ = [
+    "STORAGE_HELP",
+    "Storage",
+    "compact_decisions",
+    "console",
+    "err_console",
+    "fmt",
+    "open_store",
+    "parse_list",
+    "parse_options",
+    "seconds",
+    "short_task",
+]
+
+console = Console()
+err_console = Console(stderr=True)
+
+STORAGE_HELP = "SQLAlchemy URL of the store (default: $NASLAB_STORAGE or sqlite:///naslab.db)."
+#: The ``--storage`` option of every command that opens the store.
+Storage = Annotated[str | None, typer.Option(envvar="NASLAB_STORAGE", help=STORAGE_HELP)]
+
+
+def open_store(storage: str | None) -> Any:
+    """The store at ``storage`` (default: ``$NASLAB_STORAGE`` or ``naslab.db``)."""
+    from naslab.db.store import Store
+
+    return Store(storage)
+
+
+def parse_options(pairs: list[str] | None, what: str) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (JSON values, else strings)."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{what} option {pair!r} is not KEY=VALUE (e.g. channels=16)")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out
+
+
+def parse_list(text: str | None, what: str, cast: Any = str) -> list[Any]:
+    """``"a,b"`` -> ``["a", "b"]`` (each passed through ``cast``); [] for nothing."""
+    if not text:
+        return []
+    try:
+        return [cast(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"{what} must be a comma-separated list, got {text!r}") from None
+
+
+def fmt(value: Any) -> str:
+    """A value as console markup: stored text is shown as is, never read as markup."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return escape(str(value))
+
+
+def seconds(value: float | None) -> str:
+    """``m:ss`` of a number of seconds (``?`` for None)."""
+    if value is None:
+        return "?"
+    value = int(round(value))
+    return f"{value // 60}:{value % 60:02d}"
+
+
+def compact_decisions(decisions: dict[str, Any]) -> str:
+    """``{"a": 1, "b": "x"}`` -> ``a=1 b=x``: wraps between decisions in narrow tables."""
+    return " ".join(f"{k}={v}" for k, v in decisions.items())
+
+
+def short_task(task_key: str) -> str:
+    """``train-v1(digits(seed=0);sgd,...)`` -> ``digits(seed=0)``; other keys unchanged."""
+    if task_key.startswith("train-") and "(" in task_key:
+        return task_key[task_key.index("(") + 1 :].split(";")[0]
+    return task_key
