@@ -1,4 +1,5 @@
-"""Contract suite for ask/tell searchers."""
+"""Searchers: the contract (:mod:`naslab.testing.searchers`) on every registered searcher,
+then searcher-specific checks."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from naslab import ConfigError, UnknownNameError
 from naslab.search_spaces.nb201 import NB201Space
 from naslab.searchers import SEARCHERS, RegularizedEvolution, get_searcher
-from naslab.searchers.registry import searcher_class
+from naslab.testing.searchers import SearcherContract
 
 
 def score(arch) -> float:
@@ -16,62 +17,32 @@ def score(arch) -> float:
     return sum(v == "nor_conv_3x3" for v in arch.decisions.values()) / 6
 
 
-@pytest.fixture(params=sorted(SEARCHERS))
-def name(request):
-    return request.param
+#: Settings that keep the predictor-guided searchers cheap in tests: a small GNN
+#: ensemble scoring few candidates (the defaults are benchmarked in
+#: benchmarks/search_quality.py).
+SMALL_GNN = {"members": 2, "hidden": 8, "max_epochs": 5, "patience": 3, "max_steps": 20}
+OPTIONS = {"guided-evolution": {"candidates": 20, "predictor_options": SMALL_GNN},
+           "guided-optuna": {"screen": 8, "predictor_options": SMALL_GNN}}
 
 
-class TestSearcherContract:
-    def test_ask_returns_valid_distinct_architectures(self, name):
-        space = NB201Space()
-        s = get_searcher(name, space, seed=0)
-        seen = set()
-        for _ in range(30):
-            (arch,) = s.ask(1)
-            space.validate(arch)
-            assert arch.hash not in seen
-            seen.add(arch.hash)
-            s.tell(arch, score(arch))
+class TestRegisteredSearchers(SearcherContract):
+    """The contract (:mod:`naslab.testing.searchers`) on every registered searcher."""
 
-    def test_same_seed_same_proposals(self, name):
-        runs = []
-        for _ in range(2):
-            s = get_searcher(name, NB201Space(), seed=3)
-            out = []
-            for _ in range(15):
-                (a,) = s.ask(1)
-                s.tell(a, score(a))
-                out.append(a.hash)
-            runs.append(out)
-        assert runs[0] == runs[1]
+    @pytest.fixture(params=sorted(SEARCHERS))
+    def make_searcher(self, request):
+        name, options = request.param, OPTIONS.get(request.param, {})
+        return lambda space, seed: get_searcher(name, space, seed=seed, **options)
 
-    def test_replay_resumes_exactly(self, name):
-        """A searcher rebuilt from history proposes what the uninterrupted one would."""
-        if not searcher_class(name).exact_replay:
-            pytest.skip(f"{name} keeps sampler state outside naslab (exact_replay=False)")
-        space = NB201Space()
-        full = get_searcher(name, space, seed=5)
-        history = []
-        for _ in range(25):
-            (a,) = full.ask(1)
-            v = None if len(history) % 7 == 3 else score(a)  # some failures
-            full.tell(a, v)
-            history.append((a, v))
-        resumed = get_searcher(name, space, seed=5)
-        resumed.replay(history[:12])
-        replay_tail = []
-        for _a, v in history[12:]:
-            (b,) = resumed.ask(1)
-            replay_tail.append(b.hash)
-            resumed.tell(b, v)
-        assert replay_tail == [a.hash for a, _ in history[12:]]
 
-    def test_failed_trials_are_accepted(self, name):
-        s = get_searcher(name, NB201Space(), seed=0)
-        for _ in range(15):
-            (a,) = s.ask(1)
-            s.tell(a, None)
-        assert s.best is None
+def test_every_searcher_is_in_the_contract():
+    """Searchers the contract runs on: every registry entry, and only the guided ones get
+    cheaper settings (which they accept)."""
+    assert {"random", "evolution", "local", "nsga2", "guided-evolution",
+            "guided-optuna", "optuna-tpe"} <= set(SEARCHERS)
+    assert set(OPTIONS) <= set(SEARCHERS)
+    for name, options in OPTIONS.items():
+        searcher = get_searcher(name, NB201Space(), seed=0, **options)
+        assert searcher.guide.predictor_options == SMALL_GNN
 
 
 def test_evolution_beats_random_on_synthetic_objective():
