@@ -185,87 +185,107 @@ def run_split(target: str, split: int, sizes: list[int], test_size: int, seed: i
 # ------------------------------------------------------------------ driver side
 
 
-def run_all(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[str]]:
-    """Every pre-training and split; returns pre-training infos, rows, failures."""
-    started = time.perf_counter()
-    total = len(args.targets) * (1 + args.splits)
-    done = 0
-    pretrains: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
-    failures: list[str] = []
+class _Progress:
+    """What the runs have given so far (pre-trainings, rows, failures), and the log lines."""
 
-    def log(text: str) -> None:
-        print(f"[{done}/{total}] {text} (elapsed {time.perf_counter() - started:.0f} s)",
-              file=sys.stderr, flush=True)
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.started = time.perf_counter()
+        self.total = len(args.targets) * (1 + args.splits)
+        self.done = 0
+        self.pretrains: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []
+        self.failures: list[str] = []
 
-    def pretrain_args(target: str) -> tuple:
+    def log(self, text: str) -> None:
+        print(f"[{self.done}/{self.total}] {text} "
+              f"(elapsed {time.perf_counter() - self.started:.0f} s)", file=sys.stderr, flush=True)
+
+    def pretrain_args(self, target: str) -> tuple:
+        args = self.args
         return (target, sources_for(target, args.include_proteins), args.pretrain_size,
                 args.seed)
 
-    def split_args(target: str, split: int, pre: dict[str, Any]) -> tuple:
-        return (target, split, args.sizes, args.test_size, args.seed, pre["bytes"])
+    def split_args(self, target: str, split: int, pre: dict[str, Any]) -> tuple:
+        return (target, split, self.args.sizes, self.args.test_size, self.args.seed,
+                pre["bytes"])
 
-    def took_pretrain(pre: dict[str, Any]) -> None:
-        pretrains.append({k: v for k, v in pre.items() if k != "bytes"})
-        log(f"{pre['target']} pre-trained on {pre['n_pretrain']} architectures of "
-            f"{len(pre['sources'])} sources in {pre['fit_seconds']:.1f} s "
-            f"(epochs {pre['epochs']}; pid {pre['pid']})")
+    def took_pretrain(self, pre: dict[str, Any]) -> None:
+        self.pretrains.append({k: v for k, v in pre.items() if k != "bytes"})
+        self.log(f"{pre['target']} pre-trained on {pre['n_pretrain']} architectures of "
+                 f"{len(pre['sources'])} sources in {pre['fit_seconds']:.1f} s "
+                 f"(epochs {pre['epochs']}; pid {pre['pid']})")
 
-    def took_split(target: str, split: int, out: dict[str, Any]) -> None:
-        rows.extend(out["rows"])
+    def took_split(self, target: str, split: int, out: dict[str, Any]) -> None:
+        self.rows.extend(out["rows"])
         cells = " ".join(f"n={r['size']}: {r['scratch_tau']:.3f}->{r['finetuned_tau']:.3f}"
                          for r in out["rows"])
-        log(f"{target} split {split} in {out['seconds']:.1f} s: zero-shot "
-            f"{out['rows'][0]['zeroshot_tau']:.3f}; scratch->fine-tuned {cells}")
+        self.log(f"{target} split {split} in {out['seconds']:.1f} s: zero-shot "
+                 f"{out['rows'][0]['zeroshot_tau']:.3f}; scratch->fine-tuned {cells}")
 
-    if args.jobs == 1:
-        _init_worker()
-        for target in args.targets:
+    def failed(self, what: str, message: str, skipped: int = 0) -> None:
+        self.done += skipped
+        self.failures.append(f"{what}: {message}")
+        self.log(f"{what} FAILED" + ("" if "\n" in message else f" ({message})"))
+
+
+def _run_serial(progress: _Progress) -> None:
+    """Every unit in this process, one after the other."""
+    _init_worker()
+    splits = progress.args.splits
+    for target in progress.args.targets:
+        progress.done += 1
+        try:
+            pre = pretrain(*progress.pretrain_args(target))
+        except Exception:  # reported; the other targets go on
+            progress.failed(f"{target} pre-training", traceback.format_exc(), splits)
+            continue
+        progress.took_pretrain(pre)
+        for split in range(splits):
+            progress.done += 1
             try:
-                pre = pretrain(*pretrain_args(target))
-            except Exception:  # reported; the other targets go on
-                done += 1 + args.splits
-                failures.append(f"{target} pre-training:\n{traceback.format_exc()}")
-                log(f"{target} pre-training FAILED")
-                continue
-            done += 1
-            took_pretrain(pre)
-            for split in range(args.splits):
-                done += 1
-                try:
-                    took_split(target, split, run_split(*split_args(target, split, pre)))
-                except Exception:  # reported; the other splits go on
-                    failures.append(f"{target} split {split}:\n{traceback.format_exc()}")
-                    log(f"{target} split {split} FAILED")
-        return pretrains, rows, failures
+                progress.took_split(target, split,
+                                    run_split(*progress.split_args(target, split, pre)))
+            except Exception:  # reported; the other splits go on
+                progress.failed(f"{target} split {split}", traceback.format_exc())
 
+
+def _run_pool(progress: _Progress) -> None:
+    """Every unit in ``--jobs`` worker processes; a target's splits follow its pre-training."""
+    args = progress.args
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=_init_worker) as pool:
         pending: dict[Future, tuple[str, int | None]] = {
-            pool.submit(pretrain, *pretrain_args(t)): (t, None) for t in args.targets
+            pool.submit(pretrain, *progress.pretrain_args(t)): (t, None) for t in args.targets
         }
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 target, split = pending.pop(future)
                 what = f"{target} " + ("pre-training" if split is None else f"split {split}")
-                done += 1
+                progress.done += 1
                 try:
                     out = future.result()
                 except Exception as exc:  # reported; the other units go on
-                    failures.append(f"{what}: {exc!r}")
-                    if split is None:
-                        done += args.splits
-                    log(f"{what} FAILED ({exc!r})")
+                    progress.failed(what, repr(exc), args.splits if split is None else 0)
                     continue
                 if split is None:
-                    took_pretrain(out)
+                    progress.took_pretrain(out)
                     for s in range(args.splits):
-                        pending[pool.submit(run_split, *split_args(target, s, out))] = (
-                            target, s)
+                        future = pool.submit(run_split, *progress.split_args(target, s, out))
+                        pending[future] = (target, s)
                 else:
-                    took_split(target, split, out)
-    return pretrains, rows, failures
+                    progress.took_split(target, split, out)
+
+
+def run_all(args: argparse.Namespace) -> tuple[list[dict], list[dict], list[str]]:
+    """Every pre-training and split; returns pre-training infos, rows, failures."""
+    progress = _Progress(args)
+    if args.jobs == 1:
+        _run_serial(progress)
+    else:
+        _run_pool(progress)
+    return progress.pretrains, progress.rows, progress.failures
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -273,14 +293,15 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
-def report(pretrains: list[dict], rows: list[dict], args: argparse.Namespace,
-           wall: float) -> list[dict[str, Any]]:
-    """Print the tables; return the headline figures."""
+Cells = dict[tuple[str, int], dict[str, tuple[float, float]]]
+
+
+def _report_pretrains(pretrains: list[dict], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The pre-training table; its figures."""
     figures: list[dict[str, Any]] = []
     order = {t: i for i, t in enumerate(args.targets)}
-    pretrains = sorted(pretrains, key=lambda p: order[p["target"]])
     print("pre-training (one per target; sources z-scored, one fit call):")
-    for p in pretrains:
+    for p in sorted(pretrains, key=lambda p: order[p["target"]]):
         print(f"  {p['target']:<10} {p['n_pretrain']:>6} architectures from "
               f"{','.join(p['sources'])}: fit {p['fit_seconds']:.1f} s, "
               f"epochs (per member) {p['epochs']}")
@@ -290,7 +311,12 @@ def report(pretrains: list[dict], rows: list[dict], args: argparse.Namespace,
                                         "n_pretrain": p["n_pretrain"], "jobs": args.jobs},
         })
     print()
-    cells: dict[tuple[str, int], dict[str, tuple[float, float]]] = {}
+    return figures
+
+
+def _cells(rows: list[dict], args: argparse.Namespace) -> Cells:
+    """Mean and std over splits of every figure, per (target, size) that has rows."""
+    cells: Cells = {}
     for target in args.targets:
         for size in args.sizes:
             mine = [r for r in rows if r["target"] == target and r["size"] == size]
@@ -300,9 +326,16 @@ def report(pretrains: list[dict], rows: list[dict], args: argparse.Namespace,
                     for key in ("scratch_tau", "finetuned_tau", "gain", "zeroshot_tau",
                                 "scratch_seconds", "finetune_seconds")
                 } | {"splits": (len(mine), 0.0), "test": (mine[0]["test_size"], 0.0)}
-    if not cells:
-        print("no results")
-        return figures
+    return cells
+
+
+def _cell(ms: tuple[float, float], sign: str = "") -> str:
+    return f"{ms[0]:{sign}.3f}±{ms[1]:.3f}"
+
+
+def _report_targets(cells: Cells, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The table per target and size; its figures."""
+    figures: list[dict[str, Any]] = []
     tests = sorted({int(c["test"][0]) for c in cells.values()})
     print(f"Kendall tau on the target's test set ({'/'.join(map(str, tests))} architectures "
           "per split), mean±std over splits; gain = fine-tuned - scratch, paired by split")
@@ -310,14 +343,10 @@ def report(pretrains: list[dict], rows: list[dict], args: argparse.Namespace,
               f"{'zero-shot':>13}  {'fit s scratch/ft':>16}")
     print(header)
     print("-" * len(header))
-
-    def cell(ms: tuple[float, float], sign: str = "") -> str:
-        return f"{ms[0]:{sign}.3f}±{ms[1]:.3f}"
-
     for (target, size), c in cells.items():
-        print(f"{target:<10} {size:>4}  {cell(c['scratch_tau']):>13}  "
-              f"{cell(c['finetuned_tau']):>13}  {cell(c['gain'], '+'):>14}  "
-              f"{cell(c['zeroshot_tau']):>13}  "
+        print(f"{target:<10} {size:>4}  {_cell(c['scratch_tau']):>13}  "
+              f"{_cell(c['finetuned_tau']):>13}  {_cell(c['gain'], '+'):>14}  "
+              f"{_cell(c['zeroshot_tau']):>13}  "
               f"{c['scratch_seconds'][0]:>7.1f}/{c['finetune_seconds'][0]:.1f}")
         cond = {"target": target, "size": size, "splits": int(c["splits"][0]),
                 "test_size": int(c["test"][0]), "pretrain_size": args.pretrain_size}
@@ -327,6 +356,12 @@ def report(pretrains: list[dict], rows: list[dict], args: argparse.Namespace,
                             "value": round(c[key][0], 4), "unit": "kendall_tau",
                             "conditions": {**cond, "std": round(c[key][1], 4)}})
     print()
+    return figures
+
+
+def _report_means(cells: Cells, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The mean over targets per size; its figures."""
+    figures: list[dict[str, Any]] = []
     print("mean over targets, per n:")
     print(f"{'n':>4}  {'scratch':>8}  {'fine-tuned':>10}  {'gain':>16}  {'zero-shot':>9}  "
           "targets with gain > 0")
@@ -351,6 +386,19 @@ def report(pretrains: list[dict], rows: list[dict], args: argparse.Namespace,
                            "pretrain_size": args.pretrain_size, "splits": args.splits},
         })
     print("(± in the last table: std over targets of the per-target mean gain)")
+    return figures
+
+
+def report(pretrains: list[dict], rows: list[dict], args: argparse.Namespace,
+           wall: float) -> list[dict[str, Any]]:
+    """Print the tables; return the headline figures."""
+    figures = _report_pretrains(pretrains, args)
+    cells = _cells(rows, args)
+    if not cells:
+        print("no results")
+        return figures
+    figures += _report_targets(cells, args)
+    figures += _report_means(cells, args)
     figures.append({"name": "benchmark_wall", "value": round(wall, 1), "unit": "s",
                     "conditions": {"jobs": args.jobs, "quick": bool(args.quick)}})
     return figures
