@@ -8,13 +8,13 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from naslab.core.errors import ConfigError
+from naslab.core.errors import ConfigError, UnknownNameError
 from naslab.predictors.base import (
     NotFittedError,
     load_predictor,
     predictor_from_bytes,
 )
-from naslab.predictors.baselines import ProxyPredictor, TreeEnsemble, TreePredictor
+from naslab.predictors.baselines import ProxyPredictor, TreePredictor
 from naslab.predictors.encodings import (
     DecisionEncoder,
     PathEncoder,
@@ -23,6 +23,7 @@ from naslab.predictors.encodings import (
     node_label,
 )
 from naslab.predictors.metrics import kendall_tau
+from naslab.predictors.tree_ensemble import TreeEnsemble
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.chain import ChainSpace
 from naslab.search_spaces.nasbench_graph import bench_key
@@ -199,7 +200,7 @@ def test_path_encoder_caps_vocabulary_and_enumeration():
     assert enc.truncated_ == 1 and len(enc.vocabulary_) == 5
     row = enc.transform([arch])[0]
     assert row.sum() == 100 and row[-1] == 95  # 5 known paths, 95 others
-    with pytest.raises(ConfigError, match="max_vocab must be a positive integer"):
+    with pytest.raises(ConfigError, match="max_vocab must be an integer >= 1, got 0"):
         PathEncoder(max_vocab=0)
 
 
@@ -307,9 +308,9 @@ def test_tree_predictor_params_and_errors(tiny_data):
     with pytest.raises(NotFittedError):
         p.to_bytes()
     assert p.fit(archs, y) is p
-    with pytest.raises(ConfigError, match="model must be one of 'rf', 'gbdt'; got 'xgb'"):
+    with pytest.raises(UnknownNameError, match="unknown tree model 'xgb'; choose one of: gbdt, rf"):
         TreePredictor(model="xgb")
-    with pytest.raises(ConfigError, match="encoding must be one of 'onehot', 'path'"):
+    with pytest.raises(UnknownNameError, match="tree encoding 'adjacency'; choose one of: onehot"):
         TreePredictor(encoding="adjacency")
     for bad in (
         {"n_estimators": 0},
@@ -410,7 +411,7 @@ def test_proxy_predictor_errors(tiny_data):
         ProxyPredictor("synflow").predict(archs, feats)
     with pytest.raises(ConfigError, match="got 50 architectures but 3 targets"):
         ProxyPredictor("synflow").fit(archs, y[:3], feats)
-    with pytest.raises(ConfigError, match="proxy must be a feature name"):
+    with pytest.raises(ConfigError, match=r"proxy \(the name of a feature\) must be a non-empty"):
         ProxyPredictor("")
-    with pytest.raises(ConfigError, match="log must be True, False or None"):
+    with pytest.raises(ConfigError, match=r"log \(or None: decide at fit\) must be True or False"):
         ProxyPredictor("synflow", log="yes")
