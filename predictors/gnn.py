@@ -16,18 +16,21 @@ per-architecture numbers (zero-cost proxies, parameters, FLOPs). Three families:
   normalisation and self-loops, edges in both directions;
 
 Each layer is residual. Readout: mean and sum of the last layer's node states,
-concatenated with the graph-level features, then a two-layer head. Graphs of a
-minibatch are padded to dense ``(graphs, nodes, nodes)`` adjacency tensors:
-architecture graphs are small, and batched dense products are several times
-faster than sparse scatters at this size.
+concatenated with the graph-level features, then a two-layer head. The layers are
+PyTorch Geometric's dense ones where they fit (``DenseGINConv``, ``DenseGCNConv``;
+the network is :class:`~naslab.predictors.gnn_network.EnsembleNetwork`), and
+minibatches are padded to dense ``(graphs, nodes, nodes)`` adjacency tensors with
+PyG's ``to_dense_batch`` and ``to_dense_adj``: architecture graphs are small, and
+batched dense products are several times faster than sparse scatters at this size.
 
 **Uncertainty: a deep ensemble** (Lakshminarayanan et al., 2017). ``members``
-networks with independent initialisations train together, vectorised as one
-network whose weights carry a leading member dimension, so an ensemble of five
-costs little more than one network. Each member holds out its own random
-``val_fraction`` of the training set for early stopping (so the ensemble as a whole
-learns from every architecture). The prediction is the members' mean; its std is
-the members' spread, scaled by one factor fitted on the held-out residuals (each
+networks with independent initialisations train together, vectorised as one network
+whose weights carry a leading member dimension, so an ensemble of five costs little
+more than one network. They train with ``torch.optim.Adam`` (``fused=True``; the
+steps are in :mod:`naslab.predictors.gnn_training`). Each member holds out its own
+random ``val_fraction`` of the training set for early stopping (so the ensemble as a
+whole learns from every architecture). The prediction is the members' mean; its std
+is the members' spread, scaled by one factor fitted on the held-out residuals (each
 member's error on the architectures it did not train on, against the ensemble's
 spread there), so that the std is in the target's units and roughly calibrated.
 
@@ -47,28 +50,21 @@ spaces, so the input layout is the same).
 
 from __future__ import annotations
 
-import copy
-import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from naslab.core.errors import ConfigError
-from naslab.core.validation import check_choice
+from naslab.core.validation import check_bool, check_choice, check_float, check_int
 from naslab.predictors.base import (
     FeaturesLike,
     FeatureTable,
     Prediction,
     Predictor,
     check_archs,
-    check_nonnegative_float,
-    check_positive_float,
-    check_positive_int,
     check_targets,
     register,
     standardiser,
@@ -76,241 +72,35 @@ from naslab.predictors.base import (
 from naslab.predictors.featurize import (
     FEATURE_VERSION,
     N_GLOBAL_FEATURES,
-    NODE_FEATURES,
     Featurizer,
     GraphBatch,
+)
+from naslab.predictors.gnn_network import FAMILIES, EnsembleNetwork
+from naslab.predictors.gnn_training import (
+    LOSSES,
+    EarlyStopping,
+    Holdout,
+    calibration,
+    holdout,
+    masked_mse,
+    member_maps,
+    pair_loss,
+    run_epoch,
 )
 from naslab.search_spaces.architecture import Architecture
 
 __all__ = ["FAMILIES", "LOSSES", "GNNPredictor"]
 
-FAMILIES: tuple[str, ...] = ("gin", "gcn", "dgin")
-LOSSES: tuple[str, ...] = ("mse", "pairwise", "mse+pairwise")
 _PREDICT_CHUNK = 512
 
 
-# ----------------------------------------------------------------- ensemble layers
-
-
-class _EnsembleLinear(nn.Module):
-    """``members`` independent linear maps applied to ``(members, n, in)`` inputs."""
-
-    def __init__(self, members: int, d_in: int, d_out: int, generator: torch.Generator) -> None:
-        super().__init__()
-        bound = 1.0 / math.sqrt(d_in)
-        self.weight = nn.Parameter(
-            (torch.rand(members, d_in, d_out, generator=generator) * 2 - 1) * bound
-        )
-        self.bias = nn.Parameter(
-            (torch.rand(members, 1, d_out, generator=generator) * 2 - 1) * bound
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:  # shared input (n, in)
-            return torch.matmul(x.unsqueeze(0), self.weight) + self.bias
-        return torch.baddbmm(self.bias, x, self.weight)
-
-
-class _MLP(nn.Module):
-    def __init__(self, members: int, d_in: int, d_hidden: int, d_out: int, g: torch.Generator):
-        super().__init__()
-        self.a = _EnsembleLinear(members, d_in, d_hidden, g)
-        self.b = _EnsembleLinear(members, d_hidden, d_out, g)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.b(F.relu(self.a(x)))
-
-
-def _dense(gb: GraphBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The batch as padded dense tensors: node features ``(G, n, F)``, adjacency
-    ``(G, n, n)`` with ``A[g, v, u]`` = number of edges u -> v, and a node mask ``(G, n)``.
-
-    Architecture graphs are small, so batched dense products beat sparse scatters.
-    """
-    graphs = gb.num_graphs
-    counts = gb.node_ptr[1:] - gb.node_ptr[:-1]
-    n_max = int(counts.max()) if graphs else 0
-    slot = torch.arange(gb.x.shape[0]) - gb.node_ptr[gb.batch]
-    x = torch.zeros(graphs, n_max, gb.x.shape[1])
-    x[gb.batch, slot] = gb.x
-    adj = torch.zeros(graphs, n_max, n_max)
-    src, dst = gb.edge_index[0], gb.edge_index[1]
-    adj.index_put_((gb.batch[dst], slot[dst], slot[src]), torch.ones(src.shape[0]), accumulate=True)
-    mask = (torch.arange(n_max).unsqueeze(0) < counts.unsqueeze(1)).to(x.dtype)
-    return x, adj, mask
-
-
-class _Network(nn.Module):
-    """The ensemble network: ``(graph batch, graph features) -> (members, graphs)``."""
-
-    def __init__(
-        self,
-        family: str,
-        d_graph: int,
-        hidden: int,
-        layers: int,
-        members: int,
-        dropout: float,
-        seed: int,
-    ) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.family = family
-        self.dropout = dropout
-        self.embed = _EnsembleLinear(members, NODE_FEATURES, hidden, g)
-        blocks: list[nn.Module] = []
-        for _ in range(layers):
-            if family == "gin":
-                blocks.append(_MLP(members, hidden, hidden, hidden, g))
-            elif family == "dgin":
-                blocks.append(_MLP(members, 3 * hidden, hidden, hidden, g))
-            else:  # gcn
-                blocks.append(_EnsembleLinear(members, hidden, hidden, g))
-        self.blocks = nn.ModuleList(blocks)
-        self.head = _MLP(members, 2 * hidden + d_graph, hidden, 1, g)
-
-    def forward(self, gb: GraphBatch, graph_x: torch.Tensor) -> torch.Tensor:
-        x, adj, mask = _dense(gb)
-        graphs, n = mask.shape
-        members = self.embed.weight.shape[0]
-        h = F.relu(self.embed(x.view(graphs * n, -1)))  # (E, G*n, H)
-        hidden = h.shape[2]
-        h = h.view(members, graphs, n, hidden)
-        if self.family in ("gin", "gcn"):
-            both = adj + adj.transpose(1, 2)  # messages along and against the edges
-        if self.family == "gcn":
-            both = both + torch.diag_embed(mask)
-            norm = both.sum(2).clamp(min=1.0).rsqrt()
-            both = norm.unsqueeze(2) * both * norm.unsqueeze(1)
-        back = adj.transpose(1, 2) if self.family == "dgin" else None
-        for block in self.blocks:
-            if self.family == "gin":
-                inp = h + torch.matmul(both, h)
-            elif self.family == "dgin":
-                inp = torch.cat([h, torch.matmul(adj, h), torch.matmul(back, h)], dim=3)
-            else:
-                inp = h
-            out = block(inp.reshape(members, graphs * n, -1)).view(members, graphs, n, hidden)
-            if self.family == "gcn":
-                out = torch.matmul(both, out)
-            out = F.relu(out)
-            if self.dropout and self.training:
-                out = F.dropout(out, self.dropout)
-            h = out + h  # residual: keeps early layers' signal and eases optimisation
-        counts = mask.sum(1).clamp(min=1.0)
-        summed = (h * mask.view(1, graphs, n, 1)).sum(2)  # (E, G, H)
-        mean = summed / counts.view(1, -1, 1)
-        readout = torch.cat(
-            [mean, summed / 8.0, graph_x.unsqueeze(0).expand(members, -1, -1)], dim=2
-        )
-        return self.head(readout).squeeze(2)
-
-
-class _Adam:
-    """Adam (Kingma & Ba, 2015) with L2 weight decay, as ``torch.optim.Adam`` computes it.
-
-    A few lines of its own because the first ``torch.optim`` step in a process
-    imports TorchDynamo (about 1.5 s), which a predictor refitted in a fresh worker
-    process would pay every time.
-    """
-
-    def __init__(
-        self,
-        params: list[nn.Parameter],
-        lr: float,
-        weight_decay: float,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-    ) -> None:
-        self.params = params
-        self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
-        self.m = [torch.zeros_like(p) for p in params]
-        self.v = [torch.zeros_like(p) for p in params]
-        self.t = 0
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.t += 1
-        b1, b2 = self.betas
-        c1 = 1 - b1**self.t
-        c2 = 1 - b2**self.t
-        for p, m, v in zip(self.params, self.m, self.v):
-            if p.grad is None:
-                continue
-            grad = p.grad
-            if self.weight_decay:
-                grad = grad.add(p, alpha=self.weight_decay)
-            m.mul_(b1).add_(grad, alpha=1 - b1)
-            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-            denom = (v / c2).sqrt_().add_(self.eps)
-            p.addcdiv_(m, denom, value=-self.lr / c1)
-
-
-# -------------------------------------------------------------------------- losses
-
-
-def _masked_mse(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per-member mean squared error over the entries where ``mask`` is 1."""
-    err = (pred - y.unsqueeze(0)) ** 2 * mask
-    return err.sum(1) / mask.sum(1).clamp(min=1.0)
-
-
-def _masked_pairwise(pred: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per-member RankNet loss over the ordered pairs (i better than j) where both count."""
-    diff = pred.unsqueeze(2) - pred.unsqueeze(1)  # (E, B, B): pred_i - pred_j
-    better = (y.unsqueeze(1) > y.unsqueeze(0)).to(pred.dtype)  # (B, B): y_i > y_j
-    pairs = mask.unsqueeze(2) * mask.unsqueeze(1) * better.unsqueeze(0)
-    loss = F.softplus(-diff) * pairs
-    return loss.sum((1, 2)) / pairs.sum((1, 2)).clamp(min=1.0)
-
-
-_MAX_VAL_PAIRS = 4096
-
-
-def _sample_pairs(
-    val_mask: torch.Tensor, y: np.ndarray, rng: np.random.Generator
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Up to ``_MAX_VAL_PAIRS`` ordered pairs (better, worse) of each member's held-out set.
-
-    Returns member, better and worse index tensors of equal length.
-    """
-    members, better, worse = [], [], []
-    for m in range(val_mask.shape[0]):
-        held = np.flatnonzero(val_mask[m].numpy() > 0)
-        i, j = np.triu_indices(len(held), k=1)
-        if len(i) > _MAX_VAL_PAIRS:
-            pick = rng.choice(len(i), _MAX_VAL_PAIRS, replace=False)
-            i, j = i[pick], j[pick]
-        a, b = held[i], held[j]
-        keep = y[a] != y[b]
-        a, b = a[keep], b[keep]
-        swap = y[a] < y[b]
-        a, b = np.where(swap, b, a), np.where(swap, a, b)
-        members.append(np.full(len(a), m))
-        better.append(a)
-        worse.append(b)
-    return (
-        torch.as_tensor(np.concatenate(members), dtype=torch.long),
-        torch.as_tensor(np.concatenate(better), dtype=torch.long),
-        torch.as_tensor(np.concatenate(worse), dtype=torch.long),
-    )
-
-
-def _pair_loss(pred: torch.Tensor, pairs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """Per-member mean RankNet loss over the given (member, better, worse) pairs."""
-    member, better, worse = pairs
-    loss = F.softplus(pred[member, worse] - pred[member, better])
-    members = pred.shape[0]
-    total = torch.zeros(members).index_add_(0, member, loss)
-    count = torch.zeros(members).index_add_(0, member, torch.ones_like(loss))
-    return total / count.clamp(min=1.0)
-
-
-# ---------------------------------------------------------------------- predictor
+def _fraction_below_one(name: str, value: Any, *, open_low: bool) -> float:
+    """``value`` as a float in ``(0, 1)`` (``open_low``) or ``[0, 1)``."""
+    number = check_float(name, value, minimum=0.0, maximum=1.0, strict_minimum=open_low)
+    if number == 1.0:
+        low = "> 0" if open_low else ">= 0"
+        raise ConfigError(f"{name} must be a finite number {low} and < 1, got {value!r}")
+    return number
 
 
 @register
@@ -371,27 +161,21 @@ class GNNPredictor(Predictor):
     ) -> None:
         self.model = check_choice("GNN family", str(model), FAMILIES)
         self.loss = check_choice("predictor loss", str(loss), LOSSES)
-        self.hidden = check_positive_int("hidden", hidden)
-        self.layers = check_positive_int("layers", layers)
-        self.members = check_positive_int("members", members)
+        self.hidden = check_int("hidden", hidden, minimum=1)
+        self.layers = check_int("layers", layers, minimum=1)
+        self.members = check_int("members", members, minimum=1)
         self.batch_size = (
-            None if batch_size is None else check_positive_int("batch_size", batch_size)
+            None if batch_size is None else check_int("batch_size", batch_size, minimum=1)
         )
-        self.max_epochs = check_positive_int("max_epochs", max_epochs)
-        self.max_steps = check_positive_int("max_steps", max_steps)
-        self.patience = check_positive_int("patience", patience)
-        self.lr = check_positive_float("lr", lr)
-        self.weight_decay = check_nonnegative_float("weight_decay", weight_decay)
-        self.val_fraction = float(val_fraction)
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
-        self.dropout = float(dropout)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-        self.seed = int(seed)
-        self.calibrate = bool(calibrate)
+        self.max_epochs = check_int("max_epochs", max_epochs, minimum=1)
+        self.max_steps = check_int("max_steps", max_steps, minimum=1)
+        self.patience = check_int("patience", patience, minimum=1)
+        self.lr = check_float("lr", lr, minimum=0.0, strict_minimum=True)
+        self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
+        self.val_fraction = _fraction_below_one("val_fraction", val_fraction, open_low=True)
+        self.dropout = _fraction_below_one("dropout", dropout, open_low=False)
+        self.seed = check_int("seed", seed, minimum=0)
+        self.calibrate = check_bool("calibrate", calibrate)
         self.n_train_: int | None = None
 
     def get_params(self) -> dict[str, Any]:
@@ -436,7 +220,7 @@ class GNNPredictor(Predictor):
     def _new_network(self) -> None:
         """A fresh featurizer and an untrained network for the current feature names."""
         self._featurizer = Featurizer()
-        self.network_ = _Network(
+        self.network_ = EnsembleNetwork(
             self.model,
             N_GLOBAL_FEATURES + len(self.feature_names_),
             self.hidden,
@@ -472,11 +256,11 @@ class GNNPredictor(Predictor):
             archs,
             y,
             values,
-            check_positive_float("lr", lr) if lr is not None else self.lr / 3.0,
-            check_positive_int("max_epochs", max_epochs)
-            if max_epochs is not None
-            else self.max_epochs,
-            self.seed + 1 if seed is None else int(seed),
+            self.lr / 3.0 if lr is None else check_float("lr", lr, minimum=0.0,
+                                                         strict_minimum=True),
+            self.max_epochs if max_epochs is None else check_int("max_epochs", max_epochs,
+                                                                 minimum=1),
+            self.seed + 1 if seed is None else check_int("seed", seed, minimum=0),
         )
         self.fit_seconds_ = time.perf_counter() - started
         return self
@@ -494,113 +278,72 @@ class GNNPredictor(Predictor):
         max_epochs: int,
         seed: int,
     ) -> None:
-        n, members = len(archs), self.members
+        """Train the network on standardised targets, then map and calibrate its members."""
         self.y_mean_, self.y_scale_ = standardiser(y)
         target = torch.as_tensor((y - self.y_mean_) / self.y_scale_, dtype=torch.float32)
         batch = self._featurizer(archs)
-        graph_x = self._graph_inputs(batch, values)
-        rng = np.random.default_rng(seed)
-        n_val = int(round(self.val_fraction * n)) if n >= 8 else 0
-        n_val = max(2, n_val) if n_val else 0
-        train_mask = torch.ones(members, n)
-        for m in range(members):
-            held = rng.permutation(n)[:n_val]
-            train_mask[m, held] = 0.0
-        val_mask = 1.0 - train_mask
-        val_pairs = _sample_pairs(val_mask, y, rng) if n_val else None
-        val_idx = torch.nonzero(val_mask.sum(0) > 0).flatten()
-        val_batch = batch.select(val_idx) if n_val else batch
-        net = self.network_
-        optimiser = _Adam(list(net.parameters()), lr=lr, weight_decay=self.weight_decay)
-        gen = torch.Generator().manual_seed(seed)
-        best = [math.inf] * members
-        best_state = copy.deepcopy(net.state_dict())
-        best_epoch = [0] * members
-        waited = [0] * members
-        use_mse = self.loss in ("mse", "mse+pairwise")
-        use_pairs = self.loss in ("pairwise", "mse+pairwise")
-        bs = self.batch_size or min(max(16, n // 8), 128)
-        bs = min(bs, n)
-        epochs_run = 0
-        steps = 0
-        for epoch in range(max_epochs):
-            net.train()
-            order = torch.randperm(n, generator=gen)
-            for start in range(0, n, bs):
-                idx = order[start : start + bs]
-                if len(idx) < 2:
-                    continue
-                pred = net(batch.select(idx), graph_x[idx])
-                mask = train_mask[:, idx]
-                loss = torch.zeros(members)
-                if use_mse:
-                    loss = loss + _masked_mse(pred, target[idx], mask)
-                if use_pairs:
-                    loss = loss + _masked_pairwise(pred, target[idx], mask)
-                optimiser.zero_grad()
-                loss.sum().backward()
-                optimiser.step()
-                steps += 1
-            epochs_run = epoch + 1
-            if not n_val:
-                if steps >= self.max_steps:
-                    break
-                continue
-            pred_all = torch.zeros(members, n)
-            pred_all[:, val_idx] = self._forward_all(val_batch, graph_x[val_idx])
-            if use_mse:
-                val_loss = _masked_mse(pred_all, target, val_mask)
-            else:
-                val_loss = _pair_loss(pred_all, val_pairs)
-            state = None
-            for m in range(members):
-                value = float(val_loss[m])
-                if value < best[m] - 1e-6:
-                    best[m], best_epoch[m], waited[m] = value, epoch + 1, 0
-                    if state is None:
-                        state = net.state_dict()
-                    for key, tensor in state.items():
-                        best_state[key][m] = tensor[m]
-                else:
-                    waited[m] += 1
-            if all(w >= self.patience for w in waited) or steps >= self.max_steps:
-                break
-        if n_val:
-            net.load_state_dict(best_state)
-            self.epochs_ = best_epoch
-        else:
-            self.epochs_ = [epochs_run] * members
-        net.eval()
+        inputs = (batch, self._graph_inputs(batch, values))
+        split = holdout(len(archs), self.members, self.val_fraction, y,
+                        np.random.default_rng(seed))
+        self.epochs_ = self._run_epochs(inputs, target, split, lr, max_epochs, seed)
         # Each member's output is mapped onto the standardised target by least squares
         # on its own training architectures: a pairwise loss fixes only the order.
-        pred_all = self._forward_all(batch, graph_x, mapped=False)
-        scale = torch.ones(members)
-        shift = torch.zeros(members)
-        for m in range(members):
-            used = train_mask[m].bool()
-            out, tgt = pred_all[m, used].double(), target[used].double()
-            var = float(out.var(unbiased=False))
-            if var > 1e-12:
-                cov = float(((out - out.mean()) * (tgt - tgt.mean())).mean())
-                scale[m] = cov / var
-            shift[m] = float(tgt.mean() - scale[m] * out.mean())
-        self.member_scale_ = scale
-        self.member_shift_ = shift
+        pred = self._forward_all(*inputs)
+        self.member_scale_, self.member_shift_ = member_maps(pred, target, split.train_mask)
         self.std_scale_ = 1.0
-        if self.calibrate and n_val and members > 1:
-            mapped = pred_all * scale.unsqueeze(1) + shift.unsqueeze(1)
-            spread = mapped.std(0, unbiased=False).clamp(min=1e-6)
-            resid = (mapped - target.unsqueeze(0)) ** 2
-            held = val_mask.bool()
-            spread2 = (spread.unsqueeze(0).expand_as(resid)[held] ** 2).mean()
-            ratio = float(resid[held].mean() / spread2)
-            self.std_scale_ = float(math.sqrt(max(ratio, 1e-12)))
-        self.n_train_ = n
+        if self.calibrate and split.n_val and self.members > 1:
+            self.std_scale_ = calibration(self._mapped(pred), target, split.val_mask)
+        self.n_train_ = len(archs)
+
+    def _run_epochs(
+        self,
+        inputs: tuple[GraphBatch, torch.Tensor],
+        target: torch.Tensor,
+        split: Holdout,
+        lr: float,
+        max_epochs: int,
+        seed: int,
+    ) -> list[int]:
+        """Epochs of minibatch steps until every member stops early, ``max_epochs`` or
+        ``max_steps``; leaves each member's best weights in the network and returns
+        the epoch each came from (every epoch run, without a held-out split)."""
+        net, n = self.network_, target.shape[0]
+        optimiser = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=self.weight_decay,
+                                     fused=True)
+        generator = torch.Generator().manual_seed(seed)
+        size = min(self.batch_size or min(max(16, n // 8), 128), n)
+        stopping = EarlyStopping(net, self.members, self.patience) if split.n_val else None
+        held_out = (inputs[0].select(split.val_idx), inputs[1][split.val_idx])
+        steps, epoch = 0, 0
+        while epoch < max_epochs and steps < self.max_steps:
+            order = torch.randperm(n, generator=generator)
+            steps += run_epoch(net, optimiser, inputs, target, split.train_mask, order, size,
+                               self.loss)
+            epoch += 1
+            if stopping is not None:
+                stopping.update(self._held_out_loss(held_out, target, split), epoch)
+                if stopping.stopped:
+                    break
+        if stopping is None:
+            return [epoch] * self.members
+        stopping.restore()
+        return stopping.best_epoch
+
+    def _held_out_loss(self, held_out: tuple[GraphBatch, torch.Tensor], target: torch.Tensor,
+                       split: Holdout) -> torch.Tensor:
+        """Each member's loss on its held-out architectures (sampled pairs if pairwise).
+
+        ``held_out`` is the graph batch and graph-level features of ``split.val_idx``.
+        """
+        pred = torch.zeros(self.members, target.shape[0])
+        pred[:, split.val_idx] = self._forward_all(*held_out)
+        if self.loss in ("mse", "mse+pairwise") or split.pairs is None:
+            return masked_mse(pred, target, split.val_mask)
+        return pair_loss(pred, split.pairs)
 
     @torch.no_grad()
-    def _forward_all(
-        self, batch: GraphBatch, graph_x: torch.Tensor, mapped: bool = False
-    ) -> torch.Tensor:
+    def _forward_all(self, batch: GraphBatch, graph_x: torch.Tensor) -> torch.Tensor:
+        """The members' raw outputs ``(members, graphs)``, in eval mode, by chunks."""
         was_training = self.network_.training
         self.network_.eval()
         outs = []
@@ -609,10 +352,11 @@ class GNNPredictor(Predictor):
             sub = batch if len(idx) == batch.num_graphs else batch.select(idx)
             outs.append(self.network_(sub, graph_x[idx]))
         self.network_.train(was_training)
-        out = torch.cat(outs, dim=1)
-        if mapped:
-            out = out * self.member_scale_.unsqueeze(1) + self.member_shift_.unsqueeze(1)
-        return out
+        return torch.cat(outs, dim=1)
+
+    def _mapped(self, out: torch.Tensor) -> torch.Tensor:
+        """Raw member outputs mapped onto the standardised target."""
+        return out * self.member_scale_.unsqueeze(1) + self.member_shift_.unsqueeze(1)
 
     # -- predicting -----------------------------------------------------------------
 
@@ -630,9 +374,7 @@ class GNNPredictor(Predictor):
                 graph_x = self._graph_inputs(batch, values[start : start + _PREDICT_CHUNK])
                 outs.append(self.network_(batch, graph_x))
         self.network_.train(was_training)
-        out = torch.cat(outs, dim=1)
-        out = out * self.member_scale_.unsqueeze(1) + self.member_shift_.unsqueeze(1)
-        out = out.double().numpy()
+        out = self._mapped(torch.cat(outs, dim=1)).double().numpy()
         mean = out.mean(0) * self.y_scale_ + self.y_mean_
         if self.members > 1:
             std = out.std(0) * self.y_scale_ * self.std_scale_
@@ -669,11 +411,11 @@ class GNNPredictor(Predictor):
         self.feature_mean_ = np.asarray(arrays["feature_mean"], dtype=np.float64)
         self.feature_scale_ = np.asarray(arrays["feature_scale"], dtype=np.float64)
         self._new_network()
-        state = {
-            k[len("net.") :]: torch.from_numpy(np.array(v))
-            for k, v in arrays.items()
-            if k.startswith("net.")
-        }
+        state = _upgrade_state(
+            {k[len("net.") :]: torch.from_numpy(np.array(v))
+             for k, v in arrays.items() if k.startswith("net.")},
+            self.network_,
+        )
         try:
             self.network_.load_state_dict(state)
         except RuntimeError as exc:
@@ -688,3 +430,26 @@ class GNNPredictor(Predictor):
         self.std_scale_ = float(meta["std_scale"])
         self.epochs_ = list(meta.get("epochs", []))
         self.n_train_ = int(meta["n_train"])
+
+
+def _upgrade_state(state: dict[str, torch.Tensor], network: EnsembleNetwork) -> dict[str, Any]:
+    """A saved network's weights under the names of the current network.
+
+    Predictors saved before the layers were PyG's name a layer's weights
+    ``blocks.<i>.a/b.*`` (GIN, directed GIN) or ``blocks.<i>.*`` (GCN); they are now
+    ``convs.<i>.nn.a/b.*`` and ``convs.<i>.lin.*``, with the same shapes and meaning.
+    PyG's GIN layers also hold a fixed ``eps`` (0), which old files lack.
+    """
+    if not any(k.startswith("blocks.") for k in state):
+        return state
+    inner = "lin." if network.family == "gcn" else "nn."
+    renamed: dict[str, Any] = {}
+    for key, value in state.items():
+        if key.startswith("blocks."):
+            _, index, rest = key.split(".", 2)
+            key = f"convs.{index}.{inner}{rest}"
+        renamed[key] = value
+    for key, value in network.state_dict().items():
+        if key.endswith(".eps"):
+            renamed.setdefault(key, value)
+    return renamed

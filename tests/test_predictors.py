@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+from torch_geometric.nn import DenseGCNConv, DenseGINConv
+from torch_geometric.utils import to_dense_adj, to_dense_batch
 
 from naslab.core.errors import ConfigError, UnknownNameError
 from naslab.predictors.base import NotFittedError, Prediction, Predictor, predictor_from_bytes
@@ -20,6 +22,12 @@ from naslab.predictors.featurize import (
     op_slot,
 )
 from naslab.predictors.gnn import GNNPredictor
+from naslab.predictors.gnn_network import (
+    DenseDirectedGINConv,
+    EnsembleLinear,
+    EnsembleMLP,
+    EnsembleNetwork,
+)
 from naslab.predictors.metrics import kendall_tau
 from naslab.search_spaces.chain import ChainSpace
 from naslab.search_spaces.nasbench_graph import NasBenchGraphSpace, bench_key
@@ -246,3 +254,116 @@ def test_gnn_few_samples_without_holdout() -> None:
     archs = [space.sample(rng) for _ in range(5)]
     predictor = GNNPredictor(members=2, max_epochs=5).fit(archs, [0.1, 0.5, 0.2, 0.9, 0.3])
     assert predictor.epochs_ == [5, 5] and len(predictor.predict(archs)) == 5
+
+
+def test_gnn_settings_are_checked_with_clear_messages() -> None:
+    with pytest.raises(ConfigError, match="val_fraction must be a finite number > 0 and < 1"):
+        GNNPredictor(val_fraction=1.0)
+    with pytest.raises(ConfigError, match="dropout must be a finite number >= 0 and < 1"):
+        GNNPredictor(dropout=1.0)
+    with pytest.raises(ConfigError, match="lr must be a finite number > 0, got 0"):
+        GNNPredictor(lr=0)
+    with pytest.raises(ConfigError, match="weight_decay must be a finite number >= 0"):
+        GNNPredictor(weight_decay=float("nan"))
+    with pytest.raises(ConfigError, match="seed must be an integer >= 0, got -1"):
+        GNNPredictor(seed=-1)
+    with pytest.raises(ConfigError, match="hidden must be an integer >= 1, got True"):
+        GNNPredictor(hidden=True)
+    with pytest.raises(ConfigError, match="calibrate must be True or False, got 'no'"):
+        GNNPredictor(calibrate="no")
+
+
+# ------------------------------------------------------------ the ensemble network
+
+
+def _mixed_batch():
+    """Graphs of three spaces (different sizes, so padding is exercised), featurized."""
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for space in (ChainSpace(), NB201Space(), TinyMLPSpace())
+             for _ in range(6)]
+    return Featurizer()(archs)
+
+
+def _member_linear(layer: EnsembleLinear, m: int) -> torch.nn.Linear:
+    """Member ``m`` of an ensemble linear map as a plain ``torch.nn.Linear``."""
+    d_in, d_out = layer.weight.shape[1:]
+    linear = torch.nn.Linear(d_in, d_out)
+    with torch.no_grad():
+        linear.weight.copy_(layer.weight[m].T)
+        linear.bias.copy_(layer.bias[m, 0])
+    return linear
+
+
+def _member_mlp(mlp: EnsembleMLP, m: int) -> torch.nn.Module:
+    return torch.nn.Sequential(_member_linear(mlp.a, m), torch.nn.ReLU(),
+                               _member_linear(mlp.b, m))
+
+
+def _member_forward(net: EnsembleNetwork, m: int, batch) -> torch.Tensor:
+    """Member ``m`` of ``net`` run alone, through PyG's dense layers as PyG ships them."""
+    x, mask = to_dense_batch(batch.x, batch.batch)
+    adj = to_dense_adj(batch.edge_index, batch.batch, max_num_nodes=x.shape[1])
+    if net.family != "dgin":
+        adj = adj + adj.transpose(1, 2)
+    h = torch.relu(_member_linear(net.embed, m)(x))
+    for conv in net.convs:
+        if net.family == "gin":
+            layer = DenseGINConv(torch.nn.Identity())
+            layer.nn = _member_mlp(conv.nn, m)  # after PyG's constructor resets its nn
+        elif net.family == "gcn":
+            layer = DenseGCNConv(h.shape[-1], h.shape[-1], bias=False)
+            layer.lin = _member_linear(conv.lin, m)  # the bias goes before propagation
+        else:
+            layer = DenseDirectedGINConv(_member_mlp(conv.nn, m))
+        h = torch.relu(layer(h, adj, mask)) + h
+    node_mask = mask.unsqueeze(-1).float()
+    summed = (h * node_mask).sum(1)
+    readout = torch.cat([summed / node_mask.sum(1), summed / 8.0, batch.graph_x], dim=1)
+    return _member_mlp(net.head, m)(readout).squeeze(1)
+
+
+@pytest.mark.parametrize("family", ["gin", "gcn", "dgin"])
+def test_ensemble_members_are_independent_pyg_networks(family: str) -> None:
+    """The member dimension runs each member as PyG's layers would run it alone."""
+    batch = _mixed_batch()
+    net = EnsembleNetwork(family, batch.graph_x.shape[1], hidden=8, layers=2, members=3,
+                          dropout=0.0, seed=4).eval()
+    with torch.no_grad():
+        together = net(batch, batch.graph_x)
+        assert together.shape == (3, batch.num_graphs)
+        for m in range(3):
+            alone = _member_forward(net, m, batch)
+            torch.testing.assert_close(together[m], alone, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(together[0], together[1])  # independent initialisations
+
+
+def test_ensemble_network_is_seeded_and_leaves_the_global_rng() -> None:
+    state = torch.get_rng_state()
+    a = EnsembleNetwork("gcn", 5, hidden=8, layers=2, members=2, dropout=0.0, seed=1)
+    b = EnsembleNetwork("gcn", 5, hidden=8, layers=2, members=2, dropout=0.0, seed=1)
+    c = EnsembleNetwork("gcn", 5, hidden=8, layers=2, members=2, dropout=0.0, seed=2)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+    assert not torch.equal(a.embed.weight, c.embed.weight)
+
+
+@pytest.mark.parametrize("family", ["gin", "gcn"])
+def test_gnn_loads_files_saved_before_the_pyg_layers(family: str, cora: dict,
+                                                     tmp_path) -> None:
+    """Files whose layer weights are named ``blocks.<i>...`` (no PyG ``eps``) still load."""
+    from safetensors import safe_open
+    from safetensors.numpy import load, save
+
+    predictor = _small_gnn(model=family, members=2, max_epochs=3).fit(
+        cora["train"][:30], cora["y_train"][:30])
+    path = predictor.save(tmp_path / "new.safetensors")
+    with safe_open(str(path), framework="numpy") as f:
+        metadata = f.metadata()
+    arrays = load(path.read_bytes())
+    inner = ".lin." if family == "gcn" else ".nn."
+    old = {k.replace("net.convs.", "net.blocks.").replace(inner, "."): v
+           for k, v in arrays.items() if not k.endswith(".eps")}
+    assert any(k.startswith("net.blocks.0.") for k in old) and old.keys() != arrays.keys()
+    loaded = predictor_from_bytes(save(old, metadata=metadata))
+    np.testing.assert_array_equal(loaded.predict(cora["test"][:20]).mean,
+                                  predictor.predict(cora["test"][:20]).mean)
