@@ -437,12 +437,12 @@ def plot_curves(summary: Summary, path: str | Path, kind: str = "regret") -> Pat
     of ± one standard error over seeds). ``kind``: ``regret`` (validation regret, log
     scale), ``test`` (test accuracy of the best-by-validation architecture) or
     ``hypervolume``."""
-    from naslab.predictors.plots import _new_figure, _save
+    from naslab.predictors.plots import new_figure, save_figure
 
     data = {"regret": summary.regret, "test": summary.test,
             "hypervolume": summary.hypervolume}[kind]
     rows, cols = _grid(len(summary.datasets))
-    fig = _new_figure(3.6 * cols, 2.9 * rows)
+    fig = new_figure(3.6 * cols, 2.9 * rows)
     axes = fig.subplots(rows, cols, squeeze=False)
     x = np.arange(1, summary.queries + 1)
     for i, d in enumerate(summary.datasets):
@@ -472,7 +472,7 @@ def plot_curves(summary: Summary, path: str | Path, kind: str = "regret") -> Pat
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)),
                fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_outputs(summary: Summary, out: str | Path, reference: str | None) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def front_hypervolume(trials: Sequence[TrialRecord], objectives: Sequence[Object
 def plot_front(store: Any, study: str, path: str | Path) -> Path:
     """Scatter of a multi-objective study's complete trials on its first two
     objectives, the stored Pareto front highlighted and joined; written to ``path``."""
-    from naslab.predictors.plots import _new_figure, _save
+    from naslab.predictors.plots import new_figure, save_figure
     from naslab.searchers.objectives import parse_objectives
 
     names, front = store.fronts.get(study)
@@ -112,7 +112,7 @@ def plot_front(store: Any, study: str, path: str | Path) -> Path:
     objectives = parse_objectives(names)
     _, values = objective_matrix(store.trials.list(study, ["complete"]), objectives)
     _, front_values = objective_matrix(front, objectives)
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.subplots()
     ax.scatter(values[:, 1], values[:, 0], s=12, alpha=0.5, label="complete trials")
     order = np.argsort(front_values[:, 1])
@@ -126,4 +126,4 @@ def plot_front(store: Any, study: str, path: str | Path) -> Path:
     ax.set_title(f"{study}", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)

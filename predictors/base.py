@@ -40,14 +40,12 @@ __all__ = [
     "Prediction",
     "Predictor",
     "check_archs",
-    "check_nonnegative_float",
-    "check_positive_float",
-    "check_positive_int",
     "check_targets",
     "load_predictor",
     "predictor_from_bytes",
     "register",
     "save_predictor",
+    "standardiser",
 ]
 
 #: Version of the saved-predictor format; a file of a newer version is refused.
@@ -376,37 +374,6 @@ def load_predictor(path: str | Path) -> Predictor:
     except OSError as exc:
         raise ConfigError(f"cannot read predictor file {path}: {exc.strerror or exc}") from None
     return predictor_from_bytes(data)
-
-
-def check_positive_int(name: str, value: Any) -> int:
-    """``value`` as an int >= 1 (bools refused), or a :class:`ConfigError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _finite_float(value: Any) -> float:
-    try:
-        out = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        out = math.nan
-    return out if math.isfinite(out) else math.nan
-
-
-def check_positive_float(name: str, value: Any) -> float:
-    """``value`` as a finite float > 0, or a :class:`ConfigError` naming ``name``."""
-    out = _finite_float(value)
-    if not out > 0:
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
-    return out
-
-
-def check_nonnegative_float(name: str, value: Any) -> float:
-    """``value`` as a finite float >= 0, or a :class:`ConfigError` naming ``name``."""
-    out = _finite_float(value)
-    if not out >= 0:
-        raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
-    return out
 
 
 def standardiser(y: np.ndarray) -> tuple[float, float]:

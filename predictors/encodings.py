@@ -31,7 +31,8 @@ import networkx as nx
 import numpy as np
 
 from naslab.core.errors import ConfigError
-from naslab.predictors.base import check_archs, check_positive_int
+from naslab.core.validation import check_int
+from naslab.predictors.base import check_archs
 from naslab.search_spaces.architecture import Architecture
 
 __all__ = [
@@ -371,8 +372,9 @@ class PathEncoder:
         max_vocab: int = DEFAULT_MAX_VOCAB,
         max_paths_per_graph: int = DEFAULT_MAX_PATHS_PER_GRAPH,
     ) -> None:
-        self.max_vocab = check_positive_int("max_vocab", max_vocab)
-        self.max_paths_per_graph = check_positive_int("max_paths_per_graph", max_paths_per_graph)
+        self.max_vocab = check_int("max_vocab", max_vocab, minimum=1)
+        self.max_paths_per_graph = check_int("max_paths_per_graph", max_paths_per_graph,
+                                             minimum=1)
         self.vocabulary_: list[tuple[str, ...]] | None = None
         self.truncated_ = 0
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from naslab.core.errors import ConfigError
+from naslab.core.validation import check_int
 from naslab.predictors.base import (
     FeaturesLike,
     FeatureTable,
@@ -33,14 +34,7 @@ from naslab.predictors.base import (
 from naslab.predictors.metrics import rank_report
 from naslab.search_spaces.architecture import Architecture
 
-__all__ = ["compare", "format_table", "learning_curve", "summarise"]
-
-def _check_int(value: Any, what: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ConfigError(f"{what} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{what} must be at least {minimum}, got {value}")
-    return int(value)
+__all__ = ["check_summary", "compare", "format_table", "learning_curve", "summarise"]
 
 
 def _check_sizes(sizes: Any, n: int, test_size: int | None) -> list[int]:
@@ -52,7 +46,7 @@ def _check_sizes(sizes: Any, n: int, test_size: int | None) -> list[int]:
         raise ConfigError(f"sizes must be a sequence of integers, got {sizes!r}") from None
     if not raw:
         raise ConfigError("sizes is empty; give at least one training-set size")
-    checked = sorted({_check_int(s, "a training-set size", 2) for s in raw})
+    checked = sorted({check_int("a training-set size", s, minimum=2) for s in raw})
     needed = 2 if test_size is None else test_size
     too_big = [s for s in checked if s > n - needed]
     if too_big:
@@ -125,19 +119,39 @@ def learning_curve(
             architectures, ``make_predictor`` not returning a :class:`Predictor`, or
             a prediction that cannot be scored (wrong length, non-finite values).
     """
+    archs = check_archs(archs)
+    y = check_targets(targets, len(archs))
+    table = FeatureTable.coerce(features, len(archs))
+    n_splits, seed, test_size, checked_sizes = _check_settings(
+        make_predictor, len(archs), sizes, n_splits, seed, test_size, name
+    )
+    rows: list[dict[str, Any]] = []
+    for split in range(n_splits):
+        order = np.random.default_rng((seed, split)).permutation(len(archs))
+        for size in checked_sizes:
+            test = order[size:] if test_size is None else order[len(archs) - test_size :]
+            row: dict[str, Any] = {} if name is None else {"predictor": name}
+            row.update(size=size, split=split)
+            row.update(_fit_and_score(make_predictor(), archs, y, table, order[:size], test,
+                                      f"training-set size {size}, split {split}"))
+            rows.append(row)
+    return rows
+
+
+def _check_settings(
+    make_predictor: Any, n_total: int, sizes: Any, n_splits: Any, seed: Any,
+    test_size: Any, name: Any,
+) -> tuple[int, int, int | None, list[int]]:
+    """:func:`learning_curve`'s settings, checked: splits, seed, test size, sizes."""
     if not callable(make_predictor):
         raise ConfigError(
             "make_predictor must be a callable returning a fresh predictor (e.g. the "
             f"predictor class), got {type(make_predictor).__name__}"
         )
-    archs = check_archs(archs)
-    n_total = len(archs)
-    y = check_targets(targets, n_total)
-    table = FeatureTable.coerce(features, n_total)
-    n_splits = _check_int(n_splits, "n_splits", 1)
-    seed = _check_int(seed, "seed", 0)
+    n_splits = check_int("n_splits", n_splits, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     if test_size is not None:
-        test_size = _check_int(test_size, "test_size", 2)
+        test_size = check_int("test_size", test_size, minimum=2)
         if test_size > n_total - 2:
             raise ConfigError(
                 f"test_size {test_size} leaves fewer than 2 of the {n_total} architectures "
@@ -146,37 +160,35 @@ def learning_curve(
     checked_sizes = _check_sizes(sizes, n_total, test_size)
     if name is not None and not isinstance(name, str):
         raise ConfigError(f"name must be a string, got {type(name).__name__}")
+    return n_splits, seed, test_size, checked_sizes
 
-    rows: list[dict[str, Any]] = []
-    for split in range(n_splits):
-        order = np.random.default_rng((seed, split)).permutation(n_total)
-        for size in checked_sizes:
-            train = order[:size]
-            test = order[size:] if test_size is None else order[n_total - test_size :]
-            predictor = make_predictor()
-            if not isinstance(predictor, Predictor):
-                raise ConfigError(
-                    "make_predictor must return a Predictor, got "
-                    f"{type(predictor).__name__}"
-                )
-            start = time.perf_counter()
-            predictor.fit([archs[i] for i in train], y[train], _rows_of(table, train))
-            fit_seconds = time.perf_counter() - start
-            start = time.perf_counter()
-            prediction = predictor.predict([archs[i] for i in test], _rows_of(table, test))
-            predict_seconds = time.perf_counter() - start
-            try:
-                report = rank_report(prediction, y[test])
-            except ConfigError as exc:
-                raise ConfigError(
-                    f"cannot score {type(predictor).__name__} (training-set size {size}, "
-                    f"split {split}): {exc}"
-                ) from None
-            row: dict[str, Any] = {} if name is None else {"predictor": name}
-            row.update(size=size, split=split, **report)
-            row.update(fit_seconds=fit_seconds, predict_seconds=predict_seconds)
-            rows.append(row)
-    return rows
+
+def _fit_and_score(
+    predictor: Any, archs: list[Architecture], y: np.ndarray, table: FeatureTable,
+    train: np.ndarray, test: np.ndarray, where: str,
+) -> dict[str, Any]:
+    """Fit ``predictor`` on ``train``, score it on ``test``: the rank report and timings.
+
+    ``where`` (the size and split) goes into the message of a prediction that cannot
+    be scored.
+    """
+    if not isinstance(predictor, Predictor):
+        raise ConfigError(
+            f"make_predictor must return a Predictor, got {type(predictor).__name__}"
+        )
+    start = time.perf_counter()
+    predictor.fit([archs[i] for i in train], y[train], _rows_of(table, train))
+    fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    prediction = predictor.predict([archs[i] for i in test], _rows_of(table, test))
+    predict_seconds = time.perf_counter() - start
+    try:
+        report = rank_report(prediction, y[test])
+    except ConfigError as exc:
+        raise ConfigError(
+            f"cannot score {type(predictor).__name__} ({where}): {exc}"
+        ) from None
+    return {**report, "fit_seconds": fit_seconds, "predict_seconds": predict_seconds}
 
 
 def compare(
@@ -259,8 +271,11 @@ def _metrics_of(summary: Sequence[Mapping[str, Any]]) -> list[str]:
     return list(seen)
 
 
-def _check_summary(summary: Sequence[Mapping[str, Any]], metric: str) -> None:
-    """Raise :class:`ConfigError` unless ``summary`` (from :func:`summarise`) has ``metric``."""
+def check_summary(summary: Sequence[Mapping[str, Any]], metric: str) -> None:
+    """Raise :class:`ConfigError` unless ``summary`` (from :func:`summarise`) has ``metric``.
+
+    It must be non-empty, carry ``size`` in every entry, and ``<metric>_mean`` in one.
+    """
     if not summary:
         raise ConfigError("the summary is empty; run learning_curve and summarise first")
     if not all("size" in e for e in summary):
@@ -291,8 +306,8 @@ def format_table(
         ConfigError: the summary is empty, has no ``size``, or lacks ``metric``.
     """
     summary = list(summary)
-    _check_summary(summary, metric)
-    digits = _check_int(digits, "digits", 0)
+    check_summary(summary, metric)
+    digits = check_int("digits", digits, minimum=0)
     labels: dict[str, None] = {}
     cells: dict[tuple[str, int], str] = {}
     for entry in summary:

@@ -22,10 +22,12 @@ import numpy as np
 from scipy import stats
 
 from naslab.core.errors import ConfigError
+from naslab.core.validation import check_float
 from naslab.predictors.base import Prediction
 
 __all__ = [
     "NOMINAL_COVERAGE",
+    "check_vectors",
     "coverage",
     "kendall_tau",
     "rank_report",
@@ -58,8 +60,15 @@ def _vector(values: Any, what: str) -> np.ndarray:
     return v
 
 
-def _vectors(minimum: int, **named: Any) -> list[np.ndarray]:
-    """The named inputs as finite float64 vectors of one common length >= ``minimum``."""
+def check_vectors(minimum: int, **named: Any) -> list[np.ndarray]:
+    """The named inputs as finite float64 vectors of one common length >= ``minimum``.
+
+    Each keyword is a vector's name (used in the error messages) and its values.
+
+    Raises:
+        ConfigError: a value is not a one-dimensional sequence of finite numbers, the
+            lengths differ, or there are fewer than ``minimum`` values.
+    """
     out = [_vector(v, name) for name, v in named.items()]
     lengths = {name: v.shape[0] for name, v in zip(named, out)}
     if len(set(lengths.values())) > 1:
@@ -91,7 +100,7 @@ def kendall_tau(y_true: Any, y_pred: Any) -> float:
     Raises:
         ConfigError: different lengths, fewer than 2 values, or non-finite values.
     """
-    t, p = _vectors(2, y_true=y_true, y_pred=y_pred)
+    t, p = check_vectors(2, y_true=y_true, y_pred=y_pred)
     if _constant(t, p):
         return 0.0
     return _finite_or_zero(stats.kendalltau(t, p, variant="b").statistic)
@@ -105,18 +114,14 @@ def spearman(y_true: Any, y_pred: Any) -> float:
     Raises:
         ConfigError: different lengths, fewer than 2 values, or non-finite values.
     """
-    t, p = _vectors(2, y_true=y_true, y_pred=y_pred)
+    t, p = check_vectors(2, y_true=y_true, y_pred=y_pred)
     if _constant(t, p):
         return 0.0
     return _finite_or_zero(stats.spearmanr(t, p).statistic)
 
 
 def _top_count(fraction: float, n: int) -> int:
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.number)):
-        raise ConfigError(f"fraction must be a number in (0, 1], got {fraction!r}")
-    fraction = float(fraction)
-    if not (0.0 < fraction <= 1.0):
-        raise ConfigError(f"fraction must be in (0, 1], got {fraction}")
+    fraction = check_float("fraction", fraction, minimum=0.0, maximum=1.0, strict_minimum=True)
     # the small epsilon keeps e.g. 0.29 * 100 = 28.999999999999996 at 29
     return max(1, math.floor(fraction * n + 1e-9))
 
@@ -141,7 +146,7 @@ def top_precision(y_true: Any, y_pred: Any, fraction: float = 0.1) -> float:
         ConfigError: different lengths, fewer than 2 values, non-finite values, or
             ``fraction`` outside (0, 1].
     """
-    t, p = _vectors(2, y_true=y_true, y_pred=y_pred)
+    t, p = check_vectors(2, y_true=y_true, y_pred=y_pred)
     k = _top_count(fraction, t.shape[0])
     predicted_top = np.argsort(-p, kind="stable")[:k]
     threshold = np.sort(t)[::-1][k - 1]
@@ -158,15 +163,12 @@ def coverage(y_true: Any, mean: Any, std: Any, k: float = 1.0) -> float:
         ConfigError: different lengths, no values, non-finite values, a negative
             ``std``, or ``k`` not a positive number.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, float, np.number)):
-        raise ConfigError(f"k must be a positive number of standard deviations, got {k!r}")
-    if not (math.isfinite(float(k)) and k > 0):
-        raise ConfigError(f"k must be a positive number of standard deviations, got {k}")
-    t, m, s = _vectors(1, y_true=y_true, mean=mean, std=std)
+    k = check_float("k (standard deviations)", k, minimum=0.0, strict_minimum=True)
+    t, m, s = check_vectors(1, y_true=y_true, mean=mean, std=std)
     negative = np.flatnonzero(s < 0)
     if negative.size:
         raise ConfigError(f"std must be >= 0; std[{int(negative[0])}] is {s[negative[0]]}")
-    return float(np.mean(np.abs(t - m) <= float(k) * s))
+    return float(np.mean(np.abs(t - m) <= k * s))
 
 
 def rmse(y_true: Any, y_pred: Any) -> float:
@@ -175,7 +177,7 @@ def rmse(y_true: Any, y_pred: Any) -> float:
     Raises:
         ConfigError: different lengths, no values, or non-finite values.
     """
-    t, p = _vectors(1, y_true=y_true, y_pred=y_pred)
+    t, p = check_vectors(1, y_true=y_true, y_pred=y_pred)
     return float(np.sqrt(np.mean((t - p) ** 2)))
 
 
@@ -199,7 +201,7 @@ def rank_report(prediction: Prediction, y_true: Any) -> dict[str, float]:
             f"prediction must be a Prediction (from predictor.predict), got "
             f"{type(prediction).__name__}"
         )
-    t, m, s = _vectors(2, y_true=y_true, mean=prediction.mean, std=prediction.std)
+    t, m, s = check_vectors(2, y_true=y_true, mean=prediction.mean, std=prediction.std)
     return {
         "kendall_tau": kendall_tau(t, m),
         "spearman": spearman(t, m),

@@ -16,16 +16,18 @@ import numpy as np
 
 from naslab.core.errors import ConfigError
 from naslab.predictors.base import Prediction
-from naslab.predictors.evaluation import _check_summary
-from naslab.predictors.metrics import _vectors, kendall_tau, spearman
+from naslab.predictors.evaluation import check_summary
+from naslab.predictors.metrics import check_vectors, kendall_tau, spearman
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot_learning_curve", "plot_predicted_vs_actual"]
+__all__ = ["new_figure", "plot_learning_curve", "plot_predicted_vs_actual", "save_figure"]
 
 
-def _new_figure(width: float = 6.0, height: float = 4.5) -> Figure:
+def new_figure(width: float = 6.0, height: float = 4.5) -> Figure:
+    """A standalone matplotlib figure (``width`` x ``height`` inches, 120 dpi,
+    constrained layout) on an Agg canvas: no pyplot, no global state, no display."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -34,7 +36,13 @@ def _new_figure(width: float = 6.0, height: float = 4.5) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` in the format its suffix names (``.png`` added when it
+    has none), creating the folder; returns the path written.
+
+    Raises:
+        ConfigError: matplotlib cannot write the suffix's format.
+    """
     path = Path(path)
     if not path.suffix:
         path = path.with_suffix(".png")
@@ -72,10 +80,10 @@ def plot_predicted_vs_actual(
             f"prediction must be a Prediction (from predictor.predict), got "
             f"{type(prediction).__name__}"
         )
-    t, m, s = _vectors(2, y_true=y_true, mean=prediction.mean, std=prediction.std)
+    t, m, s = check_vectors(2, y_true=y_true, mean=prediction.mean, std=prediction.std)
     tau, rho = kendall_tau(t, m), spearman(t, m)
 
-    fig = _new_figure(5.5, 5.0)
+    fig = new_figure(5.5, 5.0)
     ax = fig.add_subplot()
     ax.errorbar(
         t, m, yerr=s if np.any(s > 0) else None, fmt="o", markersize=3,
@@ -93,7 +101,7 @@ def plot_predicted_vs_actual(
     ax.set_title(f"{title}\n{stats}" if title else stats, fontsize=10)
     ax.grid(True, linewidth=0.3, alpha=0.5)
     ax.legend(loc="best", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_learning_curve(
@@ -119,7 +127,7 @@ def plot_learning_curve(
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     summary = list(summary)
-    _check_summary(summary, metric)
+    check_summary(summary, metric)
     series: dict[str, list[tuple[float, float, float]]] = {}
     for entry in summary:
         if f"{metric}_mean" not in entry:
@@ -130,7 +138,7 @@ def plot_learning_curve(
             (float(entry["size"]), float(entry[f"{metric}_mean"]), std)
         )
 
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     for label, points in series.items():
         x, mean, std = (np.array(v) for v in zip(*sorted(points)))
@@ -150,4 +158,4 @@ def plot_learning_curve(
                  fontsize=10)
     ax.grid(True, which="major", linewidth=0.3, alpha=0.5)
     ax.legend(loc="best", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -105,7 +105,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from naslab.core.errors import ConfigError
-from naslab.core.validation import check_choice
+from naslab.core.validation import check_choice, check_int
 from naslab.workers.measure import count_flops, count_params
 
 __all__ = ["PROXIES", "architecture_proxies", "compute_proxies", "proxy_batch"]
@@ -128,12 +128,6 @@ _WEIGHTED = (nn.modules.conv._ConvNd, nn.Linear)
 
 
 # -- inputs -------------------------------------------------------------------------
-
-
-def _check_int(what: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"{what} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def _check_names(names: Sequence[str] | str) -> list[str]:
@@ -170,8 +164,8 @@ def proxy_batch(
         ConfigError: ``batch_size`` or ``seed`` is not a valid integer, or the
             training loader yields no batch.
     """
-    batch_size = _check_int("batch_size", batch_size, 1)
-    seed = _check_int("seed", seed, 0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     # Iterating a DataLoader draws its base seed from the global torch RNG: fork it.
     with torch.random.fork_rng(devices=[]):
         train = task.loaders(batch_size, seed)[0]
@@ -575,8 +569,8 @@ def architecture_proxies(
             :func:`compute_proxies`).
     """
     wanted = _check_names(names)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    seed = _check_int("seed", seed, 0)
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = space.build(arch, task)
