@@ -336,54 +336,59 @@ def _std(values: list[float]) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def report(rows: list[dict[str, Any]], datasets: Sequence[str], args: argparse.Namespace,
-           wall: float | None) -> list[dict[str, Any]]:
-    """Print every table; return the headline figures."""
+def _report_dataset(rows: list[dict[str, Any]], dataset: str,
+                    args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One data set's metric tables (and its plot); its tau figures."""
     from naslab.predictors.evaluation import format_table, summarise
 
-    datasets = [d for d in datasets if any(r["dataset"] == d for r in rows)]
-    figures: list[dict[str, Any]] = []
-    for dataset in datasets:
-        mine = [r for r in rows if r["dataset"] == dataset]
-        splits = len({r["split"] for r in mine})
-        tests = sorted({int(r["n"]) for r in mine})
-        print(f"=== {dataset}: target valid_perf; {splits} splits; test set {tests[0]} "
-              f"architectures per split ===")
-        summary = summarise(mine)
-        for metric in METRICS:
-            print(format_table(summary, metric))
-            print()
-        for entry in summary:
-            figures.append({
-                "name": f"tau_{dataset}_{entry['predictor']}_n{entry['size']}",
-                "value": round(entry["kendall_tau_mean"], 4),
-                "unit": "kendall_tau",
-                "conditions": {"dataset": dataset, "predictor": entry["predictor"],
-                               "size": entry["size"], "std": round(entry["kendall_tau_std"], 4),
-                               "splits": entry["n_splits"], "test_size": tests[0],
-                               "target": "valid_perf"},
-            })
-        if args.plot:
-            from naslab.predictors.plots import plot_learning_curve
+    mine = [r for r in rows if r["dataset"] == dataset]
+    splits = len({r["split"] for r in mine})
+    tests = sorted({int(r["n"]) for r in mine})
+    print(f"=== {dataset}: target valid_perf; {splits} splits; test set {tests[0]} "
+          f"architectures per split ===")
+    summary = summarise(mine)
+    for metric in METRICS:
+        print(format_table(summary, metric))
+        print()
+    figures = [{
+        "name": f"tau_{dataset}_{entry['predictor']}_n{entry['size']}",
+        "value": round(entry["kendall_tau_mean"], 4),
+        "unit": "kendall_tau",
+        "conditions": {"dataset": dataset, "predictor": entry["predictor"],
+                       "size": entry["size"], "std": round(entry["kendall_tau_std"], 4),
+                       "splits": entry["n_splits"], "test_size": tests[0],
+                       "target": "valid_perf"},
+    } for entry in summary]
+    if args.plot:
+        from naslab.predictors.plots import plot_learning_curve
 
-            path = plot_learning_curve(
-                summary, Path(args.plot) / f"tau_{dataset}.png",
-                title=f"NAS-Bench-Graph {dataset}: Kendall τ vs training-set size "
-                      f"({splits} splits, test {tests[0]})")
-            print(f"(plot written to {path})")
-            print()
+        path = plot_learning_curve(
+            summary, Path(args.plot) / f"tau_{dataset}.png",
+            title=f"NAS-Bench-Graph {dataset}: Kendall τ vs training-set size "
+                  f"({splits} splits, test {tests[0]})")
+        print(f"(plot written to {path})")
+        print()
+    return figures
+
+
+def _report_fit_seconds(rows: list[dict[str, Any]],
+                        args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The fit-time table over every data set and split; its figures."""
+    from naslab.predictors.evaluation import format_table, summarise
 
     print("=== fit seconds (mean±std over every data set and split) ===")
     print(format_table(summarise(rows), "fit_seconds", digits=2))
     print()
-    for entry in summarise(rows):
-        figures.append({
-            "name": f"fit_seconds_{entry['predictor']}_n{entry['size']}",
-            "value": round(entry["fit_seconds_mean"], 3), "unit": "s",
-            "conditions": {"predictor": entry["predictor"], "size": entry["size"],
-                           "over": "every data set and split", "jobs": args.jobs},
-        })
+    return [{
+        "name": f"fit_seconds_{entry['predictor']}_n{entry['size']}",
+        "value": round(entry["fit_seconds_mean"], 3), "unit": "s",
+        "conditions": {"predictor": entry["predictor"], "size": entry["size"],
+                       "over": "every data set and split", "jobs": args.jobs},
+    } for entry in summarise(rows)]
 
+
+def _report_target(rows: list[dict[str, Any]], datasets: Sequence[str]) -> list[dict[str, Any]]:
+    """The default GNN against the best tree baseline at n=100, per data set; its figures."""
     present = [t for t in TREES if any(r["predictor"] == t for r in rows)]
     print(f"=== Kendall tau at n={TARGET_SIZE}: {DEFAULT_GNN} vs the best tree baseline "
           f"(best mean of {', '.join(present) or 'none run'}) ===")
@@ -391,7 +396,8 @@ def report(rows: list[dict[str, Any]], datasets: Sequence[str], args: argparse.N
     measured = {d: g for d, g in gaps.items() if g is not None}
     if not measured:
         print(f"(not measured: needs size {TARGET_SIZE}, {DEFAULT_GNN} and a tree baseline)")
-        return figures
+        return []
+    figures: list[dict[str, Any]] = []
     width = max(len(d) for d in measured)
     header = (f"{'dataset':<{width}}  {DEFAULT_GNN:>13}  {'best tree':>13}  {'which':<11}  "
               f"{'difference':>14}  met")
@@ -419,7 +425,20 @@ def report(rows: list[dict[str, Any]], datasets: Sequence[str], args: argparse.N
         "conditions": {"of": len(measured), "size": TARGET_SIZE, "margin": TARGET_MARGIN,
                        "gnn": DEFAULT_GNN, "trees": list(TREES)},
     })
-    if wall is not None:
+    return figures
+
+
+def report(rows: list[dict[str, Any]], datasets: Sequence[str], args: argparse.Namespace,
+           wall: float | None) -> list[dict[str, Any]]:
+    """Print every table; return the headline figures."""
+    datasets = [d for d in datasets if any(r["dataset"] == d for r in rows)]
+    figures: list[dict[str, Any]] = []
+    for dataset in datasets:
+        figures += _report_dataset(rows, dataset, args)
+    figures += _report_fit_seconds(rows, args)
+    target = _report_target(rows, datasets)
+    figures += target
+    if target and wall is not None:
         figures.append({"name": "benchmark_wall", "value": round(wall, 1), "unit": "s",
                         "conditions": {"jobs": args.jobs, "quick": bool(args.quick)}})
     return figures
