@@ -34,11 +34,9 @@ class TestRegisteredSearchers(SearcherContract):
         return lambda space, seed: get_searcher(name, space, seed=seed, **options)
 
 
-def test_every_searcher_is_in_the_contract():
-    """Searchers the contract runs on: every registry entry, and only the guided ones get
-    cheaper settings (which they accept)."""
-    assert {"random", "evolution", "local", "nsga2", "guided-evolution",
-            "guided-optuna", "optuna-tpe"} <= set(SEARCHERS)
+def test_cheaper_settings_reach_registered_searchers():
+    """The contract runs on every registry entry; the cheaper settings name registered
+    searchers (a renamed one would silently run with its slow defaults) and arrive."""
     assert set(OPTIONS) <= set(SEARCHERS)
     for name, options in OPTIONS.items():
         searcher = get_searcher(name, NB201Space(), seed=0, **options)
