@@ -152,7 +152,7 @@ def _check_signature(kind: str, name: str, factory: Callable[..., Any],
     except (TypeError, ValueError):  # a builtin without a signature: let the call decide
         return
     try:
-        signature.bind_partial(**kwargs)
+        signature.bind(**kwargs)
     except TypeError as exc:
         accepted = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
         raise ConfigError(f"bad options for {kind} {name!r}: {exc}; it accepts: "

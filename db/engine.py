@@ -132,6 +132,22 @@ def _new_engine(url: URL, shown: str, memory: bool) -> Engine:
         raise ConfigError(f"invalid storage URL {shown!r} ({exc}); use {ACCEPTED_URLS}") from exc
 
 
+@contextmanager
+def _savepoint(conn: Connection) -> Iterator[None]:
+    """A savepoint of ``conn``'s open transaction around the block: released at the
+    end, rolled back to if the block raises. Plain SQL with one name (nested ones
+    shadow it), so that no statement is compiled per use, as SQLAlchemy's numbered
+    savepoints are; both SQLite and PostgreSQL accept it."""
+    conn.exec_driver_sql("SAVEPOINT naslab_write")
+    try:
+        yield
+    except BaseException:
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT naslab_write")
+        conn.exec_driver_sql("RELEASE SAVEPOINT naslab_write")
+        raise
+    conn.exec_driver_sql("RELEASE SAVEPOINT naslab_write")
+
+
 class Database:
     """One store's engine and its transactions.
 
@@ -153,6 +169,7 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._batch: Connection | None = None
         self._batch_thread: int | None = None
+        self._batch_savepoints = True
         self._closed = False
 
     @property
@@ -209,7 +226,10 @@ class Database:
         self.check_open()
         try:
             if self._batch is not None and self._batch_thread == threading.get_ident():
-                with self._batch.begin_nested():
+                if not self._batch_savepoints:
+                    yield self._batch
+                    return
+                with _savepoint(self._batch):
                     yield self._batch
                 return
             with self.connect(write=True) as conn, conn.begin():
@@ -228,10 +248,14 @@ class Database:
             raise self.error(action, exc) from exc
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, *, savepoints: bool = True) -> Iterator[None]:
         """One write transaction that every :meth:`writing` of this thread joins until
         the block ends (committed then; rolled back if it raises). Nested calls join
-        the open batch. On SQLite the batch holds the database's write lock."""
+        the open batch. On SQLite the batch holds the database's write lock.
+
+        With ``savepoints`` each write runs in a savepoint, so a refused one leaves
+        the others in; without, writes join the transaction directly (two statements
+        fewer each), for a caller that rolls the whole batch back on any error."""
         if self._batch is not None:
             yield
             return
@@ -239,6 +263,7 @@ class Database:
         try:
             with self.connect(write=True) as conn, conn.begin():
                 self._batch, self._batch_thread = conn, threading.get_ident()
+                self._batch_savepoints = savepoints
                 try:
                     yield
                 finally:

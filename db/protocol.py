@@ -157,6 +157,12 @@ class _Statements:
         # the snapshot from before the wait on PostgreSQL)
         self.last_number = select(func.max(trials.c.number)).where(
             trials.c.study_id == bindparam("sid"))
+        # SQLite: the IMMEDIATE transaction holds the lock already, so one statement
+        self.study_and_last = select(
+            studies.c.name, studies.c.space_key,
+            select(func.max(trials.c.number)).where(trials.c.study_id == studies.c.id)
+            .scalar_subquery().label("last"),
+        ).where(studies.c.id == bindparam("sid"))
         self.live_count = select(func.count()).where(
             trials.c.study_id == bindparam("sid"), trials.c.state.in_(LIVE_STATES))
         self.arch_id = select(archs.c.id).where(
@@ -273,13 +279,17 @@ class TrialProtocol:
 
     def _lock_study(self, conn: Connection, ctx: ClaimContext) -> int:
         """Lock the study (checking its space); the number of its next trial."""
-        study = conn.execute(_SQL.study_lock, {"sid": ctx.study_id}).first()
+        locking = _SQL.study_and_last if self._db.is_sqlite else _SQL.study_lock
+        study = conn.execute(locking, {"sid": ctx.study_id}).first()
         if study is None:
             raise StorageError(f"there is no study with id {ctx.study_id}")
         if study.space_key != ctx.space_key:
             raise StorageError(f"space_key {ctx.space_key!r} differs from study "
                                f"{study.name!r}'s {study.space_key!r}")
-        last = conn.execute(_SQL.last_number, {"sid": ctx.study_id}).scalar()
+        if self._db.is_sqlite:
+            last = study.last
+        else:
+            last = conn.execute(_SQL.last_number, {"sid": ctx.study_id}).scalar()
         return 0 if last is None else int(last) + 1
 
     @staticmethod

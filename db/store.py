@@ -106,17 +106,19 @@ class Store:
         return self.database.dialect
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, *, savepoints: bool = True) -> Iterator[None]:
         """Group every write of this thread inside the block into one transaction,
-        committed when the block ends (rolled back if it raises); each write still
-        runs in its own savepoint, so a refused one leaves the others in.
+        committed when the block ends (rolled back if it raises). With
+        ``savepoints`` each write runs in its own savepoint, so a refused one leaves
+        the others in; without (the trial loop's choice: it rolls a batch back on any
+        error), writes cost two statements fewer.
 
         For table searches, where a commit costs more than a trial: a crash loses the
         uncommitted batch (never a committed result), and other connections see it
         only after the commit. On SQLite the batch holds the database's write lock,
         so other connections to the file wait. Nested calls join the open batch.
         """
-        with self.database.batch():
+        with self.database.batch(savepoints=savepoints):
             yield
 
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from naslab.core.errors import UnknownNameError
 from naslab.core.registry import Registry
 from naslab.predictors.base import Predictor
 
@@ -31,8 +32,11 @@ PREDICTORS.register("proxy", "naslab.predictors.baselines:ProxyPredictor")
 
 def get_predictor(name: str, options: Mapping[str, Any] | None = None) -> Predictor:
     """A new, unfitted predictor by name (``proxy:NAME`` for a proxy predictor), with
-    constructor ``options``."""
+    constructor ``options``; an unknown name lists the choices."""
     options = dict(options or {})
     if isinstance(name, str) and name.startswith("proxy:") and len(name) > len("proxy:"):
         return PREDICTORS.create("proxy", proxy=name[len("proxy:"):], **options)
+    if name not in PREDICTORS or name == "proxy":
+        choices = [n for n in PREDICTORS if n != "proxy"] + ["proxy:<feature>"]
+        raise UnknownNameError("predictor", str(name), choices)
     return PREDICTORS.create(name, **options)

@@ -126,8 +126,9 @@ def test_claim_outcomes(db_url):
         assert store.trials.count(study.id) == 3
         store.protocol.interrupt_running(study.id)
         assert claim(d).outcome is ClaimOutcome.NEW  # the interrupted one no longer counts
-        # the study has a complete evaluation of a: never a second one
-        assert claim(a, reuse_own=False).outcome is ClaimOutcome.KNOWN
+        # the study has a complete evaluation of a: never a second one (no budget here)
+        unbounded = ClaimContext.of(study, driver="d1", budget=None)
+        assert store.protocol.claim(unbounded, a, reuse_own=False).outcome is ClaimOutcome.KNOWN
 
 
 def test_batch_commits_together_and_rolls_back_together(db_url):

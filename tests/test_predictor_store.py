@@ -397,7 +397,7 @@ def test_the_load_advice_printed_by_fit_works(url, graph):
     forest, archs = _fitted_forest(space)
     with Store(url) as store:
         save_to_store(store, "advised", forest)
-        from naslab.predictors import load_from_store as advised  # as printed by the CLI
+        from naslab import load_from_store as advised  # as printed by the CLI
 
         loaded, _ = advised(store, "advised")
     assert_same_prediction(loaded.predict(archs), forest.predict(archs))
@@ -525,8 +525,8 @@ def test_cli_eval_on_the_table_writes_both_plots(tmp_path, monkeypatch):
     (["eval", *GRAPH, "--model", "rf,xgb", "--source", "table"],
      "unknown predictor 'xgb'; choose one of: dgin, gbdt, gcn, gin, proxy:<feature>, rf"),
     (["fit", "--space", "nb201", "--source", "table", "--model", "rf"],
-     "--source table needs a benchmark-table space (nasbench_graph); nb201 results come from "
-     "the store (--source store)"),
+     "--source table needs a table benchmark's space (nasbench_graph); nb201 results come "
+     "from the store (--source store)"),
     (["fit", *GRAPH, "--model", "rf"],
      "no complete val_accuracy results of space nasbench_graph on task nasbench_graph:cora; "
      "the store has no complete trial of this space yet (run a search first)"),

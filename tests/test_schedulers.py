@@ -76,7 +76,8 @@ def test_replay_rebuilds_the_same_rungs():
         (("asha", 9, {"min_epochs": 9}), "min_epochs"),
         (("asha", 9, {"eta": 1}), "eta must be an integer >= 2"),
         (("hyperband", 1, {}), "min_epochs"),
-        (("asha", 9, {"grace": 2}), "unknown option"),
+        (("asha", 9, {"grace": 2}), "unexpected keyword argument .grace.; it accepts: "
+                                    "max_epochs, min_epochs, eta"),
     ],
 )
 def test_bad_scheduler_settings_are_refused(args, message):
@@ -154,7 +155,7 @@ class TestSchedulerContract:
         curve_study(store, "r", name, budget=24).run()  # a new driver: replays the rungs
         with Store(f"sqlite:///{tmp_path / 'once.db'}") as once:
             curve_study(once, "r", name, budget=24).run()
-            expected = [(t.arch_hash, t.state, t.epochs_done) for t in once.trials("r")]
+            expected = [(t.arch_hash, t.state, t.epochs_done) for t in once.trials.list("r")]
         assert [(t.arch_hash, t.state, t.epochs_done) for t in store.trials.list("r")] == expected
 
 
@@ -181,7 +182,7 @@ def test_one_ray_worker_decides_as_in_process(ray_cluster, store, tmp_path):
     curve_study(store, "ray", "asha", budget=12, executor=RayExecutor(workers=1)).run()
     with Store(f"sqlite:///{tmp_path / 'local.db'}") as local:
         curve_study(local, "ray", "asha", budget=12).run()
-        expected = [(t.arch_hash, t.state, t.epochs_done) for t in local.trials("ray")]
+        expected = [(t.arch_hash, t.state, t.epochs_done) for t in local.trials.list("ray")]
     assert [(t.arch_hash, t.state, t.epochs_done) for t in store.trials.list("ray")] == expected
 
 
