@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from naslab.cli_common import parse_options
 from naslab.core.errors import ConfigError, UnknownNameError
 
 #: The data sets of a NAS-Bench-Graph benchmark run by default: the eight that share
@@ -94,15 +95,8 @@ def parse_searcher_spec(text: str) -> SearcherSpec:
     name, body = match.group(1), match.group(2)
     if name not in SEARCHERS:
         raise UnknownNameError("searcher", name, SEARCHERS)
-    options: dict[str, Any] = {}
-    for pair in [p for p in (body or "").split(",") if p.strip()]:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"option {pair!r} in searcher spec {text!r} is not key=value")
-        try:
-            options[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key.strip()] = raw.strip()
+    pairs = [p.strip() for p in (body or "").split(",") if p.strip()]
+    options = parse_options(pairs, f"searcher spec {text!r}:")
     label = name if not options else f"{name}[{','.join(f'{k}={v}' for k, v in options.items())}]"
     return SearcherSpec(name, options, label)
 

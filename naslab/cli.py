@@ -31,6 +31,7 @@ from naslab.cli_common import (
     err_console,
     fmt,
     open_store,
+    option,
     parse_options,
     seconds,
     short_task,
@@ -46,48 +47,44 @@ app = typer.Typer(
 )
 
 
-def _option(help: str, *names: str, **kwargs: Any) -> Any:
-    return typer.Option(*names, help=help, **kwargs)
 
-
-Space = Annotated[str, _option("Search space: nb201, chain, nasbench_graph, or a registered "
+Space = Annotated[str, option("Search space: nb201, chain, nasbench_graph, or a registered "
                                "one (naslab spaces).")]
-Task = Annotated[str | None, _option(
+Task = Annotated[str | None, option(
     "Task: digits (trained), or a data set of a table benchmark's space (e.g. cora for "
     "nasbench_graph).")]
-SearcherName = Annotated[str, _option(
+SearcherName = Annotated[str, option(
     "Searcher: evolution, random, local, nsga2, guided-evolution, guided-optuna, "
     "optuna-tpe|random|nsga2|nsga3|cmaes|gp|qmc (options via --searcher-opt).")]
-Objectives = Annotated[str | None, _option(
+Objectives = Annotated[str | None, option(
     "Multi-objective search: metrics with directions, e.g. 'val_accuracy:max,latency_ms:min' "
     "(also params, flops); needs nsga2, guided-evolution, guided-optuna, random or an "
     "optuna-* searcher.")]
-Options = Annotated[list[str] | None, typer.Option(show_default=False)]
-SpaceOpt = Annotated[list[str] | None, _option(
+SpaceOpt = Annotated[list[str] | None, option(
     "Space option KEY=VALUE (repeatable), e.g. channels=16.", "--space-opt")]
-SearcherOpt = Annotated[list[str] | None, _option(
+SearcherOpt = Annotated[list[str] | None, option(
     "Searcher option KEY=VALUE, e.g. population_size=20.", "--searcher-opt")]
-TrainOpt = Annotated[list[str] | None, _option(
+TrainOpt = Annotated[list[str] | None, option(
     "Evaluator option KEY=VALUE, e.g. lr=0.1 or batch_size=128.", "--train-opt")]
-Workers = Annotated[int | None, _option(
+Workers = Annotated[int | None, option(
     "Ray workers training candidates in parallel (default: one per CPU core; table "
     "searches default to --in-process).")]
-InProcess = Annotated[bool, _option("Evaluate in this process, one at a time (debugging).",
+InProcess = Annotated[bool, option("Evaluate in this process, one at a time (debugging).",
                                     "--in-process")]
-RayAddress = Annotated[str | None, _option(
+RayAddress = Annotated[str | None, option(
     "Join an existing Ray cluster ('auto' or 'ray://host:port').")]
-Dashboard = Annotated[bool, _option(
+Dashboard = Annotated[bool, option(
     "Start Ray's dashboard (on 127.0.0.1:8265) with local Ray.", "--dashboard")]
-GpusPerTrial = Annotated[float | None, _option(
+GpusPerTrial = Annotated[float | None, option(
     "GPUs reserved by each Ray worker (fractions allowed, e.g. 0.5); default: none without "
     "GPUs, else an equal share of the cluster's GPUs, at most 1.")]
-SchedulerName = Annotated[str, _option("Multi-fidelity early stopping: none, asha, hyperband.")]
-MinEpochs = Annotated[int | None, _option("Scheduler's first rung in epochs (default 1).")]
-Eta = Annotated[int | None, _option(
+SchedulerName = Annotated[str, option("Multi-fidelity early stopping: none, asha, hyperband.")]
+MinEpochs = Annotated[int | None, option("Scheduler's first rung in epochs (default 1).")]
+Eta = Annotated[int | None, option(
     "Scheduler's reduction factor: ~1/eta of trials pass each rung (default 3).")]
-TrialTimeout = Annotated[float | None, _option(
+TrialTimeout = Annotated[float | None, option(
     "Seconds a trial may run on a Ray worker before it fails.")]
-MaxRetries = Annotated[int, _option(
+MaxRetries = Annotated[int, option(
     "Re-runs of a trial whose Ray worker process died, before it fails.")]
 
 
@@ -181,10 +178,10 @@ def search(
     task: Task = None,
     searcher: SearcherName = "evolution",
     objectives: Objectives = None,
-    budget: Annotated[int, _option("Trials to finish, resumed ones included.")] = 30,
-    epochs: Annotated[int | None, _option("Training epochs per candidate (fidelity).")] = None,
-    seed: Annotated[int, _option("Seed of the searcher and of every training run.")] = 0,
-    study: Annotated[str | None, _option(
+    budget: Annotated[int, option("Trials to finish, resumed ones included.")] = 30,
+    epochs: Annotated[int | None, option("Training epochs per candidate (fidelity).")] = None,
+    seed: Annotated[int, option("Seed of the searcher and of every training run.")] = 0,
+    study: Annotated[str | None, option(
         "Study name; re-running with the same name resumes it.")] = None,
     storage: Storage = None,
     space_opt: SpaceOpt = None,
@@ -193,7 +190,7 @@ def search(
     workers: Workers = None,
     in_process: InProcess = False,
     ray_address: RayAddress = None,
-    cpus_per_trial: Annotated[float, _option("CPUs reserved by each Ray worker.")] = 1.0,
+    cpus_per_trial: Annotated[float, option("CPUs reserved by each Ray worker.")] = 1.0,
     dashboard: Dashboard = False,
     gpus_per_trial: GpusPerTrial = None,
     scheduler: SchedulerName = "none",

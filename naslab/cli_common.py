@@ -19,6 +19,7 @@ from naslab.core.errors import ConfigError
 
 __all__ = [
     "STORAGE_HELP",
+    "option",
     "Storage",
     "compact_decisions",
     "console",
@@ -37,6 +38,12 @@ err_console = Console(stderr=True)
 STORAGE_HELP = "SQLAlchemy URL of the store (default: $NASLAB_STORAGE or sqlite:///naslab.db)."
 #: The ``--storage`` option of every command that opens the store.
 Storage = Annotated[str | None, typer.Option(envvar="NASLAB_STORAGE", help=STORAGE_HELP)]
+
+
+def option(help: str, *names: str) -> Any:
+    """A ``typer.Option`` with ``help`` (and the given flag names), for ``Annotated``
+    option types."""
+    return typer.Option(*names, help=help)
 
 
 def open_store(storage: str | None) -> Any:

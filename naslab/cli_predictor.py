@@ -21,6 +21,7 @@ from naslab.cli_common import (
     console,
     fmt,
     open_store,
+    option,
     parse_list,
     parse_options,
     short_task,
@@ -120,24 +121,21 @@ def _load_store(store: Any, space: Any, evaluator: Any, src: _Source) -> _Data:
                  f"{data.fidelity} epochs, studies: {', '.join(data.studies)})")
 
 
-def _option(help: str, *names: str) -> Any:
-    return typer.Option(*names, help=help)
 
-
-SpaceName = Annotated[str, _option("Search space.")]
-TaskName = Annotated[str | None, _option("Task (default: the space's default task).")]
-SourceName = Annotated[str, _option("Data: store (stored results) or table.")]
-Metric = Annotated[str, _option("The metric to predict.")]
-Epochs = Annotated[int | None, _option(
+SpaceName = Annotated[str, option("Search space.")]
+TaskName = Annotated[str | None, option("Task (default: the space's default task).")]
+SourceName = Annotated[str, option("Data: store (stored results) or table.")]
+Metric = Annotated[str, option("The metric to predict.")]
+Epochs = Annotated[int | None, option(
     "Fidelity of the stored results to use (default: the one with most results).")]
-Features = Annotated[str | None, _option(
+Features = Annotated[str | None, option(
     "Extra per-architecture inputs, comma-separated: zero-cost proxies (synflow, jacob_cov, "
     "nwot, snip, grad_norm, params, flops; stored once computed) or, with --source table, "
     "params and latency.")]
-PredictorOpt = Annotated[list[str] | None, _option(
+PredictorOpt = Annotated[list[str] | None, option(
     "Predictor option KEY=VALUE (repeatable), e.g. members=10.", "--opt")]
-SpaceOpt = Annotated[list[str] | None, _option("Space option KEY=VALUE.", "--space-opt")]
-TrainOpt = Annotated[list[str] | None, _option(
+SpaceOpt = Annotated[list[str] | None, option("Space option KEY=VALUE.", "--space-opt")]
+TrainOpt = Annotated[list[str] | None, option(
     "Training option KEY=VALUE (selects the task key of the results).", "--train-opt")]
 
 
@@ -145,8 +143,8 @@ TrainOpt = Annotated[list[str] | None, _option(
 def fit(
     space: SpaceName = "nb201",
     task: TaskName = None,
-    model: Annotated[str, _option("Predictor: dgin, gin, gcn, rf, gbdt, proxy:NAME.")] = "dgin",
-    name: Annotated[str | None, _option(
+    model: Annotated[str, option("Predictor: dgin, gin, gcn, rf, gbdt, proxy:NAME.")] = "dgin",
+    name: Annotated[str | None, option(
         "Name to save it under (default SPACE-TASK-MODEL); each fit adds a version.")] = None,
     source: SourceName = "store",
     metric: Metric = "val_accuracy",
@@ -183,20 +181,20 @@ def fit(
 def evaluate(
     space: SpaceName = "nb201",
     task: TaskName = None,
-    model: Annotated[str, _option(
+    model: Annotated[str, option(
         "Predictors to compare, comma-separated: dgin, gin, gcn, rf, gbdt, proxy:NAME.")
     ] = "dgin",
     source: SourceName = "store",
     metric: Metric = "val_accuracy",
     epochs: Epochs = None,
-    sizes: Annotated[str, _option("Training-set sizes.")] = "25,50,100,200,500",
-    splits: Annotated[int, _option("Random splits per size.")] = 5,
-    test_size: Annotated[int | None, _option(
+    sizes: Annotated[str, option("Training-set sizes.")] = "25,50,100,200,500",
+    splits: Annotated[int, option("Random splits per size.")] = 5,
+    test_size: Annotated[int | None, option(
         "Test architectures per split (default: all the others).")] = None,
-    seed: Annotated[int, _option("Seed of the splits and predictors.")] = 0,
+    seed: Annotated[int, option("Seed of the splits and predictors.")] = 0,
     features: Features = None,
     opt: PredictorOpt = None,
-    out: Annotated[Path, _option("Folder for the PNG plots.")] = Path("naslab-predictor-eval"),
+    out: Annotated[Path, option("Folder for the PNG plots.")] = Path("naslab-predictor-eval"),
     space_opt: SpaceOpt = None,
     train_opt: TrainOpt = None,
     storage: Storage = None,

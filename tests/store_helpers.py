@@ -1,37 +1,25 @@
 """Stores filled through the production path (the trial protocol), for tests that need
 trials in particular states: a study from keyword settings, and trials claimed,
-then finished, failed or left running, exactly as the search loop does it."""
+then finished, failed or left running, exactly as the search loop does it (on the
+helpers of the Store contract suite, :mod:`naslab.testing.stores`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from naslab.db.protocol import ClaimContext, ClaimOutcome
+from naslab.db.protocol import ClaimOutcome
 from naslab.db.records import StudyInfo, StudySpec
 from naslab.db.store import Store
 from naslab.search_spaces.architecture import Architecture
+from naslab.testing.stores import context, start
 from naslab.workers.evaluator import Result
+
+__all__ = ["complete", "context", "fail", "make_study", "reuse", "start"]
 
 
 def make_study(store: Store, name: str, **settings: Any) -> StudyInfo:
     """Create (or load) study ``name`` with ``settings`` (the fields of StudySpec)."""
     return store.studies.create_or_load(StudySpec(name=name, **settings))
-
-
-def context(info: StudyInfo, **options: Any) -> ClaimContext:
-    """The claim context of ``info`` (no budget, no reuse of other studies, unless
-    ``options`` say otherwise)."""
-    options.setdefault("budget", None)
-    options.setdefault("reuse", False)
-    return ClaimContext.of(info, **options)
-
-
-def start(store: Store, info: StudyInfo, arch: Architecture, **options: Any) -> int:
-    """Claim ``arch`` as a new running trial; its id (fails the test unless NEW)."""
-    claim = store.protocol.claim(context(info, **options), arch, reuse_own=False)
-    assert claim.outcome is ClaimOutcome.NEW, claim
-    assert claim.trial_id is not None
-    return claim.trial_id
 
 
 def reuse(store: Store, info: StudyInfo, arch: Architecture, **options: Any) -> int:

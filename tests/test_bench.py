@@ -29,7 +29,7 @@ def test_searcher_specs():
     assert spec.label == "guided-evolution[predictor=rf,kappa=2]"
     with pytest.raises(UnknownNameError, match="searcher"):
         parse_searcher_spec("annealing")
-    with pytest.raises(ConfigError, match="not key=value"):
+    with pytest.raises(ConfigError, match="is not KEY=VALUE"):
         parse_searcher_spec("random[seed]")
     with pytest.raises(ConfigError, match="repeat"):
         plan_runs(["random", "random"], ["cora"], 1, 5)

@@ -126,3 +126,31 @@ def test_no_private_names_across_modules(module):
               and node.value.id in aliases and node.attr.startswith("_")
               and not node.attr.startswith("__")]
     assert not found, f"{module} uses private names of other modules: {found}"
+
+
+#: The size limits of issue 13: modules and functions a reader can hold in mind.
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 80
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_modules_and_functions_stay_small(module):
+    """No module over 600 lines, no function over 80 (benchmarks: functions only)."""
+    path = MODULES[module]
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_MODULE_LINES, f"{path} has {lines} lines"
+    _assert_short_functions(path)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_benchmark_functions_stay_small(path):
+    _assert_short_functions(path)
+
+
+def _assert_short_functions(path: Path) -> None:
+    long = [f"{n.name} ({n.end_lineno - n.lineno + 1} lines)"
+            for n in ast.walk(ast.parse(path.read_text()))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, f"{path}: functions over {MAX_FUNCTION_LINES} lines: {long}"
