@@ -90,6 +90,11 @@ class Registry:
                               f"'module:attribute', got {target!r}")
         self._entries[name] = Entry(name, target, dict(defaults or {}), dict(info or {}))
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (UnknownNameError if it is not registered)."""
+        self.entry(name)
+        del self._entries[name]
+
     def names(self) -> list[str]:
         """The registered names, in registration order."""
         return list(self._entries)

@@ -154,3 +154,34 @@ def _assert_short_functions(path: Path) -> None:
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
             and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES]
     assert not long, f"{path}: functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def _declared_distributions() -> set[str]:
+    """Distribution names in pyproject.toml's dependencies and optional dependencies."""
+    import re
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    specs = [*project["dependencies"],
+             *(s for group in project["optional-dependencies"].values() for s in group)]
+    return {re.split(r"[\[<>=!~ ;]", s, maxsplit=1)[0].lower().replace("_", "-")
+            for s in specs}
+
+
+def test_every_third_party_import_is_declared():
+    """What the library imports (lazily too) is a declared dependency."""
+    import sys
+    from importlib.metadata import packages_distributions
+
+    providers = packages_distributions()
+    declared = _declared_distributions()
+    missing = {}
+    for module, path in MODULES.items():
+        for target, _, line in _imports(path):
+            top = target.split(".")[0]
+            if top in sys.stdlib_module_names or top in ("naslab", "__future__"):
+                continue
+            dists = {d.lower().replace("_", "-") for d in providers.get(top, [top])}
+            if not dists & declared:
+                missing.setdefault(top, f"{module} line {line}")
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
