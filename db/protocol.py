@@ -27,6 +27,7 @@ that wants one commit for many trials wraps its claims, evaluations and finishes
 from __future__ import annotations
 
 import enum
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from naslab.core import drivers
@@ -75,6 +77,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Claim", "ClaimContext", "ClaimOutcome", "TrialProtocol"]
 
+#: Whether this SQLite has ``INSERT ... RETURNING`` (3.35 and newer).
+_SQLITE_RETURNING = sqlite3.sqlite_version_info >= (3, 35)
 #: The states whose trials hold a claim or count towards a study's budget.
 LIVE_STATES = ("complete", "stopped", "failed", "running")
 
@@ -180,11 +184,9 @@ class _Statements:
             .order_by(value.is_(None), value.desc(), trials.c.id).limit(1))
         self.trial_values = select(value, trials.c.params, trials.c.flops,
                                    trials.c.latency_ms).where(trials.c.id == bindparam("tid"))
-        self.finishing = (
-            select(trials.c.study_id, trials.c.architecture_id, trials.c.fidelity,
-                   trials.c.state, trials.c.reused_from, archs.c.params, archs.c.flops)
-            .join(archs, archs.c.id == trials.c.architecture_id)
-            .where(trials.c.id == bindparam("tid")))
+        self.finishing = select(
+            trials.c.study_id, trials.c.architecture_id, trials.c.fidelity, trials.c.state,
+            trials.c.reused_from).where(trials.c.id == bindparam("tid"))
         self.successor = select(trials.c.number).where(
             trials.c.study_id == bindparam("sid"), trials.c.architecture_id == bindparam("aid"),
             trials.c.fidelity == bindparam("fid"), trials.c.id != bindparam("tid"),
@@ -193,8 +195,9 @@ class _Statements:
         finished = {name: bindparam(name) for name in (
             "state", "objective_value", "params", "flops", "latency_ms", "train_seconds",
             "epochs_done", "finished_at", "error", "extra")}
-        self.finish = update(trials).where(trials.c.id == bindparam("tid")).values(
-            **finished, worker=func.coalesce(bindparam("worker"), trials.c.worker))
+        self.finish = update(trials).where(
+            trials.c.id == bindparam("tid"), trials.c.state == bindparam("from_state"),
+        ).values(**finished, worker=func.coalesce(bindparam("worker"), trials.c.worker))
         self.fail = update(trials).where(trials.c.id == bindparam("tid")).values(
             state="failed", error=bindparam("error"), finished_at=bindparam("finished_at"),
             worker=func.coalesce(bindparam("worker"), trials.c.worker))
@@ -204,9 +207,11 @@ class _Statements:
         self.insert_weights = insert(WeightsRow.__table__)
         self.insert_trial = insert(trials)
         self.insert_arch = insert(archs)
-        self.insert_arch_pg = (pg_insert(archs)
-                               .on_conflict_do_nothing(index_elements=["space_key", "hash"])
-                               .returning(archs.c.id))
+        # the architecture's row if it is new, its id returned; nothing if it exists
+        self.insert_arch_new = {
+            dialect: insert_of(archs).on_conflict_do_nothing(
+                index_elements=["space_key", "hash"]).returning(archs.c.id)
+            for dialect, insert_of in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
         self.insert_metric = insert(metric_t)
         self.copy_metrics = insert(metric_t).from_select(
             ["trial_id", "name", "step", "value"],
@@ -217,9 +222,13 @@ class _Statements:
                               .where(metric_t.c.trial_id == bindparam("tid"),
                                      metric_t.c.step.is_(None))
                               .order_by(metric_t.c.id))
-        self.fill_arch = update(archs).where(archs.c.id == bindparam("aid")).values(
-            params=func.coalesce(archs.c.params, bindparam("p", type_=BigInteger)),
-            flops=func.coalesce(archs.c.flops, bindparam("f", type_=BigInteger)))
+        # the first evaluation of an architecture gives it its params and flops
+        self.fill_arch = update(archs).where(
+            archs.c.id == select(trials.c.architecture_id).where(
+                trials.c.id == bindparam("tid")).scalar_subquery(),
+            archs.c.params.is_(None) | archs.c.flops.is_(None),
+        ).values(params=func.coalesce(archs.c.params, bindparam("p", type_=BigInteger)),
+                 flops=func.coalesce(archs.c.flops, bindparam("f", type_=BigInteger)))
 
 
 _SQL = _Statements()
@@ -254,9 +263,10 @@ class TrialProtocol:
             number = self._lock_study(conn, ctx)
             if ctx.budget is not None and number >= ctx.budget and self._full(conn, ctx):
                 return Claim(ClaimOutcome.FULL)
-            arch_id = conn.execute(_SQL.arch_id, {"sk": ctx.space_key, "h": arch_hash}).scalar()
+            arch_id, new = self._architecture(conn, arch, ctx.space_key, arch_hash,
+                                              decisions, graph)
             source = None
-            if arch_id is not None:
+            if not new:  # evaluated before, perhaps in this study
                 holder = conn.execute(_SQL.holder, {"sid": ctx.study_id, "aid": arch_id,
                                                     "fid": ctx.fidelity}).first()
                 if holder is not None and (holder.state == "running" or not reuse_own):
@@ -264,9 +274,6 @@ class TrialProtocol:
                 if ctx.reuse or holder is not None:  # never a second evaluation in one study
                     source = conn.execute(_SQL.source, {"aid": arch_id, "tk": ctx.task_key,
                                                         "fid": ctx.fidelity}).first()
-            else:
-                arch_id = self._insert_architecture(conn, arch, ctx.space_key, arch_hash,
-                                                    decisions, graph)
             now = utcnow()
             row = {"study_id": ctx.study_id, "number": number, "architecture_id": arch_id,
                    "decisions": decisions, "fidelity": ctx.fidelity, "seed": ctx.seed,
@@ -322,25 +329,28 @@ class TrialProtocol:
         return Claim(ClaimOutcome.REUSED, trial_id, row["number"], source.objective_value,
                      metrics)
 
-    def _insert_architecture(self, conn: Connection, arch: Architecture, space_key: str,
-                             arch_hash: str, decisions: str, graph: str) -> int:
+    def _architecture(self, conn: Connection, arch: Architecture, space_key: str,
+                      arch_hash: str, decisions: str, graph: str) -> tuple[int, bool]:
+        """The id of the architecture's row, and whether this claim inserted it."""
         values = {"space": arch.space, "space_key": space_key, "hash": arch_hash,
                   "graph": graph, "decisions": decisions, "created_at": utcnow()}
-        if self._db.is_sqlite:  # the IMMEDIATE transaction keeps other writers out
-            return int(conn.execute(_SQL.insert_arch, values).inserted_primary_key[0])
-        if self._db.dialect == "postgresql":  # a concurrent writer may insert it first
-            found = conn.execute(_SQL.insert_arch_pg, values).scalar()
-            if found is None:
-                found = conn.execute(_SQL.arch_id, {"sk": space_key, "h": arch_hash}).scalar()
-            return int(found)
+        upsert = _SQL.insert_arch_new.get(self._db.dialect)
+        if upsert is not None and (self._db.dialect != "sqlite" or _SQLITE_RETURNING):
+            # one statement for a new architecture; a concurrent writer's row is kept
+            inserted = conn.execute(upsert, values).scalar()
+            if inserted is not None:
+                return int(inserted), True
+        found = conn.execute(_SQL.arch_id, {"sk": space_key, "h": arch_hash}).scalar()
+        if found is not None:
+            return int(found), False
         try:
             with conn.begin_nested():  # a concurrent writer may insert it first
-                return int(conn.execute(_SQL.insert_arch, values).inserted_primary_key[0])
+                return int(conn.execute(_SQL.insert_arch, values).inserted_primary_key[0]), True
         except IntegrityError:
             found = conn.execute(_SQL.arch_id, {"sk": space_key, "h": arch_hash}).scalar()
             if found is None:
                 raise
-            return int(found)
+            return int(found), False
 
     # ------------------------------------------------------------------ evaluation
 
@@ -398,38 +408,42 @@ class TrialProtocol:
                  for k, v in final.items()]
         blob = weights_to_bytes(result.weights) if result.weights is not None else None
         with self._db.writing(f"complete trial {trial_id}") as conn:
-            trial = conn.execute(_SQL.finishing, {"tid": trial_id}).first()
-            if trial is None:
-                raise StorageError(f"there is no trial with id {trial_id}")
-            if trial.state not in ("running", "interrupted"):
-                raise StorageError(f"cannot complete trial {trial_id}: it is already "
-                                   f"{trial.state}")
-            if trial.state == "interrupted" and not stopped and trial.reused_from is None:
-                self._keep_interrupted(conn, trial_id, trial, values)
-            conn.execute(_SQL.finish, values)
+            state = values["state"]
+            if conn.execute(_SQL.finish, {**values, "from_state": "running"}).rowcount != 1:
+                state = self._finish_interrupted(conn, trial_id, values, stopped)
             conn.execute(_SQL.insert_metric, rows)
-            if ((trial.params is None and values["params"] is not None)
-                    or (trial.flops is None and values["flops"] is not None)):
-                conn.execute(_SQL.fill_arch, {"aid": trial.architecture_id,
-                                              "p": values["params"], "f": values["flops"]})
+            if values["params"] is not None or values["flops"] is not None:
+                conn.execute(_SQL.fill_arch, {"tid": trial_id, "p": values["params"],
+                                              "f": values["flops"]})
             if blob is not None:
                 conn.execute(_SQL.insert_weights, {"trial_id": trial_id,
                                                    "format": WEIGHTS_FORMAT, "data": blob})
-        return values["state"]
+        return state
 
     @staticmethod
-    def _keep_interrupted(conn: Connection, trial_id: int, trial: Any,
-                          values: dict[str, Any]) -> None:
-        """A late result of an interrupted trial whose architecture another trial of the
-        study has claimed since: keep the result, leave the trial interrupted."""
-        successor = conn.execute(_SQL.successor, {
-            "sid": trial.study_id, "aid": trial.architecture_id, "fid": trial.fidelity,
-            "tid": trial_id}).scalar()
+    def _finish_interrupted(conn: Connection, trial_id: int, values: dict[str, Any],
+                            stopped: bool) -> str:
+        """Store the result of a trial that is not running: an interrupted one (its
+        driver was taken for dead) is completed, but stays interrupted if another trial
+        of the study has claimed the architecture since; any other state is refused."""
+        trial = conn.execute(_SQL.finishing, {"tid": trial_id}).first()
+        if trial is None:
+            raise StorageError(f"there is no trial with id {trial_id}")
+        if trial.state != "interrupted":
+            raise StorageError(f"cannot complete trial {trial_id}: it is already "
+                               f"{trial.state}")
+        successor = None
+        if not stopped and trial.reused_from is None:
+            successor = conn.execute(_SQL.successor, {
+                "sid": trial.study_id, "aid": trial.architecture_id, "fid": trial.fidelity,
+                "tid": trial_id}).scalar()
         if successor is not None:
-            values.update(state="interrupted", error=(
+            values = {**values, "state": "interrupted", "error": (
                 "finished after its driver was taken for dead; trial "
                 f"{successor} of the study evaluates this architecture now (this "
-                "trial's result is kept here)"))
+                "trial's result is kept here)")}
+        conn.execute(_SQL.finish, {**values, "from_state": "interrupted"})
+        return str(values["state"])
 
     def fail(self, trial_id: int, error: str, *, worker: str | None = None) -> None:
         """Mark a running (or interrupted) trial failed, with ``error`` saying why."""
