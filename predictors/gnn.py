@@ -16,12 +16,12 @@ per-architecture numbers (zero-cost proxies, parameters, FLOPs). Three families:
   normalisation and self-loops, edges in both directions;
 
 Each layer is residual. Readout: mean and sum of the last layer's node states,
-concatenated with the graph-level features, then a two-layer head. The layers are
-PyTorch Geometric's dense ones where they fit (``DenseGINConv``, ``DenseGCNConv``;
-the network is :class:`~naslab.predictors.gnn_network.EnsembleNetwork`), and
-minibatches are padded to dense ``(graphs, nodes, nodes)`` adjacency tensors with
-PyG's ``to_dense_batch`` and ``to_dense_adj``: architecture graphs are small, and
-batched dense products are several times faster than sparse scatters at this size.
+concatenated with the graph-level features, then a two-layer head. The network is
+:class:`~naslab.predictors.gnn_network.EnsembleNetwork` (``gin`` layers are PyTorch
+Geometric's ``DenseGINConv``; the PyG paths measured slower and kept out, with their
+figures, are listed there). Minibatches are padded to dense ``(graphs, nodes,
+nodes)`` adjacency tensors: architecture graphs are small, and batched dense
+products are several times faster than sparse scatters at this size.
 
 **Uncertainty: a deep ensemble** (Lakshminarayanan et al., 2017). ``members``
 networks with independent initialisations train together, vectorised as one network

@@ -2,29 +2,36 @@
 
 ``members`` graph networks with independent weights run as one network: every
 weight carries a leading member dimension, and node states are ``(members, graphs,
-nodes, hidden)`` tensors. PyTorch Geometric's dense layers broadcast over leading
-dimensions (their adjacency is broadcastable in the batch dimension), so they run
-the members together as they are:
+nodes, hidden)`` tensors. The families' layers:
 
-* ``gin``: :class:`torch_geometric.nn.DenseGINConv` whose ``nn`` is a member-stacked
-  two-layer MLP (:class:`EnsembleMLP`), over the edges taken in both directions;
-* ``gcn``: :class:`EnsembleDenseGCNConv`, PyG's :class:`~torch_geometric.nn.DenseGCNConv`
-  (self-loops, symmetric normalisation) with a member-stacked linear map;
-* ``dgin``: :class:`DenseDirectedGINConv`, a directed GIN for DAGs that PyG has no
-  dense layer for: it aggregates predecessors and successors separately and
-  concatenates them with the node's own state before the MLP.
+* ``gin``: PyTorch Geometric's :class:`~torch_geometric.nn.DenseGINConv` with a
+  member-stacked two-layer MLP as its ``nn`` (:class:`EnsembleMLP`; PyG's dense
+  layers broadcast over leading dimensions), over the edges in both directions. The
+  self-loop is folded into the adjacency once per forward (``add_loop=False``), so a
+  layer is one product, as fast as the hand-rolled layer it replaces;
+* ``dgin``: :class:`DenseDirectedGINConv`, a directed GIN for DAGs with
+  ``DenseGINConv``'s interface (PyG has no dense directed layer): predecessors and
+  successors are summed apart and concatenated with the node's own state;
+* ``gcn``: :class:`EnsembleGCNConv`, the propagation of PyG's
+  :class:`~torch_geometric.nn.DenseGCNConv` (self-loops, symmetric normalisation;
+  the tests check it against PyG's layer) with the normalised adjacency computed
+  once per forward, not once per layer as ``DenseGCNConv`` does.
 
-The graphs of a minibatch are padded with :func:`torch_geometric.utils.to_dense_batch`
-and :func:`torch_geometric.utils.to_dense_adj`: architecture graphs are small, and
-batched dense products are several times faster than sparse scatters at this size.
+Measured and kept out, as slower (``python benchmarks/predictor_layers.py``, which
+prints these comparisons; 2-core development machine, torch 2.13 CPU, one thread,
+shared with other work, best of 10 rounds):
 
-Why a member dimension rather than ``torch.func.vmap`` over
-``stack_module_state``: vmap runs PyG's layers unchanged, but a training step of
-the default ``dgin`` ensemble (5 members, hidden 32, 2 layers, one torch thread) took
-about twice as long at a minibatch of 16 (18.9 against 9.5 ms, the best of 6 rounds)
-and 1.3 times as long at 125 (42.7 against 33.1 ms), measured with
-``/tmp/bench/proto.py`` on the 2-core development machine (shared, loaded); see
-the report of issue 13.
+* PyG's ``to_dense_batch`` + ``to_dense_adj`` for the padding: 3.3 times as long
+  for 16 graphs (190 against 57 µs), 2.0 times for 512 (570 against 291 µs);
+  :func:`dense_graphs` (index arithmetic on the batch's node offsets) gives the same
+  tensors;
+* ``DenseGCNConv`` with a member-stacked linear map: a training step 6 % longer at
+  minibatches of 16 and 125 (1.88 against 1.77 ms, 4.30 against 4.06 ms), the
+  forward 12 % longer;
+* ``torch.func.vmap`` over ``stack_module_state`` of PyG's layers unchanged (one
+  ``torch.nn.Linear`` per member): training steps 1.2 to 1.6 times as long
+  (``dgin``: 3.44 against 2.33 ms at 16, 8.20 against 6.63 ms at 125; ``gin``: 3.24
+  against 2.06 and 6.68 against 4.94 ms).
 """
 
 from __future__ import annotations
@@ -34,19 +41,19 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch_geometric.nn import DenseGCNConv, DenseGINConv
-from torch_geometric.utils import to_dense_adj, to_dense_batch
+from torch_geometric.nn import DenseGINConv
 
 from naslab.predictors.featurize import NODE_FEATURES, GraphBatch
 
 __all__ = [
     "FAMILIES",
     "DenseDirectedGINConv",
-    "EnsembleDenseGCNConv",
+    "EnsembleGCNConv",
     "EnsembleLinear",
     "EnsembleMLP",
     "EnsembleNetwork",
     "dense_graphs",
+    "gcn_norm_dense",
 ]
 
 #: The layer families of :class:`EnsembleNetwork`.
@@ -101,19 +108,32 @@ class EnsembleMLP(nn.Module):
         return self.b(F.relu(self.a(x)))
 
 
-class EnsembleDenseGCNConv(DenseGCNConv):
-    """PyG's :class:`~torch_geometric.nn.DenseGCNConv` with a member-stacked linear map.
+def gcn_norm_dense(adj: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``D^-1/2 (adj + I) D^-1/2`` with self-loops on the real nodes only.
 
-    The propagation (self-loops, symmetric normalisation, masking) is PyG's; the
-    linear map before it is an :class:`EnsembleLinear` with its bias, so node states
-    ``(members, graphs, nodes, channels)`` go through every member's own weights.
+    ``adj`` is ``(graphs, nodes, nodes)`` and symmetric, ``mask`` ``(graphs, nodes)``;
+    degrees are clamped at 1, so padding nodes (no edges, no loop) get zero rows.
+    This is the propagation matrix of PyG's ``DenseGCNConv`` on the real nodes.
+    """
+    adj = adj + torch.diag_embed(mask)
+    norm = adj.sum(2).clamp(min=1.0).rsqrt()
+    return norm.unsqueeze(2) * adj * norm.unsqueeze(1)
+
+
+class EnsembleGCNConv(nn.Module):
+    """A dense GCN layer with a member-stacked linear map: ``norm_adj @ (x W_m + b_m)``.
+
+    ``x`` is ``(members, graphs, nodes, channels)`` and ``norm_adj`` the normalised
+    adjacency of :func:`gcn_norm_dense` (shared by the members and the layers). The
+    bias is added before the propagation.
     """
 
-    def __init__(
-        self, members: int, channels: int, generator: torch.Generator | None = None
-    ) -> None:
-        super().__init__(channels, channels, bias=False)
-        self.lin = EnsembleLinear(members, channels, channels, generator)  # type: ignore[assignment]
+    def __init__(self, members: int, channels: int) -> None:
+        super().__init__()
+        self.lin = EnsembleLinear(members, channels, channels)
+
+    def forward(self, x: torch.Tensor, norm_adj: torch.Tensor) -> torch.Tensor:
+        return norm_adj @ self.lin(x)
 
 
 class DenseDirectedGINConv(nn.Module):
@@ -142,17 +162,25 @@ class DenseDirectedGINConv(nn.Module):
 
 
 def dense_graphs(batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The batch padded to dense tensors with PyG's utilities.
+    """The batch padded to dense tensors, as PyG's ``to_dense_batch`` and
+    ``to_dense_adj`` pad it (the tests check that), from the batch's node offsets.
 
     Returns node features ``(graphs, nodes, NODE_FEATURES)``, the adjacency
     ``(graphs, nodes, nodes)`` with ``adj[g, u, v]`` = number of edges ``u -> v``, and
     the float node mask ``(graphs, nodes)``.
     """
     graphs = batch.num_graphs
-    x, mask = to_dense_batch(batch.x, batch.batch, batch_size=graphs)
-    adj = to_dense_adj(batch.edge_index, batch.batch, batch_size=graphs,
-                       max_num_nodes=x.shape[1])
-    return x, adj, mask.to(x.dtype)
+    counts = batch.node_ptr[1:] - batch.node_ptr[:-1]
+    n_max = int(counts.max()) if graphs else 0
+    slot = torch.arange(batch.x.shape[0]) - batch.node_ptr[batch.batch]
+    x = torch.zeros(graphs, n_max, batch.x.shape[1])
+    x[batch.batch, slot] = batch.x
+    adj = torch.zeros(graphs, n_max, n_max)
+    src, dst = batch.edge_index[0], batch.edge_index[1]
+    adj.index_put_((batch.batch[src], slot[src], slot[dst]), torch.ones(src.shape[0]),
+                   accumulate=True)
+    mask = (torch.arange(n_max).unsqueeze(0) < counts.unsqueeze(1)).to(x.dtype)
+    return x, adj, mask
 
 
 class EnsembleNetwork(nn.Module):
@@ -191,7 +219,7 @@ class EnsembleNetwork(nn.Module):
                     convs.append(DenseDirectedGINConv(EnsembleMLP(members, 3 * hidden, hidden,
                                                                   hidden)))
                 else:
-                    convs.append(EnsembleDenseGCNConv(members, hidden))
+                    convs.append(EnsembleGCNConv(members, hidden))
             self.convs = nn.ModuleList(convs)
             self.head = EnsembleMLP(members, 2 * hidden + d_graph, hidden, 1)
         self.reset_parameters(seed)
@@ -205,11 +233,15 @@ class EnsembleNetwork(nn.Module):
 
     def forward(self, batch: GraphBatch, graph_x: torch.Tensor) -> torch.Tensor:
         x, adj, mask = dense_graphs(batch)
-        if self.family != "dgin":
-            adj = adj + adj.transpose(1, 2)  # messages along and against the edges
+        if self.family == "gin":  # both directions, and the self-loop of GIN's (1 + eps) x
+            adj = adj + adj.transpose(1, 2) + torch.eye(adj.shape[1])
+        elif self.family == "gcn":
+            adj = gcn_norm_dense(adj + adj.transpose(1, 2), mask)
         h = F.relu(self.embed(x.unsqueeze(0)))  # (members, graphs, nodes, hidden)
         for conv in self.convs:
-            out = F.relu(conv(h, adj, mask))
+            # padding nodes have no edges and are left out of the readout: no mask here
+            out = conv(h, adj, add_loop=False) if self.family == "gin" else conv(h, adj)
+            out = F.relu(out)
             if self.dropout and self.training:
                 out = F.dropout(out, self.dropout)
             h = out + h  # residual: keeps early layers' signal and eases optimisation

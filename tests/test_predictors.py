@@ -27,6 +27,7 @@ from naslab.predictors.gnn_network import (
     EnsembleLinear,
     EnsembleMLP,
     EnsembleNetwork,
+    dense_graphs,
 )
 from naslab.predictors.metrics import kendall_tau
 from naslab.search_spaces.chain import ChainSpace
@@ -335,6 +336,25 @@ def test_ensemble_members_are_independent_pyg_networks(family: str) -> None:
             alone = _member_forward(net, m, batch)
             torch.testing.assert_close(together[m], alone, rtol=1e-5, atol=1e-5)
         assert not torch.allclose(together[0], together[1])  # independent initialisations
+
+
+def test_directed_gin_sums_predecessors_and_successors_apart() -> None:
+    adj = torch.zeros(1, 3, 3)
+    adj[0, 0, 1] = adj[0, 1, 2] = 1.0  # a chain 0 -> 1 -> 2
+    x = torch.tensor([[[1.0], [10.0], [100.0]]])
+    out = DenseDirectedGINConv(torch.nn.Identity())(x, adj, torch.tensor([[1.0, 1.0, 0.0]]))
+    # [own state, sum of predecessors, sum of successors]; node 2 masked out
+    assert out.tolist() == [[[1.0, 0.0, 10.0], [10.0, 1.0, 100.0], [0.0, 0.0, 0.0]]]
+
+
+def test_dense_graphs_pads_as_pyg_does() -> None:
+    batch = _mixed_batch()
+    x, adj, mask = dense_graphs(batch)
+    pyg_x, pyg_mask = to_dense_batch(batch.x, batch.batch)
+    assert mask.dtype == torch.float32 and torch.equal(mask.bool(), pyg_mask)
+    assert torch.equal(x, pyg_x)
+    assert torch.equal(adj, to_dense_adj(batch.edge_index, batch.batch))
+    assert len(set((batch.node_ptr[1:] - batch.node_ptr[:-1]).tolist())) > 1  # padding
 
 
 def test_ensemble_network_is_seeded_and_leaves_the_global_rng() -> None:
