@@ -8,8 +8,9 @@ per-architecture numbers (zero-cost proxies, parameters, FLOPs). Three families:
   and successors separately (as in GATES / D-VAE style encoders, data flows
   forward and gradients backward), so the order of operations along a path is
   visible. It ranked best in ``benchmarks/predictor_quality.py`` (mean Kendall tau
-  over the nine NAS-Bench-Graph data sets at 100 training architectures: 0.510,
-  against 0.494 for ``gin`` and 0.426 for the best tree baseline);
+  over the nine NAS-Bench-Graph data sets at 100 training architectures: 0.511,
+  against 0.495 for ``gin``, 0.489 for ``gcn`` and 0.426 for the best tree
+  baseline);
 * ``gin``: Graph Isomorphism Network layers (Xu et al., 2019), sum aggregation
   over the DAG's edges taken in both directions;
 * ``gcn``: graph convolutions (Kipf & Welling, 2017) with the symmetric
@@ -27,12 +28,14 @@ products are several times faster than sparse scatters at this size.
 networks with independent initialisations train together, vectorised as one network
 whose weights carry a leading member dimension, so an ensemble of five costs little
 more than one network. They train with ``torch.optim.Adam`` (``fused=True``; the
-steps are in :mod:`naslab.predictors.gnn_training`). Each member holds out its own
-random ``val_fraction`` of the training set for early stopping (so the ensemble as a
-whole learns from every architecture). The prediction is the members' mean; its std
-is the members' spread, scaled by one factor fitted on the held-out residuals (each
-member's error on the architectures it did not train on, against the ensemble's
-spread there), so that the std is in the target's units and roughly calibrated.
+steps are in :mod:`naslab.predictors.gnn_training`; a process's first optimiser,
+like its first import of PyG, imports TorchDynamo, about 2 s once). Each member
+holds out its own random ``val_fraction`` of the training set for early stopping (so
+the ensemble as a whole learns from every architecture). The prediction is the
+members' mean; its std is the members' spread, scaled by one factor fitted on the
+held-out residuals (each member's error on the architectures it did not train on,
+against the ensemble's spread there), so that the std is in the target's units and
+roughly calibrated.
 
 Losses: ``pairwise`` (the default: a RankNet logistic loss over the pairs of a
 minibatch, which learns the order; it ranked better than ``mse`` on every

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_VAL_PAIRS",
     "EarlyStopping",
     "Holdout",
+    "batch_loss",
     "calibration",
     "holdout",
     "masked_mse",
