@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from naslab.core.errors import ConfigError
-from naslab.core.validation import check_int
+from naslab.core.validation import check_int, check_str
 from naslab.predictors.base import (
     FeaturesLike,
     FeatureTable,
@@ -158,8 +158,8 @@ def _check_settings(
                 f"for training; use at most {n_total - 2}"
             )
     checked_sizes = _check_sizes(sizes, n_total, test_size)
-    if name is not None and not isinstance(name, str):
-        raise ConfigError(f"name must be a string, got {type(name).__name__}")
+    if name is not None:
+        check_str("name", name)
     return n_splits, seed, test_size, checked_sizes
 
 
