@@ -27,9 +27,10 @@ __all__ = [
 ]
 
 
-def _bounds(minimum: float | None, maximum: float | None, strict: bool = False) -> str:
+def _bounds(minimum: float | None, maximum: float | None, strict: bool = False,
+            strict_max: bool = False) -> str:
     low = "" if minimum is None else (f"> {minimum:g}" if strict else f">= {minimum:g}")
-    high = "" if maximum is None else f"<= {maximum:g}"
+    high = "" if maximum is None else (f"< {maximum:g}" if strict_max else f"<= {maximum:g}")
     return " and ".join(p for p in (low, high) if p)
 
 
@@ -60,16 +61,19 @@ def check_float(
     minimum: float | None = None,
     maximum: float | None = None,
     strict_minimum: bool = False,
+    strict_maximum: bool = False,
 ) -> float:
     """``value`` as a finite ``float`` within the bounds (``> minimum`` with
-    ``strict_minimum``); NaN, infinities, booleans and non-numbers are refused."""
-    bounds = _bounds(minimum, maximum, strict_minimum)
+    ``strict_minimum``, ``< maximum`` with ``strict_maximum``); NaN, infinities,
+    booleans and non-numbers are refused."""
+    bounds = _bounds(minimum, maximum, strict_minimum, strict_maximum)
     what = f"a finite number{' ' + bounds if bounds else ''}"
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
         raise ConfigError(f"{name} must be {what}, got {value!r}")
     number = float(value)
     too_low = minimum is not None and (number <= minimum if strict_minimum else number < minimum)
-    if too_low or (maximum is not None and number > maximum):
+    too_high = maximum is not None and (number >= maximum if strict_maximum else number > maximum)
+    if too_low or too_high:
         raise ConfigError(f"{name} must be {what}, got {value!r}")
     return number
 

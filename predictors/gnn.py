@@ -97,15 +97,6 @@ __all__ = ["FAMILIES", "LOSSES", "GNNPredictor"]
 _PREDICT_CHUNK = 512
 
 
-def _fraction_below_one(name: str, value: Any, *, open_low: bool) -> float:
-    """``value`` as a float in ``(0, 1)`` (``open_low``) or ``[0, 1)``."""
-    number = check_float(name, value, minimum=0.0, maximum=1.0, strict_minimum=open_low)
-    if number == 1.0:
-        low = "> 0" if open_low else ">= 0"
-        raise ConfigError(f"{name} must be a finite number {low} and < 1, got {value!r}")
-    return number
-
-
 @register
 class GNNPredictor(Predictor):
     """A deep ensemble of graph neural networks that predicts a target from a DAG.
@@ -175,8 +166,10 @@ class GNNPredictor(Predictor):
         self.patience = check_int("patience", patience, minimum=1)
         self.lr = check_float("lr", lr, minimum=0.0, strict_minimum=True)
         self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
-        self.val_fraction = _fraction_below_one("val_fraction", val_fraction, open_low=True)
-        self.dropout = _fraction_below_one("dropout", dropout, open_low=False)
+        self.val_fraction = check_float("val_fraction", val_fraction, minimum=0.0, maximum=1.0,
+                                        strict_minimum=True, strict_maximum=True)
+        self.dropout = check_float("dropout", dropout, minimum=0.0, maximum=1.0,
+                                   strict_maximum=True)
         self.seed = check_int("seed", seed, minimum=0)
         self.calibrate = check_bool("calibrate", calibrate)
         self.n_train_: int | None = None

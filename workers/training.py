@@ -137,9 +137,8 @@ class TrainingEvaluator(Evaluator):
         self.optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
         self.lr = check_float("lr", OPTIMIZERS[optimizer] if lr is None else lr,
                               minimum=0.0, strict_minimum=True)
-        self.momentum = check_float("momentum", momentum, minimum=0.0)
-        if self.momentum >= 1.0:
-            raise ConfigError(f"momentum must be < 1, got {momentum!r}")
+        self.momentum = check_float("momentum", momentum, minimum=0.0, maximum=1.0,
+                                    strict_maximum=True)
         self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
         self.schedule = check_choice("schedule", schedule, SCHEDULES)
         self.keep_weights = bool(keep_weights)
