@@ -92,6 +92,7 @@ def test_equivalent_cells_hash_equal():
     assert d.hash == e.hash and d.decisions != e.decisions
 
 
+@pytest.mark.slow  # hashes all 15,625 cells (~10 s)
 def test_all_nb201_cells_hash_classes():
     """Functionally distinct cells never share a hash.
 

@@ -76,9 +76,9 @@ def check_study(url: str, study: str, budget: int) -> dict[str, int]:
                            "AND t.state = 'complete' GROUP BY t.driver", s=study))
 
 
-@pytest.mark.parametrize("mode,searcher,budget", [("table", "evolution", 800),
-                                                  ("slow", "random", 90),
-                                                  ("table", "optuna-tpe", 120)])
+@pytest.mark.parametrize("mode,searcher,budget", [
+    ("table", "evolution", 800), ("slow", "random", 90),
+    pytest.param("table", "optuna-tpe", 120, marks=pytest.mark.slow)])  # ~12 s each
 def test_drivers_share_a_study(db_url, tmp_path, mode, searcher, budget):
     """Three drivers start at once on one study: together they finish exactly its
     budget, and no architecture is evaluated twice."""

@@ -124,7 +124,7 @@ def test_samples_find_their_row_and_hash_like_it(dataset):
         assert arch == space.from_decisions(decisions_from_key(key)), arch
 
 
-@pytest.mark.parametrize("dataset", ["cora", "proteins"])
+@pytest.mark.parametrize("dataset", [pytest.param("cora", marks=pytest.mark.slow), "proteins"])
 def test_one_distinct_hash_per_row(dataset):
     archs = all_architectures(dataset)
     keys = sorted(load_table(dataset))

@@ -181,7 +181,8 @@ def test_sigkilled_search_resumes_without_losing_or_retraining(tmp_path, executo
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with Store(f"sqlite:///{db}") as s:
-        before = {t.id: (t.arch_hash, t.objective_value) for t in s.trials.list("crash", ["complete"])}
+        before = {t.id: (t.arch_hash, t.objective_value)
+                  for t in s.trials.list("crash", ["complete"])}
         assert s.trials.list("crash", ["running"]), "the kill left a trial running"
 
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
