@@ -5,12 +5,13 @@ study on NAS-Bench-Graph's cora table. MODE ``table`` answers from the table at 
 (the instant path: one transaction per trial); ``slow`` is the same table behind an
 evaluator that takes ``SLOW_S`` per evaluation and is not instant, so trials are
 claimed ``running`` first and completed later, as when networks are trained. With
-GO_FILE, the driver waits for that file to exist before it starts searching, so
-that several drivers start at once.
+GO_FILE, the driver says it is ready (a file ``GO_FILE.ready-PID``) and waits for
+GO_FILE to exist before it starts searching, so that several drivers start at once.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,7 @@ def main(argv: list[str]) -> None:
                budget=int(budget), seed=0, storage=url) as s:
         s.prepare()
         if go is not None:
+            Path(f"{go}.ready-{os.getpid()}").touch()  # imported and prepared
             while not go.exists():
                 time.sleep(0.005)
         report = s.run()

@@ -26,8 +26,8 @@ from naslab.predictors.metrics import kendall_tau
 from naslab.predictors.tree_ensemble import TreeEnsemble
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.chain import ChainSpace
-from naslab.search_spaces.nasbench_graph import bench_key
-from naslab.workers.benchmark_table import all_architectures, load_table
+from naslab.search_spaces.nasbench_graph import NasBenchGraphSpace, decisions_from_key
+from naslab.workers.benchmark_table import load_table
 from tests.custom_space import TinyMLPSpace
 
 # Kendall tau on 1,000 held-out cora architectures after fitting on 200 (the split of
@@ -50,30 +50,22 @@ TAU_THRESHOLDS = {
 
 
 @pytest.fixture(scope="module")
-def cora():
-    """All cora architectures, their validation accuracy and parameter counts."""
-    archs = all_architectures("cora")
+def cora_split():
+    """200 training and 1,000 held-out cora architectures (a fixed split of the table,
+    in the order of ``all_architectures("cora")``), their validation accuracy and
+    parameter counts; only those 1,200 are built."""
     table = load_table("cora")
-    rows = [table[bench_key(a)] for a in archs]
-    y = np.array([r["valid_perf"] for r in rows])
-    para = np.array([r["para"] for r in rows])
-    return archs, y, para
+    keys = sorted(table)
+    perm = np.random.default_rng(2024).permutation(len(keys))
+    space = NasBenchGraphSpace("cora")
 
+    def part(idx):
+        archs = [space.from_decisions(decisions_from_key(keys[i])) for i in idx]
+        rows = [table[keys[i]] for i in idx]
+        return (archs, np.array([r["valid_perf"] for r in rows]),
+                np.array([r["para"] for r in rows]))
 
-@pytest.fixture(scope="module")
-def cora_split(cora):
-    """200 training and 1,000 held-out cora architectures (fixed split)."""
-    archs, y, para = cora
-    perm = np.random.default_rng(2024).permutation(len(archs))
-    tr, te = perm[:200], perm[200:1200]
-    return (
-        [archs[i] for i in tr],
-        y[tr],
-        para[tr],
-        [archs[i] for i in te],
-        y[te],
-        para[te],
-    )
+    return (*part(perm[:200]), *part(perm[200:1200]))
 
 
 @pytest.fixture(scope="module")

@@ -85,12 +85,11 @@ def test_drivers_share_a_study(db_url, tmp_path, mode, searcher, budget):
     Store(db_url).close()  # the schema, so that the test can watch
     go = tmp_path / "go"
     procs = [driver(db_url, "shared", budget, mode, searcher, go) for _ in range(3)]
-    time.sleep(0.5)
-    for _ in range(600):  # until every driver has created or loaded the study
-        if query(db_url, "SELECT COUNT(*) FROM naslab_studies")[0][0] == 1:
+    for _ in range(1200):  # until all three have imported, prepared and wait for the go
+        if len(list(tmp_path.glob("go.ready-*"))) == 3:
             break
         time.sleep(0.05)
-    time.sleep(2.0)  # imports done; all three wait for the go
+    assert query(db_url, "SELECT COUNT(*) FROM naslab_studies")[0][0] == 1
     go.touch()
     outputs = [finish(p) for p in procs]
     per_driver = check_study(db_url, "shared", budget)
