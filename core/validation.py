@@ -42,16 +42,14 @@ def check_int(
     Python and NumPy integers are accepted; booleans, floats (even ``3.0``) and
     non-numbers are refused.
     """
-    number: int | None = None
-    if isinstance(value, Integral) and not isinstance(value, bool):
+    if type(value) is int or (isinstance(value, Integral) and not isinstance(value, bool)):
         number = int(value)
+        if (minimum is None or number >= minimum) and (maximum is None or number <= maximum):
+            return number
+        raise ConfigError(f"{name} must be an integer {_bounds(minimum, maximum)}, got {number}")
     bounds = _bounds(minimum, maximum)
-    if number is None:
-        raise ConfigError(f"{name} must be an integer{' ' + bounds if bounds else ''}, "
-                          f"got {value!r}")
-    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-        raise ConfigError(f"{name} must be an integer {bounds}, got {number}")
-    return number
+    raise ConfigError(f"{name} must be an integer{' ' + bounds if bounds else ''}, "
+                      f"got {value!r}")
 
 
 def check_float(
@@ -66,16 +64,17 @@ def check_float(
     """``value`` as a finite ``float`` within the bounds (``> minimum`` with
     ``strict_minimum``, ``< maximum`` with ``strict_maximum``); NaN, infinities,
     booleans and non-numbers are refused."""
+    if not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value):
+        number = float(value)
+        too_low = minimum is not None and (
+            number <= minimum if strict_minimum else number < minimum)
+        too_high = maximum is not None and (
+            number >= maximum if strict_maximum else number > maximum)
+        if not (too_low or too_high):
+            return number
     bounds = _bounds(minimum, maximum, strict_minimum, strict_maximum)
-    what = f"a finite number{' ' + bounds if bounds else ''}"
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be {what}, got {value!r}")
-    number = float(value)
-    too_low = minimum is not None and (number <= minimum if strict_minimum else number < minimum)
-    too_high = maximum is not None and (number >= maximum if strict_maximum else number > maximum)
-    if too_low or too_high:
-        raise ConfigError(f"{name} must be {what}, got {value!r}")
-    return number
+    raise ConfigError(f"{name} must be a finite number{' ' + bounds if bounds else ''}, "
+                      f"got {value!r}")
 
 
 def check_str(name: str, value: Any, *, max_length: int | None = None) -> str:

@@ -121,6 +121,10 @@ class ClaimContext:
     worker: str | None = None
     reuse: bool = True
 
+    def __post_init__(self) -> None:
+        check_int("fidelity", self.fidelity, minimum=0)
+        check_int("seed", self.seed)
+
     @classmethod
     def of(cls, study: StudyInfo, *, driver: str | None = None, worker: str | None = None,
            reuse: bool = True, budget: int | None = -1) -> ClaimContext:
@@ -256,8 +260,6 @@ class TrialProtocol:
         With ``reuse_own=False`` an architecture the study already evaluated is
         answered ``KNOWN`` (nothing stored) instead of being copied as ``REUSED``.
         """
-        check_int("fidelity", ctx.fidelity, minimum=0)
-        check_int("seed", ctx.seed)
         arch_hash, decisions, graph = arch_json(arch)
         with self._db.writing("claim a trial") as conn:
             number = self._lock_study(conn, ctx)

@@ -371,7 +371,7 @@ class TrialLoop:
     def _open_batch(self) -> None:
         if self._batch_n == 0:
             # no savepoints: any error rolls the whole batch back (see run)
-            self._batch.enter_context(self.store.batch(savepoints=False))
+            self._batch.enter_context(self.store.database.batch(savepoints=False))
             self._batch_t0 = time.monotonic()
         self._batch_n += 1
 

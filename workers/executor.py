@@ -125,11 +125,13 @@ class InProcessExecutor(Executor):
         self._queue: deque[EvaluationJob] = deque()
         self._evaluator: Evaluator | None = None
         self._on_report: ReportCallback | None = None
+        self._worker = worker_name()
 
     def start(self, evaluator: Evaluator, on_report: ReportCallback) -> None:
         """Remember the evaluator and the report callback."""
         self._evaluator = evaluator
         self._on_report = on_report
+        self._worker = worker_name()
 
     def submit(self, job: EvaluationJob) -> None:
         """Queue ``job``; it runs in :meth:`wait_any`."""
@@ -151,5 +153,5 @@ class InProcessExecutor(Executor):
         try:
             result = self._evaluator.evaluate(job.space, job.arch, job.fidelity, job.seed, reporter)
         except Exception as exc:  # the search goes on; the error is stored with the trial
-            return JobOutcome(job, None, describe_error(exc), worker_name())
-        return JobOutcome(job, result, None, worker_name())
+            return JobOutcome(job, None, describe_error(exc), self._worker)
+        return JobOutcome(job, result, None, self._worker)
