@@ -132,6 +132,13 @@ def _new_engine(url: URL, shown: str, memory: bool) -> Engine:
         raise ConfigError(f"invalid storage URL {shown!r} ({exc}); use {ACCEPTED_URLS}") from exc
 
 
+class _Batches(threading.local):
+    """The open batch of the current thread: its connection and savepoint setting."""
+
+    conn: Connection | None = None
+    savepoints: bool = True
+
+
 @contextmanager
 def _savepoint(conn: Connection) -> Iterator[None]:
     """A savepoint of ``conn``'s open transaction around the block: released at the
@@ -167,9 +174,7 @@ class Database:
         if self.is_sqlite:
             configure_sqlite(self.engine, busy_ms=self.busy_ms, wal=not self.memory)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        self._batch: Connection | None = None
-        self._batch_thread: int | None = None
-        self._batch_savepoints = True
+        self._local = _Batches()  # each thread's open batch, if any
         self._closed = False
 
     @property
@@ -224,13 +229,14 @@ class Database:
         rolled back if it raises. Inside this thread's open :meth:`batch`, a savepoint
         of the batch's transaction instead."""
         self.check_open()
+        batch = self._local.conn
         try:
-            if self._batch is not None and self._batch_thread == threading.get_ident():
-                if not self._batch_savepoints:
-                    yield self._batch
+            if batch is not None:
+                if not self._local.savepoints:
+                    yield batch
                     return
-                with _savepoint(self._batch):
-                    yield self._batch
+                with _savepoint(batch):
+                    yield batch
                 return
             with self.connect(write=True) as conn, conn.begin():
                 yield conn
@@ -251,22 +257,22 @@ class Database:
     def batch(self, *, savepoints: bool = True) -> Iterator[None]:
         """One write transaction that every :meth:`writing` of this thread joins until
         the block ends (committed then; rolled back if it raises). Nested calls join
-        the open batch. On SQLite the batch holds the database's write lock.
+        the open batch (with its savepoint setting); other threads have batches of
+        their own. On SQLite the batch holds the database's write lock.
 
         With ``savepoints`` each write runs in a savepoint, so a refused one leaves
         the others in; without, writes join the transaction directly (two statements
         fewer each), for a caller that rolls the whole batch back on any error."""
-        if self._batch is not None:
+        if self._local.conn is not None:
             yield
             return
         self.check_open()
         try:
             with self.connect(write=True) as conn, conn.begin():
-                self._batch, self._batch_thread = conn, threading.get_ident()
-                self._batch_savepoints = savepoints
+                self._local.conn, self._local.savepoints = conn, savepoints
                 try:
                     yield
                 finally:
-                    self._batch = self._batch_thread = None
+                    self._local.conn = None
         except SQLAlchemyError as exc:
             raise self.error("commit a batch of trials", exc) from exc

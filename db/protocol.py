@@ -64,6 +64,7 @@ from naslab.db.records import (
     StudyInfo,
     arch_json,
     check_metrics,
+    check_step,
     dumps,
     from_db_float,
     opt_int,
@@ -209,6 +210,11 @@ class _Statements:
             metric_t.c.trial_id == bindparam("tid"), metric_t.c.step == bindparam("step"),
             metric_t.c.name.in_(bindparam("names", expanding=True)))
         self.insert_weights = insert(WeightsRow.__table__)
+        self.drop_final = delete(metric_t).where(
+            metric_t.c.trial_id == bindparam("tid"), metric_t.c.step.is_(None),
+            metric_t.c.name.in_(bindparam("names", expanding=True)))
+        self.drop_weights = delete(WeightsRow.__table__).where(
+            WeightsRow.__table__.c.trial_id == bindparam("tid"))
         self.insert_trial = insert(trials)
         self.insert_arch = insert(archs)
         # the architecture's row if it is new, its id returned; nothing if it exists
@@ -359,7 +365,7 @@ class TrialProtocol:
     def report(self, trial_id: int, step: int, metrics: Mapping[str, float]) -> None:
         """Store per-epoch ``metrics`` of a trial at ``step`` (an epoch, from 1); a metric
         reported again at the same step replaces the earlier value."""
-        step = check_int("step", step, minimum=1)
+        step = check_step(step)
         values = check_metrics(metrics)
         if not values:
             return
@@ -403,8 +409,7 @@ class TrialProtocol:
             "state": "stopped" if stopped else "complete",
             "worker": worker,  # the process that actually evaluated it (None: keep)
             "tid": trial_id}
-        rows = [{"trial_id": trial_id, "name": k, "step": check_int("step", step, minimum=1),
-                 "value": v}
+        rows = [{"trial_id": trial_id, "name": k, "step": check_step(step), "value": v}
                 for step, metrics in reports for k, v in check_metrics(metrics).items()]
         rows += [{"trial_id": trial_id, "name": k, "step": None, "value": v}
                  for k, v in final.items()]
@@ -413,6 +418,9 @@ class TrialProtocol:
             state = values["state"]
             if conn.execute(_SQL.finish, {**values, "from_state": "running"}).rowcount != 1:
                 state = self._finish_interrupted(conn, trial_id, values, stopped)
+                # a late result may come twice: it replaces what the first one stored
+                conn.execute(_SQL.drop_final, {"tid": trial_id, "names": list(final)})
+                conn.execute(_SQL.drop_weights, {"tid": trial_id})
             conn.execute(_SQL.insert_metric, rows)
             if values["params"] is not None or values["flops"] is not None:
                 conn.execute(_SQL.fill_arch, {"tid": trial_id, "p": values["params"],

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from naslab.core.errors import ConfigError, StorageError, UnknownNameError
-from naslab.core.validation import check_str
+from naslab.core.validation import check_int, check_str
 from naslab.db.models import TRIAL_STATES, PredictorRow, StudyRow, TrialRow
 from naslab.search_spaces.architecture import Architecture, graph_to_json
 
@@ -240,6 +240,14 @@ def check_metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
         except (TypeError, ValueError):
             raise ConfigError(f"metric {name!r} must be a number, got {value!r}") from None
     return out
+
+
+def check_step(step: Any) -> int:
+    """A reported step (an epoch, from 1) as an int; an integral float (``2.0``, as
+    some evaluators count epochs) is accepted, anything else refused."""
+    if isinstance(step, float) and step.is_integer():
+        step = int(step)
+    return check_int("step", step, minimum=1)
 
 
 def check_states(states: Iterable[str] | str | None) -> list[str] | None:

@@ -122,8 +122,8 @@ class TrialLoop:
         self.context = ClaimContext.of(info, driver=self.driver, worker=worker_name())
         #: Claims, evaluations and results share one transaction per trial (or per
         #: ``batch_trials``; per trial when the searcher writes to the same database).
-        self.inline = (self.executor.inline and study.evaluator.instant
-                       and self.scheduler is None)
+        self.inline = (self.executor.inline and self.executor.capacity == 1
+                       and study.evaluator.instant and self.scheduler is None)
         self.batch_size = 1 if study.searcher_shares_store else study.batch_trials
         self.in_flight: dict[int, EvaluationJob] = {}
         self.numbers: dict[int, int] = {}  # trial id -> number, of this run's trials
@@ -194,6 +194,7 @@ class TrialLoop:
         """Ask and claim candidates until the executor is busy or the budget is taken."""
         while not self.full and len(self.in_flight) < self.executor.capacity:
             if time.monotonic() - self._last_sync > SYNC_EVERY_S:
+                self._commit_batch()  # reads see the batch, and never run inside it
                 self.sync()
             if self.counts.finished + len(self.in_flight) >= self.study.budget:
                 self.full = True  # by this driver's count; the store counts them all

@@ -52,7 +52,7 @@ def optuna_storage(target: Store | str | None) -> optuna.storages.BaseStorage:
         return optuna.storages.InMemoryStorage()
     kwargs: dict[str, Any] = {}
     if sqlite:  # isolation_level None: sqlite3 issues no BEGIN; naslab's listener does
-        kwargs = {"connect_args": {"isolation_level": None}}
+        kwargs = {"connect_args": {"isolation_level": None, "timeout": SQLITE_BUSY_S}}
     shown = parsed.render_as_string(hide_password=True)
     for attempt in range(5):
         try:
@@ -88,11 +88,11 @@ def searcher_storage_options(
     from naslab.searchers.optuna_searcher import optuna_study_name
 
     out = dict(options)
+    out.setdefault("study_name", optuna_study_name(study_name))
     where = out.get("storage")
     if where is not None and not isinstance(where, str):
         return out  # a ready Optuna storage
     if where is not None and not where:
         raise ConfigError("searcher option storage must be 'memory' or an SQLAlchemy URL")
     out["storage"] = optuna_storage(store if where is None else where)
-    out.setdefault("study_name", optuna_study_name(study_name))
     return out

@@ -28,6 +28,7 @@ study resumes where it stopped.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -180,6 +181,7 @@ class Study:
                     f"the searcher optimises {', '.join(map(str, searcher.objectives))} but "
                     f"the study asks for {', '.join(map(str, self.objectives))}; give the "
                     "same objectives to both")
+            self.searcher_shares_store = _keeps_a_shared_optuna_study(searcher)
             return searcher
         options = dict(options or {})
         if self.multi_objective:
@@ -329,3 +331,10 @@ def _in_memory(storage: Any) -> bool:
     import optuna
 
     return isinstance(storage, optuna.storages.InMemoryStorage)
+
+
+def _keeps_a_shared_optuna_study(searcher: Searcher) -> bool:
+    """Whether a ready searcher keeps its Optuna study in a database (perhaps the
+    store's): then the loop never holds a transaction open while it calls it."""
+    module = sys.modules.get("naslab.searchers.optuna_searcher")
+    return module is not None and isinstance(searcher, module.OptunaSearcher) and searcher.shared

@@ -63,7 +63,12 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from naslab.core.drivers import driver_alive, driver_id, parse_driver
-from naslab.core.errors import ConfigError, InvalidArchitectureError, StudyConflictError
+from naslab.core.errors import (
+    ConfigError,
+    InvalidArchitectureError,
+    StorageError,
+    StudyConflictError,
+)
 from naslab.core.validation import check_choice, check_int, check_mapping
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
@@ -203,9 +208,13 @@ class OptunaSearcher(Searcher):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = self._sampler or self.make_sampler()
         self._sampler = None  # a sampler serves one study
-        study = optuna.create_study(study_name=self.study_name, storage=self.storage,
-                                    sampler=sampler, directions=self.directions,
-                                    load_if_exists=True)
+        try:
+            study = optuna.create_study(study_name=self.study_name, storage=self.storage,
+                                        sampler=sampler, directions=self.directions,
+                                        load_if_exists=True)
+        except optuna.exceptions.StorageInternalError as exc:
+            raise StorageError(f"{self.name}: cannot open Optuna study {self.study_name!r} "
+                               f"in its storage: {exc}") from exc
         have = [d.name.lower() for d in study.directions]
         if have != self.directions:
             raise StudyConflictError(

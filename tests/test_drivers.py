@@ -182,3 +182,62 @@ def test_a_late_result_after_the_claim_passed_on_is_kept_not_duplicated(db_url):
         store.protocol.interrupt_running(study.id)
         store.protocol.finish(other, result(0.5), objective="val_accuracy")
         assert store.trials.get(other).state == "complete"
+
+
+def test_a_late_result_delivered_twice_replaces_the_first(db_url):
+    """An interrupted trial's late result may arrive twice: the second replaces the
+    first (final metrics and weights), nothing is duplicated."""
+    import torch
+
+    with Store(db_url) as store:
+        study = new_study(store)
+        arch = make_arch(("a",))
+        late = _start(store, study, arch, "remote/1/1")
+        _make_stale(db_url, late)
+        assert store.protocol.interrupt_abandoned(study.id) == 1
+        store.protocol.claim(ClaimContext.of(study, driver="d2"), arch)  # a successor
+        for value in (0.7, 0.75):
+            weights = {"w": torch.full((2,), value)}
+            store.protocol.finish(late, result(value, weights=weights),
+                                  objective="val_accuracy")
+        kept = store.trials.get(late)
+        assert kept.state == "interrupted" and kept.metrics["val_accuracy"] == 0.75
+        rows = store.sql.query(
+            f"SELECT COUNT(*) FROM naslab_metrics WHERE trial_id = {late} AND step IS NULL")
+        assert rows[1][0][0] == len(result(0.75).metrics)
+        assert torch.equal(store.trials.weights(late)["w"], torch.full((2,), 0.75))
+
+
+def test_a_batch_belongs_to_its_thread(tmp_path):
+    """Another thread's writes do not join this thread's batch: on SQLite they wait
+    for its lock (and give up after the busy timeout), they never commit inside it."""
+    import threading
+
+    from naslab.core.errors import StorageError
+
+    with Store(f"sqlite:///{tmp_path / 'b.db'}", busy_timeout_s=0.3) as store:
+        errors: list[BaseException] = []
+        with store.batch():
+            new_study(store, "mine")
+
+            def elsewhere() -> None:
+                try:
+                    new_study(store, "theirs")
+                except StorageError as exc:
+                    errors.append(exc)
+
+            thread = threading.Thread(target=elsewhere)
+            thread.start()
+            thread.join()
+        assert len(errors) == 1 and "locked" in str(errors[0])
+        assert [s.name for s in store.studies.summaries()] == ["mine"]
+
+
+def test_reports_take_integral_float_steps(db_url):
+    with Store(db_url) as store:
+        study = new_study(store)
+        tid = _start(store, study, make_arch(("a",)))
+        store.protocol.report(tid, 2.0, {"val_accuracy": 0.5})
+        assert store.trials.learning_curve(tid) == {"val_accuracy": [(2, 0.5)]}
+        with pytest.raises(Exception, match="step must be an integer >= 1"):
+            store.protocol.report(tid, 2.5, {"val_accuracy": 0.5})
