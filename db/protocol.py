@@ -156,8 +156,15 @@ class _Statements:
     """The statements of the per-trial path, built once (bound parameters only)."""
 
     def __init__(self) -> None:
+        self._claims()
+        self._results()
+        self._inserts()
+
+    def _claims(self) -> None:
+        """What a claim reads: the study (locked), the architecture, its holder in the
+        study, an earlier evaluation to reuse."""
         trials, archs = TrialRow.__table__, ArchitectureRow.__table__
-        studies, metric_t = StudyRow.__table__, MetricRow.__table__
+        studies = StudyRow.__table__
         # claims on a study are serialised by this row lock (PostgreSQL; SQLite's
         # IMMEDIATE transaction already excludes other writers)
         self.study_lock = select(studies.c.name, studies.c.space_key).where(
@@ -189,6 +196,11 @@ class _Statements:
             .order_by(value.is_(None), value.desc(), trials.c.id).limit(1))
         self.trial_values = select(value, trials.c.params, trials.c.flops,
                                    trials.c.latency_ms).where(trials.c.id == bindparam("tid"))
+
+    def _results(self) -> None:
+        """What finishing, failing and reporting a trial change."""
+        trials, archs = TrialRow.__table__, ArchitectureRow.__table__
+        metric_t = MetricRow.__table__
         self.finishing = select(
             trials.c.study_id, trials.c.architecture_id, trials.c.fidelity, trials.c.state,
             trials.c.reused_from).where(trials.c.id == bindparam("tid"))
@@ -209,12 +221,26 @@ class _Statements:
         self.drop_reported = delete(metric_t).where(
             metric_t.c.trial_id == bindparam("tid"), metric_t.c.step == bindparam("step"),
             metric_t.c.name.in_(bindparam("names", expanding=True)))
-        self.insert_weights = insert(WeightsRow.__table__)
         self.drop_final = delete(metric_t).where(
             metric_t.c.trial_id == bindparam("tid"), metric_t.c.step.is_(None),
             metric_t.c.name.in_(bindparam("names", expanding=True)))
         self.drop_weights = delete(WeightsRow.__table__).where(
             WeightsRow.__table__.c.trial_id == bindparam("tid"))
+        # the first evaluation of an architecture gives it its params and flops
+        self.fill_arch = update(archs).where(
+            archs.c.id == select(trials.c.architecture_id).where(
+                trials.c.id == bindparam("tid")).scalar_subquery(),
+            archs.c.params.is_(None) | archs.c.flops.is_(None),
+        ).values(params=func.coalesce(archs.c.params, bindparam("p", type_=BigInteger)),
+                 flops=func.coalesce(archs.c.flops, bindparam("f", type_=BigInteger)))
+
+
+
+    def _inserts(self) -> None:
+        """New rows: trials, architectures, metrics, weights."""
+        trials, archs = TrialRow.__table__, ArchitectureRow.__table__
+        metric_t = MetricRow.__table__
+        self.insert_weights = insert(WeightsRow.__table__)
         self.insert_trial = insert(trials)
         self.insert_arch = insert(archs)
         # the architecture's row if it is new, its id returned; nothing if it exists
@@ -232,13 +258,6 @@ class _Statements:
                               .where(metric_t.c.trial_id == bindparam("tid"),
                                      metric_t.c.step.is_(None))
                               .order_by(metric_t.c.id))
-        # the first evaluation of an architecture gives it its params and flops
-        self.fill_arch = update(archs).where(
-            archs.c.id == select(trials.c.architecture_id).where(
-                trials.c.id == bindparam("tid")).scalar_subquery(),
-            archs.c.params.is_(None) | archs.c.flops.is_(None),
-        ).values(params=func.coalesce(archs.c.params, bindparam("p", type_=BigInteger)),
-                 flops=func.coalesce(archs.c.flops, bindparam("f", type_=BigInteger)))
 
 
 _SQL = _Statements()
