@@ -25,7 +25,9 @@ from rich.table import Column, Table
 
 from naslab.cli_bench import bench
 from naslab.cli_common import (
+    SpaceOpt,
     Storage,
+    TrainOpt,
     compact_decisions,
     console,
     err_console,
@@ -60,12 +62,8 @@ Objectives = Annotated[str | None, option(
     "Multi-objective search: metrics with directions, e.g. 'val_accuracy:max,latency_ms:min' "
     "(also params, flops); needs nsga2, guided-evolution, guided-optuna, random or an "
     "optuna-* searcher.")]
-SpaceOpt = Annotated[list[str] | None, option(
-    "Space option KEY=VALUE (repeatable), e.g. channels=16.", "--space-opt")]
 SearcherOpt = Annotated[list[str] | None, option(
     "Searcher option KEY=VALUE, e.g. population_size=20.", "--searcher-opt")]
-TrainOpt = Annotated[list[str] | None, option(
-    "Evaluator option KEY=VALUE, e.g. lr=0.1 or batch_size=128.", "--train-opt")]
 Workers = Annotated[int | None, option(
     "Ray workers training candidates in parallel (default: one per CPU core; table "
     "searches default to --in-process).")]

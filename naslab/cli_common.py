@@ -19,6 +19,8 @@ from naslab.core.errors import ConfigError
 
 __all__ = [
     "STORAGE_HELP",
+    "SpaceOpt",
+    "TrainOpt",
     "option",
     "Storage",
     "compact_decisions",
@@ -44,6 +46,15 @@ def option(help: str, *names: str) -> Any:
     """A ``typer.Option`` with ``help`` (and the given flag names), for ``Annotated``
     option types."""
     return typer.Option(*names, help=help)
+
+
+#: ``--space-opt KEY=VALUE`` (repeatable).
+SpaceOpt = Annotated[list[str] | None, typer.Option(
+    "--space-opt", help="Space option KEY=VALUE (repeatable), e.g. channels=16.")]
+#: ``--train-opt KEY=VALUE`` (repeatable).
+TrainOpt = Annotated[list[str] | None, typer.Option(
+    "--train-opt", help="Training option KEY=VALUE, e.g. lr=0.1 or batch_size=128 (part "
+    "of the task key of stored results).")]
 
 
 def open_store(storage: str | None) -> Any:

@@ -16,7 +16,9 @@ import typer
 from rich.table import Table
 
 from naslab.cli_common import (
+    SpaceOpt,
     Storage,
+    TrainOpt,
     compact_decisions,
     console,
     fmt,
@@ -134,9 +136,6 @@ Features = Annotated[str | None, option(
     "params and latency.")]
 PredictorOpt = Annotated[list[str] | None, option(
     "Predictor option KEY=VALUE (repeatable), e.g. members=10.", "--opt")]
-SpaceOpt = Annotated[list[str] | None, option("Space option KEY=VALUE.", "--space-opt")]
-TrainOpt = Annotated[list[str] | None, option(
-    "Training option KEY=VALUE (selects the task key of the results).", "--train-opt")]
 
 
 @predictor_app.command("fit")

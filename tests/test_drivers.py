@@ -159,18 +159,25 @@ def test_batch_commits_together_and_rolls_back_together(db_url):
         assert store.trials.count(study.id) == 4
 
 
+def _taken_over(store: Store, db_url: str):
+    """A study, a trial of a remote driver gone silent (interrupted), and the claim of
+    the same architecture that another driver made since."""
+    study = new_study(store)
+    arch = make_arch(("a",))
+    late = _start(store, study, arch, "remote/1/1")
+    _make_stale(db_url, late)
+    assert store.protocol.interrupt_abandoned(study.id) == 1
+    again = store.protocol.claim(ClaimContext.of(study, driver="d2"), arch)
+    assert again.outcome is ClaimOutcome.NEW
+    return study, late, again
+
+
 def test_a_late_result_after_the_claim_passed_on_is_kept_not_duplicated(db_url):
     """A driver taken for dead (stale heartbeat) finishes its trial after another
     driver claimed the architecture again: the late result is stored with its trial,
     which stays interrupted, and the study still has one evaluation of it."""
     with Store(db_url) as store:
-        study = new_study(store)
-        arch = make_arch(("a",))
-        late = _start(store, study, arch, "remote/1/1")
-        _make_stale(db_url, late)
-        assert store.protocol.interrupt_abandoned(study.id) == 1
-        again = store.protocol.claim(ClaimContext.of(study, driver="d2"), arch)
-        assert again.outcome is ClaimOutcome.NEW
+        study, late, again = _taken_over(store, db_url)
         store.protocol.finish(late, result(0.7), objective="val_accuracy")  # no error
         kept = store.trials.get(late)
         assert kept.state == "interrupted" and kept.objective_value == 0.7
@@ -190,12 +197,7 @@ def test_a_late_result_delivered_twice_replaces_the_first(db_url):
     import torch
 
     with Store(db_url) as store:
-        study = new_study(store)
-        arch = make_arch(("a",))
-        late = _start(store, study, arch, "remote/1/1")
-        _make_stale(db_url, late)
-        assert store.protocol.interrupt_abandoned(study.id) == 1
-        store.protocol.claim(ClaimContext.of(study, driver="d2"), arch)  # a successor
+        _, late, _ = _taken_over(store, db_url)
         for value in (0.7, 0.75):
             weights = {"w": torch.full((2,), value)}
             store.protocol.finish(late, result(value, weights=weights),
