@@ -6,9 +6,18 @@ of decisions into a labelled DAG (:meth:`SearchSpace.to_graph`) and a DAG into a
 mutation, crossover, neighbourhoods, validation) works from the declarations, so a
 user-defined space implements only ``decisions``, ``to_graph`` and ``build``.
 
-Graph conventions: every node has an ``op`` attribute. A graph has exactly one node
-whose op is ``"input"`` (no predecessors) and one whose op is ``"output"`` (no
-successors); every other node lies on a path from the input to the output.
+Graph conventions: every node has an ``op`` attribute. A graph (a
+``networkx.DiGraph``, not a multigraph) has exactly one node whose op is ``"input"``
+(no predecessors) and one whose op is ``"output"`` (no successors); every other node
+lies on a path from the input to the output, and the output is reached from the input
+(unless the space sets :attr:`SearchSpace.allows_unreachable_output`).
+
+Identity: a space's :attr:`~SearchSpace.key` decides which stored results are
+reused. For the built-in spaces it is their name plus a digest of
+:meth:`~SearchSpace.config`; for any other space (a subclass of a built-in one
+included) it also holds its :attr:`~SearchSpace.version` and a fingerprint of what it
+declares and builds (:meth:`~SearchSpace.fingerprint`), so that editing a space's
+``decisions``, ``to_graph`` or ``build`` never reuses results of the old one.
 """
 
 from __future__ import annotations
@@ -27,12 +36,16 @@ import numpy as np
 from naslab.core.errors import InvalidArchitectureError
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.decisions import (
+    Categorical,
     Decision,
+    Integer,
+    SpaceDefinitionError,
     Value,
     check_decisions,
     complete_decisions,
     sample_decisions,
 )
+from naslab.search_spaces.fingerprint import space_fingerprint
 
 if TYPE_CHECKING:
     import torch
@@ -40,16 +53,19 @@ if TYPE_CHECKING:
 INPUT, OUTPUT = "input", "output"
 
 
-def check_graph(space: str, graph: nx.DiGraph, operations: Sequence[str] | None) -> None:
+def check_graph(space: str, graph: nx.DiGraph, operations: Sequence[str] | None,
+                unreachable_output: bool = False) -> None:
     """Refuse a graph that is not a valid architecture DAG, naming the problem.
 
-    Checks: a DiGraph, every node labelled with a known ``op``, acyclic, exactly one
-    input and one output node, and no dangling node (one that is not on a path from
-    the input to the output).
+    Checks: a DiGraph (not a multigraph), every node labelled with a known ``op``,
+    acyclic, exactly one input and one output node, no dangling node (one that is not
+    on a path from the input to the output) and, unless ``unreachable_output``, a
+    path from the input to the output.
     """
-    if not isinstance(graph, nx.DiGraph):
+    if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
         raise InvalidArchitectureError(
-            f"{space}: to_graph must return a networkx.DiGraph, got {type(graph).__name__}"
+            f"{space}: to_graph must return a networkx.DiGraph (not a multigraph), got "
+            f"{type(graph).__name__}"
         )
     unlabelled = [v for v in graph.nodes if "op" not in graph.nodes[v]]
     if unlabelled:
@@ -74,12 +90,60 @@ def check_graph(space: str, graph: nx.DiGraph, operations: Sequence[str] | None)
     (src,), (dst,) = inputs, outputs
     if graph.in_degree(src) or graph.out_degree(dst):
         raise InvalidArchitectureError(f"{space}: edges into the input or out of the output")
+    if not unreachable_output and not nx.has_path(graph, src, dst):
+        raise InvalidArchitectureError(f"{space}: no path from the input to the output")
     live = (nx.descendants(graph, src) | {src}) & (nx.ancestors(graph, dst) | {dst})
     dangling = [v for v in graph.nodes if v not in live and v not in (src, dst)]
     if dangling:
         raise InvalidArchitectureError(
             f"{space}: dangling node(s) {dangling} are not on a path from input to output"
         )
+
+
+def check_declarations(space: str, declared: Any) -> list[Decision]:
+    """``declared`` as a list, or :class:`SpaceDefinitionError` naming the problem.
+
+    Every item is a :class:`Categorical` or :class:`Integer` decision, names are
+    unique, and a condition refers to a decision declared *before* it, with values
+    that decision can take.
+    """
+    if isinstance(declared, (str, bytes, Mapping)) or not isinstance(declared, Sequence):
+        raise SpaceDefinitionError(
+            f"{space}: decisions() must return a list of decisions, got {type(declared).__name__}")
+    seen: dict[str, Decision] = {}
+    for d in declared:
+        if not isinstance(d, (Categorical, Integer)):
+            raise SpaceDefinitionError(
+                f"{space}: decisions() holds {d!r}; expected Categorical or Integer decisions")
+        if d.name in seen:
+            raise SpaceDefinitionError(f"{space}: decision {d.name!r} is declared twice")
+        cond = d.condition
+        if cond is not None:
+            parent = seen.get(cond.parent)
+            if parent is None:
+                where = ("declared after it" if any(o.name == cond.parent for o in declared)
+                         else "not declared")
+                raise SpaceDefinitionError(
+                    f"{space}: decision {d.name!r} is conditioned on {cond.parent!r}, which "
+                    f"is {where}; declare a condition's parent before the decision")
+            outside = [v for v in cond.values if not parent.contains(v)]
+            if outside:
+                raise SpaceDefinitionError(
+                    f"{space}: the condition of {d.name!r} names value(s) {outside} that "
+                    f"{cond.parent!r} cannot take ({parent.describe()})")
+        seen[d.name] = d
+    return list(declared)
+
+
+def probe_decisions(declared: Sequence[Decision], rng: np.random.Generator,
+                    samples: int = 3) -> list[dict[str, Value]]:
+    """A fixed probe set: every active decision at its first value, then ``samples``
+    random draws from ``rng``."""
+    first: dict[str, Value] = {}
+    for d in declared:
+        if d.condition is None or d.condition.holds(first):
+            first[d.name] = d.values[0]
+    return [first] + [sample_decisions(declared, rng) for _ in range(samples)]
 
 
 def image_shape(space: str, task: Any) -> tuple[int, int, int]:
@@ -124,6 +188,19 @@ class SearchSpace(ABC):
     #: Node ``op`` labels the space may produce besides ``input`` and ``output``;
     #: ``None`` accepts any label.
     operations: Sequence[str] | None = None
+    #: Whether a graph whose output is not reached from its input is valid (a network
+    #: that outputs zeros, as NAS-Bench-201's all-``none`` cells); refused by default.
+    allows_unreachable_output: bool = False
+    #: The version of a space's definition, part of :attr:`key` (not for the built-in
+    #: spaces). Bump it whenever you edit ``decisions``, ``to_graph`` or ``build`` so
+    #: that results of the old definition are not reused; the key also holds a
+    #: :meth:`fingerprint`, and a study warns when the fingerprint changed under a
+    #: version that stayed the same.
+    version: str | int | None = None
+    #: True only in the class body of naslab's built-in spaces (not inherited: a
+    #: subclass is fingerprinted): their keys stay ``name[-config digest]`` so that
+    #: existing stores keep reusing their results.
+    stable_key: bool = False
 
     # -- what a subclass provides ------------------------------------------------
 
@@ -153,13 +230,57 @@ class SearchSpace(ABC):
     def key(self) -> str:
         """Identity of the space *and* its parameters, used by the store.
 
-        Results are reused only between architectures of the same key.
+        Results are reused only between architectures of the same key. Built-in
+        spaces: ``name`` or ``name-<config digest>``. Other spaces:
+        ``name[-v<version>][-<config digest>]-fp<fingerprint>`` (see
+        :meth:`fingerprint`).
         """
         cfg = self.config()
-        if not cfg:
-            return self.name
-        digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]
-        return f"{self.name}-{digest}"
+        parts = [self.name]
+        fingerprinted = not type(self).__dict__.get("stable_key", False)
+        if fingerprinted and self.version is not None:
+            parts.append(f"v{self.version}")
+        if cfg:
+            parts.append(hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10])
+        if fingerprinted:
+            parts.append("fp" + self.fingerprint())
+        return "-".join(parts)
+
+    def fingerprint(self) -> str:
+        """A short digest of what this space declares and builds (computed once).
+
+        It hashes the decision declarations, the graphs of a fixed, seeded probe set
+        of architectures and, for each, the module types and parameter shapes that
+        :meth:`build` makes for a small image task (no training). Raises
+        :class:`~naslab.search_spaces.decisions.SpaceDefinitionError` if the space's
+        definition is not valid (see :meth:`check_definition`).
+        """
+        cached = self.__dict__.get("_fingerprint")
+        if cached is None:
+            self.check_definition()
+            cached = self.__dict__["_fingerprint"] = space_fingerprint(self)
+        return str(cached)
+
+    def check_definition(self) -> None:
+        """Refuse a space whose definition is not valid, with
+        :class:`~naslab.search_spaces.decisions.SpaceDefinitionError`.
+
+        Checks the declarations (:func:`check_declarations`) and that a fixed, seeded
+        probe set of architectures has valid graphs (a DiGraph, acyclic, a path from
+        input to output, ...). Studies call it before storing anything.
+        """
+        declared = check_declarations(self.name, self.decisions())
+        self.__dict__["_declarations_checked"] = True
+        rng = np.random.default_rng(0)
+        for filled in probe_decisions(declared, rng):
+            try:
+                self.from_decisions(filled)
+            except InvalidArchitectureError as exc:
+                raise SpaceDefinitionError(f"space {self.name!r} is not valid: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - user code in to_graph
+                raise SpaceDefinitionError(
+                    f"space {self.name!r} is not valid: to_graph failed on {filled} with "
+                    f"{type(exc).__name__}: {exc}") from None
 
     def __repr__(self) -> str:
         cfg = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
@@ -184,6 +305,9 @@ class SearchSpace(ABC):
         problem (missing, unknown or out-of-domain values, invalid graph).
         """
         merged = {**(decisions or {}), **kwargs}
+        if not self.__dict__.get("_declarations_checked"):
+            check_declarations(self.name, self.decisions())
+            self.__dict__["_declarations_checked"] = True
         try:
             key = tuple(sorted((k, type(v).__name__, v) for k, v in merged.items()))
             cache = self.__dict__.get("_built")
@@ -194,7 +318,7 @@ class SearchSpace(ABC):
             key = None
         clean = check_decisions(self.name, self.decisions(), merged)
         graph = self.to_graph(clean)
-        check_graph(self.name, graph, self.operations)
+        check_graph(self.name, graph, self.operations, self.allows_unreachable_output)
         arch = Architecture(self.name, clean, graph)
         made = self.__dict__.get("_made")
         if made is None:
@@ -227,7 +351,7 @@ class SearchSpace(ABC):
             raise InvalidArchitectureError(
                 f"architecture belongs to space {arch.space!r}, not {self.name!r}"
             )
-        check_graph(self.name, arch.graph, self.operations)
+        check_graph(self.name, arch.graph, self.operations, self.allows_unreachable_output)
         expected = self.from_decisions(arch.decisions)
         if expected.hash != arch.hash:
             raise InvalidArchitectureError(
@@ -256,10 +380,8 @@ class SearchSpace(ABC):
         candidate = arch
         for _ in range(max_tries):
             name = names[int(rng.integers(len(names)))]
-            d = declared[name]
-            others = [v for v in d.values if v != arch.decisions[name]]
             new = dict(arch.decisions)
-            new[name] = others[int(rng.integers(len(others)))]
+            new[name] = declared[name].other_value(arch.decisions[name], rng)
             candidate = self.from_decisions(complete_decisions(self.decisions(), new, rng))
             if candidate != arch:
                 return candidate

@@ -19,7 +19,8 @@ from typing import Any
 import networkx as nx
 from torch import nn
 
-from naslab.core.errors import InvalidArchitectureError
+from naslab.core.errors import ConfigError, InvalidArchitectureError
+from naslab.core.validation import check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace, image_shape
 from naslab.search_spaces.decisions import Categorical, Condition, Decision, Integer, Value
@@ -27,6 +28,8 @@ from naslab.search_spaces.graph_module import GraphModule
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 NORMS = ("batch", "none")
+#: Bounds of the options (a network far larger would not fit in memory).
+MAX_DEPTH, MAX_WIDTH, MAX_KERNEL = 64, 4096, 31
 
 
 def _make_op(attrs: dict[str, Any], c_in: int) -> tuple[nn.Module, int]:
@@ -57,17 +60,32 @@ class ChainNetwork(nn.Module):
         return self.classifier(self.pool(self.body(x)))
 
 
+def _int_choices(what: str, values: Any, maximum: int) -> tuple[int, ...]:
+    """``values`` as a tuple of distinct integers in ``[1, maximum]``."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Sequence):
+        raise ConfigError(f"{what} must be a list of integers, e.g. [8, 16], got {values!r}")
+    out = tuple(check_int(what, v, minimum=1, maximum=maximum) for v in values)
+    if not out or len(set(out)) != len(out):
+        raise ConfigError(f"{what} must be a non-empty list of distinct integers, "
+                          f"got {list(out)}")
+    return out
+
+
 class ChainSpace(SearchSpace):
     """Stacked convolutional layers with per-layer width and kernel size.
 
     Args:
-        max_depth: the largest number of layers.
-        widths: the widths a layer may take.
-        kernels: the (odd) kernel sizes a layer may take.
+        max_depth: the largest number of layers (1 to 64).
+        widths: the widths a layer may take (distinct integers, 1 to 4096).
+        kernels: the kernel sizes a layer may take (distinct odd integers, 1 to 31).
+
+    Raises:
+        ConfigError: an option of the wrong type (``1.5``, ``true``) or out of range.
     """
 
     name = "chain"
     operations = ("conv", "add", "proj")
+    stable_key = True  # a built-in space: its key is its name plus its config
 
     def __init__(
         self,
@@ -75,13 +93,12 @@ class ChainSpace(SearchSpace):
         widths: Sequence[int] = (8, 16, 32),
         kernels: Sequence[int] = (1, 3, 5),
     ) -> None:
-        if max_depth < 1 or not widths or not kernels:
-            raise ValueError("chain needs max_depth >= 1 and at least one width and kernel")
-        if any(k % 2 == 0 or k < 1 for k in kernels):
-            raise ValueError(f"chain kernel sizes must be odd and positive, got {list(kernels)}")
-        self.max_depth = int(max_depth)
-        self.widths = tuple(int(w) for w in widths)
-        self.kernels = tuple(int(k) for k in kernels)
+        self.max_depth = check_int("chain's max_depth", max_depth, minimum=1,
+                                   maximum=MAX_DEPTH)
+        self.widths = _int_choices("chain's widths", widths, MAX_WIDTH)
+        self.kernels = _int_choices("chain's kernels", kernels, MAX_KERNEL)
+        if any(k % 2 == 0 for k in self.kernels):
+            raise ConfigError(f"chain's kernels must be odd, got {list(self.kernels)}")
 
     def config(self) -> dict[str, Any]:
         """Depth limit and the width and kernel choices."""

@@ -11,15 +11,64 @@ an architecture hold exactly the active decisions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from naslab.core.errors import InvalidArchitectureError
+from naslab.core.errors import ConfigError, InvalidArchitectureError
+from naslab.core.validation import INT64_MAX, check_int
+
+__all__ = [
+    "Categorical",
+    "Condition",
+    "Decision",
+    "Integer",
+    "SpaceDefinitionError",
+    "Value",
+    "active_decisions",
+    "check_decisions",
+    "complete_decisions",
+    "sample_decisions",
+]
 
 Value = str | int | float | bool
+
+
+class SpaceDefinitionError(ConfigError, InvalidArchitectureError):
+    """A search space's definition is not valid: a decision, a choice or a condition
+    (raised where it is declared), or declarations or graphs that do not fit together
+    (raised when the space is checked, before any study uses it)."""
+
+
+def _check_name(what: str, name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise SpaceDefinitionError(f"{what} must be a non-empty string, got {name!r}")
+    return name
+
+
+def _check_values(what: str, values: Any) -> tuple[Value, ...]:
+    """``values`` as a tuple of distinct, finite str/int/float/bool values."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, set, frozenset)):
+        raise SpaceDefinitionError(f"{what} must be a tuple of values, got {values!r}")
+    out = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
+    if not out:
+        raise SpaceDefinitionError(f"{what} needs at least one value")
+    for v in out:
+        if not isinstance(v, (str, int, float)):  # bool is an int
+            raise SpaceDefinitionError(
+                f"{what}: {v!r} is a {type(v).__name__}; values must be strings, integers, "
+                "floats or booleans")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise SpaceDefinitionError(f"{what}: {v!r} is not a finite number")
+        if isinstance(v, int) and not isinstance(v, bool):
+            check_int(what, v)  # within 64 bits
+    if len(set(out)) != len(out):
+        raise SpaceDefinitionError(
+            f"{what} has repeated values {list(out)} (1, 1.0 and True count as the same)")
+    return out
 
 
 @dataclass(frozen=True)
@@ -30,9 +79,9 @@ class Condition:
     values: tuple[Value, ...]
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "values", tuple(self.values))
-        if not self.values:
-            raise ValueError(f"condition on {self.parent!r} needs at least one value")
+        _check_name("a condition's parent", self.parent)
+        object.__setattr__(self, "values",
+                           _check_values(f"the condition on {self.parent!r}", self.values))
 
     def holds(self, decisions: Mapping[str, Any]) -> bool:
         """Whether the condition holds for (partially built) ``decisions``."""
@@ -48,11 +97,12 @@ class Categorical:
     condition: Condition | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "choices", tuple(self.choices))
-        if len(self.choices) < 1:
-            raise ValueError(f"categorical decision {self.name!r} needs at least one choice")
-        if len(set(self.choices)) != len(self.choices):
-            raise ValueError(f"categorical decision {self.name!r} has repeated choices")
+        _check_name("a decision's name", self.name)
+        object.__setattr__(self, "choices", _check_values(
+            f"the choices of categorical decision {self.name!r}", self.choices))
+        if self.condition is not None and not isinstance(self.condition, Condition):
+            raise SpaceDefinitionError(
+                f"decision {self.name!r}: condition must be a Condition or None")
 
     @property
     def values(self) -> tuple[Value, ...]:
@@ -75,6 +125,11 @@ class Categorical:
         """The values one step away from ``value``: every other choice."""
         return [c for c in self.choices if c != value]
 
+    def other_value(self, value: Value, rng: np.random.Generator) -> Value:
+        """A uniformly random value other than ``value`` (``value`` if it is the only one)."""
+        others = [c for c in self.choices if c != value]
+        return others[int(rng.integers(len(others)))] if others else value
+
 
 @dataclass(frozen=True)
 class Integer:
@@ -87,16 +142,33 @@ class Integer:
     condition: Condition | None = None
 
     def __post_init__(self) -> None:
+        _check_name("a decision's name", self.name)
+        what = f"integer decision {self.name!r}"
+        try:
+            for field in ("low", "high", "step"):
+                object.__setattr__(self, field, check_int(f"{what}: {field}",
+                                                          getattr(self, field)))
+        except ConfigError as exc:
+            raise SpaceDefinitionError(str(exc)) from None
         if self.step < 1 or self.high < self.low:
-            raise ValueError(
-                f"integer decision {self.name!r} needs low <= high and step >= 1, "
+            raise SpaceDefinitionError(
+                f"{what} needs low <= high and step >= 1, "
                 f"got low={self.low}, high={self.high}, step={self.step}"
             )
+        if self.count > INT64_MAX:
+            raise SpaceDefinitionError(f"{what} has {self.count} values; at most 2**63 - 1")
+        if self.condition is not None and not isinstance(self.condition, Condition):
+            raise SpaceDefinitionError(f"{what}: condition must be a Condition or None")
 
     @property
-    def values(self) -> tuple[int, ...]:
-        """Every value the decision can take."""
-        return tuple(range(self.low, self.high + 1, self.step))
+    def count(self) -> int:
+        """How many values the decision can take."""
+        return (self.high - self.low) // self.step + 1
+
+    @property
+    def values(self) -> range:
+        """Every value the decision can take (a lazy ``range``: never materialised)."""
+        return range(self.low, self.low + self.step * self.count, self.step)
 
     def contains(self, value: Any) -> bool:
         """Whether ``value`` is an integer on the grid (booleans are refused)."""
@@ -114,11 +186,21 @@ class Integer:
 
     def sample(self, rng: np.random.Generator) -> int:
         """A uniformly random value on the grid."""
-        return int(self.low + self.step * int(rng.integers(len(self.values))))
+        return int(self.low + self.step * int(rng.integers(self.count)))
 
     def neighbour_values(self, value: int) -> list[int]:
         """The adjacent grid values (ordinal neighbourhood)."""
         return [v for v in (value - self.step, value + self.step) if self.contains(v)]
+
+    def other_value(self, value: int, rng: np.random.Generator) -> int:
+        """A uniformly random grid value other than ``value`` (``value`` if it is the
+        only one); the range is never materialised."""
+        if self.count == 1:
+            return value
+        index = int(rng.integers(self.count - 1))
+        if self.contains(value) and index >= (value - self.low) // self.step:
+            index += 1
+        return int(self.low + self.step * index)
 
 
 Decision = Categorical | Integer

@@ -54,8 +54,8 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 import numpy as np
 
-from naslab.core.errors import ConfigError, InvalidArchitectureError
-from naslab.core.validation import check_choice, check_int
+from naslab.core.errors import InvalidArchitectureError
+from naslab.core.validation import check_choice, check_float, check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.search_spaces.decisions import Categorical, Decision, Value, sample_decisions
@@ -201,7 +201,7 @@ class NasBenchGraphSpace(SearchSpace):
             :data:`DATASETS`. Only ``proteins`` differs (5 operations, 2,021
             classes); for every other data set the space is the same, so its
             :attr:`key` is the same (the data set belongs to the evaluator's key).
-        hidden: width of every GNN layer in :meth:`build`.
+        hidden: width of every GNN layer in :meth:`build` (1 to 4096).
         dropout: dropout rate in :meth:`build`.
 
     ``hidden`` and ``dropout`` only shape the module that :meth:`build` returns (the
@@ -210,6 +210,7 @@ class NasBenchGraphSpace(SearchSpace):
     """
 
     name = "nasbench_graph"
+    stable_key = True  # a built-in space: its key is its name plus its config
     _DEFAULT_HIDDEN = 64
     _DEFAULT_DROPOUT = 0.5
 
@@ -219,12 +220,10 @@ class NasBenchGraphSpace(SearchSpace):
         hidden: int = _DEFAULT_HIDDEN,
         dropout: float = _DEFAULT_DROPOUT,
     ) -> None:
-        self.dataset = check_choice("NAS-Bench-Graph data set", str(dataset), DATASETS)
-        check_int("nasbench_graph's hidden", hidden, minimum=1)
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ConfigError(f"nasbench_graph needs 0 <= dropout < 1, got {dropout!r}")
-        self.hidden = int(hidden)
-        self.dropout = float(dropout)
+        self.dataset = check_choice("NAS-Bench-Graph data set", dataset, DATASETS)
+        self.hidden = check_int("nasbench_graph's hidden", hidden, minimum=1, maximum=4096)
+        self.dropout = check_float("nasbench_graph's dropout", dropout, minimum=0.0,
+                                   maximum=1.0, strict_maximum=True)
         self.ops: tuple[str, ...] = PROTEINS_OPS if self.dataset == "proteins" else OPS
         #: Node labels this instance produces besides input and output.
         self.operations = self.ops

@@ -24,6 +24,7 @@ import networkx as nx
 from torch import nn
 
 from naslab.core.errors import InvalidArchitectureError
+from naslab.core.validation import check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace, image_shape, prune_dead
 from naslab.search_spaces.decisions import Categorical, Decision, Value
@@ -107,18 +108,23 @@ class NB201Space(SearchSpace):
     """The NAS-Bench-201 cell space: 5^6 = 15,625 cells.
 
     Args:
-        channels: width C of the first stage (NAS-Bench-201 uses 16).
-        cells_per_stage: cells per stage N (NAS-Bench-201 uses 5).
+        channels: width C of the first stage (NAS-Bench-201 uses 16); 1 to 1024.
+        cells_per_stage: cells per stage N (NAS-Bench-201 uses 5); 1 to 64.
+
+    Raises:
+        ConfigError: an option of the wrong type (``1.5``, ``true``) or out of range.
     """
 
     name = "nb201"
     operations = ("add",) + OPS[1:]
+    stable_key = True  # a built-in space: its key is its name plus its config
+    #: An all-``none`` cell (or one with no path) outputs zeros, as in NAS-Bench-201.
+    allows_unreachable_output = True
 
     def __init__(self, channels: int = 8, cells_per_stage: int = 1) -> None:
-        if channels < 1 or cells_per_stage < 1:
-            raise ValueError("nb201 needs channels >= 1 and cells_per_stage >= 1")
-        self.channels = int(channels)
-        self.cells_per_stage = int(cells_per_stage)
+        self.channels = check_int("nb201's channels", channels, minimum=1, maximum=1024)
+        self.cells_per_stage = check_int("nb201's cells_per_stage", cells_per_stage,
+                                         minimum=1, maximum=64)
 
     def config(self) -> dict[str, Any]:
         """Width and depth of the stacked network."""
