@@ -141,7 +141,7 @@ def check_str(name: str, value: Any, *, max_length: int | None = None) -> str:
         raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
     if max_length is not None and len(value) > max_length:
         raise ConfigError(f"{name} must be at most {max_length} characters, got {len(value)}")
-    return value
+    return str(value)
 
 
 def check_bool(name: str, value: Any) -> bool:
@@ -195,7 +195,7 @@ def check_choice(kind: str, name: Any, choices: Iterable[str]) -> str:
     options = list(choices)
     if not isinstance(name, str) or name not in options:
         raise UnknownNameError(kind, str(name), options)
-    return name
+    return str(name)
 
 
 def check_mapping(name: str, value: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ text is printed as it is, never read as console markup.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from naslab.core.errors import ConfigError
+from naslab.core.validation import parse_option_value
 
 __all__ = [
     "STORAGE_HELP",
@@ -65,16 +65,24 @@ def open_store(storage: str | None) -> Any:
 
 
 def parse_options(pairs: list[str] | None, what: str) -> dict[str, Any]:
-    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (JSON values, else strings)."""
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (JSON values, else strings).
+
+    Values go through :func:`~naslab.core.validation.parse_option_value`: NaN and
+    infinities are refused, and ``true/false/yes/no/1/0`` (any case) can stand for a
+    boolean option. A key given twice is refused. The components check types and
+    ranges (``channels=1.5`` or ``channels=true`` is not an integer).
+    """
     out: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{what} option {pair!r} is not KEY=VALUE (e.g. channels=16)")
+        if key.strip() in out:
+            raise ConfigError(f"{what} option {key.strip()!r} is given twice")
         try:
-            out[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key.strip()] = raw
+            out[key.strip()] = parse_option_value(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{what} option {key.strip()!r}: {exc}") from None
     return out
 
 

@@ -17,7 +17,8 @@ from naslab.searchers.base import Searcher
 from naslab.searchers.registry import SEARCHERS, get_searcher
 from naslab.workers.evaluator import TABLE_BENCHMARKS, Evaluator, TableEvaluator
 
-__all__ = ["default_task", "resolve", "resolve_searcher", "task_choices"]
+__all__ = ["default_task", "resolve", "resolve_searcher", "task_choices",
+           "warn_if_space_changed"]
 
 
 def default_task(space_name: str) -> str:
@@ -48,6 +49,7 @@ def _table(space: str | SearchSpace, space_name: str, task: str,
         raise UnknownNameError(f"task for space {space_name}", task, cls.tasks())
     if not isinstance(space, SearchSpace):
         space = SPACES.create(space_name, **{**cls.space_options(task), **space_options})
+    space.check_definition()
     try:
         evaluator = cls.for_task(task, **evaluator_options)
     except TypeError as exc:
@@ -80,6 +82,7 @@ def resolve(
         return _table(space, space_name, task, space_options, evaluator_options)
     if not isinstance(space, SearchSpace):
         space = SPACES.create(space_name, **space_options)
+    space.check_definition()  # a broken space is refused before any study is stored
     if isinstance(task, Evaluator):
         return space, task
     from naslab.workers.task import Task, get_task
@@ -114,3 +117,31 @@ def keeps_optuna_study(searcher: str | Searcher) -> bool:
     gives it an Optuna storage)."""
     return isinstance(searcher, str) and bool(
         SEARCHERS.entry(searcher).info.get("optuna_study"))
+
+
+class SpaceChangedWarning(UserWarning):
+    """A space's definition changed (a new fingerprint) but its version did not."""
+
+
+def warn_if_space_changed(store: Any, space: SearchSpace) -> None:
+    """Warn (:class:`SpaceChangedWarning`) when ``store`` holds studies of a space with
+    ``space``'s name, version and config but another fingerprint: the definition was
+    edited without bumping :attr:`~naslab.search_spaces.base.SearchSpace.version`.
+    Its results are not reused (the keys differ); the warning says so."""
+    key = space.key
+    prefix, sep, _ = key.rpartition("-fp")
+    if not sep:
+        return  # a built-in space: no fingerprint
+    others = sorted({info.space_key for info in (
+        store.studies.get(s.name) for s in store.studies.summaries() if s.space == space.name)
+        if info is not None and info.space_key != key
+        and info.space_key.rpartition("-fp")[0] == prefix})
+    if others:
+        import warnings
+
+        version = "no version" if space.version is None else f"version {space.version!r}"
+        warnings.warn(
+            f"space {space.name!r} ({version}) now declares or builds something else than "
+            f"in the stored studies of key {', '.join(others)}; their results are not reused. "
+            "Set or bump the space's `version` attribute when you edit it.",
+            SpaceChangedWarning, stacklevel=3)

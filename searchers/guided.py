@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from naslab.core.errors import ConfigError
-from naslab.core.validation import check_int
+from naslab.core.validation import MAX_CANDIDATES, check_int
 from naslab.predictors.base import Predictor
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
@@ -221,7 +221,7 @@ class GuidedEvolution(Searcher):
                                     refit_every, predictor_options)
         self.local_steps = check_int("local_steps", local_steps, minimum=0)
         self.local_starts = check_int("local_starts", local_starts, minimum=1)
-        self.candidates = check_int("candidates", candidates, minimum=1)
+        self.candidates = check_int("candidates", candidates, minimum=1, maximum=MAX_CANDIDATES)
         self.parents = check_int("parents", parents, minimum=1)
         for label, value in (("random_fraction", random_fraction),
                              ("crossover_prob", crossover_prob)):

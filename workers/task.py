@@ -81,13 +81,12 @@ class Task(ABC):
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"a task's name must be a non-empty string, got {name!r}")
-        try:
-            shape = tuple(int(s) for s in input_shape)
-        except (TypeError, ValueError):
+        if isinstance(input_shape, (str, bytes)) or not isinstance(input_shape, Sequence):
             raise ConfigError(
-                f"input_shape must be a sequence of positive integers, got {input_shape!r}"
-            ) from None
-        if not shape or any(s < 1 for s in shape):
+                f"input_shape must be a sequence of positive integers, got {input_shape!r}")
+        shape = tuple(check_int("each size of input_shape", s, minimum=1, maximum=2**31 - 1)
+                      for s in input_shape)
+        if not shape:
             raise ConfigError(
                 f"input_shape must be a non-empty sequence of positive integers "
                 f"(without the batch dimension), got {input_shape!r}"

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from naslab.core.errors import ConfigError, EvaluationError, NaslabError
-from naslab.core.validation import check_choice, check_float, check_int
+from naslab.core.validation import check_bool, check_choice, check_float, check_int
 from naslab.workers.evaluator import Evaluator, Reporter, Result
 from naslab.workers.measure import count_flops, count_params, measure_latency_ms
 from naslab.workers.task import Task, TensorTask, get_task
@@ -49,16 +49,32 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 def _check_device(device: str | torch.device) -> str | torch.device:
-    """``device`` if it is ``"auto"`` or names a torch device."""
-    if device != "auto":
-        try:
-            torch.device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise ConfigError(
-                f"invalid device {device!r} (accepted: 'auto', 'cpu', 'cuda', "
-                f"'cuda:N', ...): {exc}"
-            ) from None
-    return device
+    """``device`` if it is ``"auto"`` or names a torch device that this process has.
+
+    A CUDA device is refused where CUDA is not available (or its index is beyond
+    the GPUs seen): every trial would fail. ``"auto"`` picks a GPU wherever one is
+    seen (a Ray worker on a GPU node included).
+    """
+    if device == "auto":
+        return "auto"
+    accepted = "accepted: 'auto', 'cpu', 'cuda', 'cuda:N', ..."
+    if not isinstance(device, (str, torch.device)):
+        raise ConfigError(f"invalid device {device!r} ({accepted})")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid device {str(device)!r} ({accepted}): {exc}") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device {str(device)!r}: CUDA is not available on this machine; "
+                              "use device=auto (a GPU where a worker has one) or device=cpu")
+        if parsed.index is not None and parsed.index >= count:
+            raise ConfigError(f"device {str(device)!r}: this machine has {count} CUDA "
+                              f"device(s) (cuda:0 to cuda:{count - 1})")
+    elif parsed.type not in ("cpu", "mps", "xpu"):
+        raise ConfigError(f"device {str(device)!r} is not supported ({accepted})")
+    return str(device) if isinstance(device, str) else device
 
 
 @dataclass
@@ -135,13 +151,13 @@ class TrainingEvaluator(Evaluator):
         self.task = task
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
-        self.lr = check_float("lr", OPTIMIZERS[optimizer] if lr is None else lr,
+        self.lr = check_float("lr", OPTIMIZERS[self.optimizer] if lr is None else lr,
                               minimum=0.0, strict_minimum=True)
         self.momentum = check_float("momentum", momentum, minimum=0.0, maximum=1.0,
                                     strict_maximum=True)
         self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
         self.schedule = check_choice("schedule", schedule, SCHEDULES)
-        self.keep_weights = bool(keep_weights)
+        self.keep_weights = check_bool("keep_weights", keep_weights)
         self.latency_batch = check_int("latency_batch", latency_batch, minimum=1)
         self.latency_repeats = check_int("latency_repeats", latency_repeats, minimum=1)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, minimum=1)
