@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import case, func, insert, select, update
@@ -12,9 +13,13 @@ from naslab.core.errors import ConfigError, StorageError, StudyConflictError, Un
 from naslab.core.validation import check_choice, check_int, check_str
 from naslab.db.engine import Database
 from naslab.db.models import DIRECTIONS, StudyRow, TrialRow, utcnow
-from naslab.db.records import StudyInfo, StudySpec, StudySummary, dumps, study_info
+from naslab.db.records import StudyInfo, StudySpec, StudySummary, dumps, loads, study_info
 
-__all__ = ["StudyCatalog", "study_row"]
+__all__ = ["ConfigCheck", "StudyCatalog", "study_row"]
+
+#: Compares a stored study's ``config`` with the one requested: returns one
+#: ``"name: stored X, requested Y"`` text per difference (none: the same).
+ConfigCheck = Callable[[Mapping[str, Any]], list[str]]
 
 #: The settings a resumed study must share with its stored row.
 IDENTITY = ("space_key", "task_key", "fidelity", "objective", "direction", "searcher", "seed")
@@ -55,13 +60,17 @@ class StudyCatalog:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def create_or_load(self, spec: StudySpec) -> StudyInfo:
+    def create_or_load(self, spec: StudySpec, *,
+                       check_config: ConfigCheck | None = None) -> StudyInfo:
         """Create the study ``spec.name``, or load it if it exists.
 
         An existing study must have the same space key, task key, fidelity,
-        objective, direction, searcher and seed; otherwise
-        :class:`~naslab.core.errors.StudyConflictError` names each difference. Its
-        budget is updated to ``spec.budget``; its other settings stay as first stored.
+        objective, direction, searcher and seed, and ``check_config`` (given the
+        stored ``config``) must find no difference; otherwise
+        :class:`~naslab.core.errors.StudyConflictError` names each difference, and
+        nothing stored changes. Its budget is updated to ``spec.budget``; ``config``
+        entries that it lacks (a study stored by an older naslab) are added from
+        ``spec.config``; its other settings stay as first stored.
         """
         _checked(spec)
         values = {name: getattr(spec, name) for name in (*IDENTITY, "budget")}
@@ -70,30 +79,39 @@ class StudyCatalog:
                       config=dumps("config", dict(spec.config)))
         for attempt in range(2):
             try:
-                return self._create_or_load(spec, values)
+                return self._create_or_load(spec, values, check_config)
             except StorageError as exc:
                 # a concurrent creator (another process) won the race: load its study
                 if attempt == 1 or not isinstance(exc.__cause__, IntegrityError):
                     raise
         raise AssertionError("unreachable")
 
-    def _create_or_load(self, spec: StudySpec, values: dict[str, Any]) -> StudyInfo:
+    def _create_or_load(self, spec: StudySpec, values: dict[str, Any],
+                        check_config: ConfigCheck | None) -> StudyInfo:
         with self._db.writing(f"create or load study {spec.name!r}") as conn:
             row = conn.execute(select(StudyRow).where(StudyRow.name == spec.name)).first()
             now = utcnow()
             if row is None:
                 conn.execute(insert(StudyRow).values(**values, created_at=now, updated_at=now))
             else:
-                diffs = _conflicts(row, spec)
+                stored = loads(row.config)
+                diffs = _conflicts(row, spec) + (check_config(stored) if check_config else [])
                 if diffs:
                     raise StudyConflictError(
                         f"study {spec.name!r} already exists with different settings ("
                         + "; ".join(diffs)
-                        + "). Resume it with its stored settings, or choose a new study name."
+                        + "). Resume it with its stored settings, or choose a new study name "
+                        "to search with other settings."
                     )
+                changes: dict[str, Any] = {}
                 if row.budget != spec.budget:
+                    changes["budget"] = spec.budget
+                missing = {k: v for k, v in spec.config.items() if k not in stored}
+                if missing:  # recorded from now on, checked on the next resume
+                    changes["config"] = dumps("config", {**stored, **missing})
+                if changes:
                     conn.execute(update(StudyRow).where(StudyRow.id == row.id)
-                                 .values(budget=spec.budget, updated_at=now))
+                                 .values(**changes, updated_at=now))
             return study_info(conn.execute(
                 select(StudyRow).where(StudyRow.name == spec.name)).one())
 
