@@ -42,7 +42,7 @@ VERSION_TABLE = "naslab_alembic_version"
 BASE_REVISION = "0001"
 #: The newest revision (checked against the migration scripts by the tests; kept
 #: here so that opening a current database does not import Alembic).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 #: The key of the PostgreSQL advisory lock held while the schema is checked or upgraded.
 PG_LOCK_KEY = 0x6E61736C6162  # "naslab"
 _SCRIPTS = Path(__file__).resolve().parent / "migrations"

@@ -36,16 +36,17 @@ Tables:
     training again, else NULL), ``driver`` (``host/pid/start`` of the search
     process that owns a running trial) and ``heartbeat_at`` (when that driver
     last said it is alive). A partial unique index allows at most one running
-    or complete evaluation (``reused_from`` NULL) of an architecture per study
-    and fidelity: the claim that keeps concurrent drivers from training the same
-    architecture twice.
+    or complete trial (trained or reused) of an architecture per study and
+    fidelity: the claim that keeps concurrent drivers from training, or copying,
+    the same architecture twice.
 ``naslab_metrics``
     Metric values: ``id``, ``trial_id``, ``name``, ``step``, ``value``. **Final
     metrics have ``step`` NULL**; per-epoch reports have ``step`` >= 1 (the
     epoch). A ``value`` of NULL stands for NaN (SQLite cannot store NaN).
 ``naslab_weights``
     Trained weights: ``trial_id`` (primary key), ``format`` (``safetensors``),
-    ``data`` (the serialised state dict).
+    ``data`` (the serialised state dict), ``sha256`` (64 hex digits of ``data``,
+    checked whenever the weights are loaded or imported).
 ``naslab_proxies``
     Zero-cost proxies of an architecture on a task, computed once: ``id``,
     ``architecture_id``, ``task_key``, ``name`` (``synflow``, ``snip``, ...),
@@ -184,7 +185,7 @@ class Base(DeclarativeBase):
 #: Name and condition of the partial unique index that makes a trial's claim on
 #: (study, architecture, fidelity) exclusive.
 ONE_EVALUATION_INDEX = "uq_naslab_trials_one_evaluation"
-ONE_EVALUATION_WHERE = "reused_from IS NULL AND state IN ('running', 'complete')"
+ONE_EVALUATION_WHERE = "state IN ('running', 'complete')"
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -241,9 +242,9 @@ class TrialRow(Base):
         # top-k queries of a study (ORDER BY objective_value) read the index only
         Index(None, "study_id", "state", "objective_value"),
         Index(None, "architecture_id"),
-        # The claim: at most one evaluation (not a reused copy) of an architecture
-        # per study and fidelity that is running or complete. Concurrent drivers
-        # that propose the same architecture cannot both train it.
+        # The claim: at most one running or complete trial of an architecture per
+        # study and fidelity, trained or reused. Concurrent drivers that propose the
+        # same architecture can neither both train it nor both copy a result.
         Index(
             ONE_EVALUATION_INDEX,
             "study_id",
@@ -304,6 +305,7 @@ class WeightsRow(Base):
     )
     format: Mapped[str] = mapped_column(String(32))
     data: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
 
 
 class ProxyRow(Base):
@@ -505,7 +507,7 @@ TABLES: dict[str, str] = {
         "metric values of trials: final metrics have step NULL, per-epoch reports "
         "step >= 1; value NULL stands for NaN"
     ),
-    "naslab_weights": "trained weights of a trial (safetensors bytes)",
+    "naslab_weights": "trained weights of a trial (safetensors bytes and their SHA-256)",
     "naslab_proxies": "zero-cost proxy values of an architecture on a task, computed once",
     "naslab_predictors": "fitted performance predictors, versioned by name",
     "naslab_pareto_fronts": "the trials on each multi-objective study's Pareto front",

@@ -6,7 +6,8 @@ One step, one method of :class:`TrialProtocol` (``store.protocol``), one transac
    (:class:`ClaimOutcome`) is a new ``running`` trial to evaluate (``NEW``), a
    complete copy of an earlier evaluation (``REUSED``), or one of three outcomes
    that store nothing: ``BUSY`` (another driver is evaluating it in this study),
-   ``KNOWN`` (the study already evaluated it) and ``FULL`` (the budget is taken).
+   ``KNOWN`` (the study already holds a result of it, trained or reused) and
+   ``FULL`` (the budget is taken).
 2. While it is evaluated, :meth:`~TrialProtocol.report` stores per-epoch metrics and
    :meth:`~TrialProtocol.heartbeat` says its driver is alive.
 3. :meth:`~TrialProtocol.finish` stores its result (``complete``, or ``stopped``
@@ -16,7 +17,7 @@ One step, one method of :class:`TrialProtocol` (``store.protocol``), one transac
    drivers. Interrupted trials release their claim and do not count to the budget.
 
 The database enforces the claim: a partial unique index allows one running or
-complete evaluation per architecture, study and fidelity, and claims on one study
+complete trial (trained or reused) per architecture, study and fidelity, and claims on one study
 are serialised (a row lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so that
 drivers in several processes or machines never train the same architecture twice in
 a study, nor exceed its budget. The store never evaluates anything: a table search
@@ -51,6 +52,7 @@ from naslab.core import drivers
 from naslab.core.errors import StorageError
 from naslab.core.validation import check_int
 from naslab.db.engine import Database
+from naslab.db.integrity import weights_digest
 from naslab.db.models import (
     ArchitectureRow,
     MetricRow,
@@ -93,7 +95,8 @@ class ClaimOutcome(enum.Enum):
     REUSED = "reused"
     #: Another driver is evaluating the architecture in this study; nothing stored.
     BUSY = "busy"
-    #: The study already has a complete evaluation of it; nothing stored.
+    #: The study already holds a complete trial of it (trained or reused); nothing
+    #: stored.
     KNOWN = "known"
     #: The study's finished and running trials reach its budget; nothing stored.
     FULL = "full"
@@ -183,10 +186,10 @@ class _Statements:
             trials.c.study_id == bindparam("sid"), trials.c.state.in_(LIVE_STATES))
         self.arch_id = select(archs.c.id).where(
             archs.c.space_key == bindparam("sk"), archs.c.hash == bindparam("h"))
+        # the trial holding the study's slot of an architecture: trained or reused
         self.holder = select(trials.c.id, trials.c.number, trials.c.state).where(
             trials.c.study_id == bindparam("sid"), trials.c.architecture_id == bindparam("aid"),
-            trials.c.fidelity == bindparam("fid"), trials.c.reused_from.is_(None),
-            trials.c.state.in_(["running", "complete"]))
+            trials.c.fidelity == bindparam("fid"), trials.c.state.in_(["running", "complete"]))
         value = trials.c.objective_value
         self.source = (
             select(trials).join(studies, studies.c.id == trials.c.study_id)
@@ -207,7 +210,7 @@ class _Statements:
         self.successor = select(trials.c.number).where(
             trials.c.study_id == bindparam("sid"), trials.c.architecture_id == bindparam("aid"),
             trials.c.fidelity == bindparam("fid"), trials.c.id != bindparam("tid"),
-            trials.c.reused_from.is_(None), trials.c.state.in_(["running", "complete"]))
+            trials.c.state.in_(["running", "complete"]))
         self.trial_state = select(trials.c.state).where(trials.c.id == bindparam("tid"))
         finished = {name: bindparam(name) for name in (
             "state", "objective_value", "params", "flops", "latency_ms", "train_seconds",
@@ -282,8 +285,11 @@ class TrialProtocol:
     def claim(self, ctx: ClaimContext, arch: Architecture, *, reuse_own: bool = True) -> Claim:
         """Claim the evaluation of ``arch`` in the study of ``ctx`` (one transaction).
 
-        With ``reuse_own=False`` an architecture the study already evaluated is
-        answered ``KNOWN`` (nothing stored) instead of being copied as ``REUSED``.
+        A study holds each architecture at most once per fidelity, trained or
+        reused: one it already holds is answered ``BUSY`` (running) or ``KNOWN``
+        (complete, its result read back), and nothing is stored. ``reuse_own`` is
+        accepted for compatibility and changes nothing (a study's own result is no
+        longer copied into a second trial).
         """
         arch_hash, decisions, graph = arch_json(arch)
         with self._db.writing("claim a trial") as conn:
@@ -296,9 +302,9 @@ class TrialProtocol:
             if not new:  # evaluated before, perhaps in this study
                 holder = conn.execute(_SQL.holder, {"sid": ctx.study_id, "aid": arch_id,
                                                     "fid": ctx.fidelity}).first()
-                if holder is not None and (holder.state == "running" or not reuse_own):
+                if holder is not None:  # the study holds it: never a second trial of it
                     return self._unstored(conn, holder)
-                if ctx.reuse or holder is not None:  # never a second evaluation in one study
+                if ctx.reuse:
                     source = conn.execute(_SQL.source, {"aid": arch_id, "tk": ctx.task_key,
                                                         "fid": ctx.fidelity}).first()
             now = utcnow()
@@ -433,6 +439,7 @@ class TrialProtocol:
         rows += [{"trial_id": trial_id, "name": k, "step": None, "value": v}
                  for k, v in final.items()]
         blob = weights_to_bytes(result.weights) if result.weights is not None else None
+        digest = None if blob is None else weights_digest(blob)
         with self._db.writing(f"complete trial {trial_id}") as conn:
             state = values["state"]
             if conn.execute(_SQL.finish, {**values, "from_state": "running"}).rowcount != 1:
@@ -445,7 +452,7 @@ class TrialProtocol:
                 conn.execute(_SQL.fill_arch, {"tid": trial_id, "p": values["params"],
                                               "f": values["flops"]})
             if blob is not None:
-                conn.execute(_SQL.insert_weights, {"trial_id": trial_id,
+                conn.execute(_SQL.insert_weights, {"trial_id": trial_id, "sha256": digest,
                                                    "format": WEIGHTS_FORMAT, "data": blob})
         return state
 

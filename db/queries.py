@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from naslab.core.errors import StorageError
 from naslab.core.validation import check_choice, check_int
 from naslab.db.engine import Database
+from naslab.db.integrity import check_weights
 from naslab.db.models import (
     DIRECTIONS,
     ArchitectureRow,
@@ -22,9 +22,7 @@ from naslab.db.models import (
     WeightsRow,
 )
 from naslab.db.records import (
-    WEIGHTS_FORMAT,
     TrialRecord,
-    bytes_to_weights,
     check_states,
     from_db_float,
     group_metrics,
@@ -167,13 +165,10 @@ class TrialQueries:
                     row = session.get(WeightsRow, source)
             if row is None:
                 return None
-            fmt, data = row.format, row.data
-        if fmt != WEIGHTS_FORMAT:
-            raise StorageError(f"weights of trial {trial_id} are in unknown format {fmt!r}")
-        try:
-            return bytes_to_weights(data)
-        except Exception as exc:  # safetensors raises its own error types
-            raise StorageError(f"weights of trial {trial_id} are corrupted: {exc}") from exc
+            fmt, data, digest, owner = row.format, row.data, row.sha256, row.trial_id
+        what = f"the weights of trial {trial_id}" + (
+            f" (stored with trial {owner}, which it reused)" if owner != trial_id else "")
+        return check_weights(data, fmt, digest, what)
 
     def learning_curve(self, trial_id: int) -> dict[str, list[tuple[int, float]]]:
         """Per-epoch metrics of a trial: name -> [(step, value), ...] by step."""

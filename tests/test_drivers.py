@@ -118,14 +118,15 @@ def test_claim_outcomes(db_url):
         assert (known.outcome, known.trial_id, known.value) == (
             ClaimOutcome.KNOWN, first.trial_id, 0.8)
         assert known.metrics["val_accuracy"] == 0.8
-        copy = claim(a)
-        assert copy.outcome is ClaimOutcome.REUSED and copy.value == 0.8
-        assert store.trials.get(copy.trial_id).reused_from == first.trial_id
+        # a study holds each architecture once: its own result is never copied again
+        again = claim(a)
+        assert (again.outcome, again.trial_id) == (ClaimOutcome.KNOWN, first.trial_id)
         assert claim(b).outcome is ClaimOutcome.NEW
-        assert claim(c).outcome is ClaimOutcome.FULL  # 2 finished + 1 running = budget 3
+        assert claim(c).outcome is ClaimOutcome.NEW
+        assert claim(d).outcome is ClaimOutcome.FULL  # 1 finished + 2 running = budget 3
         assert store.trials.count(study.id) == 3
         store.protocol.interrupt_running(study.id)
-        assert claim(d).outcome is ClaimOutcome.NEW  # the interrupted one no longer counts
+        assert claim(d).outcome is ClaimOutcome.NEW  # the interrupted ones no longer count
         # the study has a complete evaluation of a: never a second one (no budget here)
         unbounded = ClaimContext.of(study, driver="d1", budget=None)
         assert store.protocol.claim(unbounded, a, reuse_own=False).outcome is ClaimOutcome.KNOWN

@@ -129,15 +129,22 @@ def test_upgrade_keeps_every_row(old_db):
         assert store.upgraded_from == migrate.BASE_REVISION
         assert store.schema_revision == migrate.head_revision()
     assert counts(old_db) == before  # no row lost or added
-    assert rows_of(old_db, results_sql) == old_results
+    # the duplicate evaluation of old-manual (trial 3) is kept, but interrupted (0003)
+    duplicate = [r for r in old_results if r[:2] == ("old-manual", 3)]
+    assert [(*r[:2], "interrupted", *r[3:]) for r in duplicate] == [
+        r for r in rows_of(old_db, results_sql) if r[:2] == ("old-manual", 3)]
+    assert [r for r in rows_of(old_db, results_sql) if r[:2] != ("old-manual", 3)] == [
+        r for r in old_results if r[:2] != ("old-manual", 3)]
     assert rows_of(old_db, "SELECT * FROM naslab_learning_curves "
                            "ORDER BY trial_id, step, metric") == curves
     with Store(old_db) as store:
         assert store.upgraded_from is None  # once only
         manual = {t.number: t for t in store.trials.list("old-manual")}
-        # the duplicate evaluation became a reused result of the first one; the trial
+        # the duplicate evaluation became a reused result of the first one (0002),
+        # then, a study holding each architecture once, interrupted (0003); the trial
         # a crash left running is still there, and a resume interrupts it
         assert manual[3].reused_from == manual[0].id and manual[3].objective_value == 0.71
+        assert manual[3].state == "interrupted" and "duplicate of trial id" in manual[3].error
         assert manual[2].state == "running" and manual[1].state == "failed"
         assert store.trials.weights(manual[0].id)["w"].tolist() == [[0, 1, 2], [3, 4, 5]]
         assert store.trials.learning_curve(manual[0].id)["train_loss"] == [(1, 1.2), (2, 0.9)]

@@ -285,22 +285,24 @@ class StoreContract:
         assert known.metrics == {"val_accuracy": 0.5, "test_accuracy": 0.4, "params": 1000.0,
                                  "flops": 20000.0, "latency_ms": 1.5}
         assert store.trials.count("s1") == 1
+        # a study holds each architecture once: its own result is never copied again
         own = claim(store, study, a, budget=3, reuse_own=True)
-        assert own.outcome is ClaimOutcome.REUSED and own.number == 1 and own.value == 0.5
-        assert store.trials.get(own.trial_id).reused_from == ta
-        # the budget counts every finished and running trial, reused copies too
+        assert (own.outcome, own.trial_id) == (ClaimOutcome.KNOWN, ta)
+        assert store.trials.count("s1") == 1
+        # the budget counts every finished and running trial
         tb = start(store, study, b, budget=3)
-        full = claim(store, study, c, budget=3)
+        tc = start(store, study, c, budget=3)
+        full = claim(store, study, toy_arch(("d",)), budget=3)
         assert full.outcome is ClaimOutcome.FULL and full.trial_id is None
         assert store.trials.count("s1") == 3
-        assert claim(store, study, c).outcome is ClaimOutcome.NEW  # no budget given
+        assert claim(store, study, toy_arch(("d",))).outcome is ClaimOutcome.NEW  # no budget
         # an interrupted trial gives back its claim and its place in the budget
-        assert store.protocol.interrupt_running(study.id) == 2
+        assert store.protocol.interrupt_running(study.id) == 3
         again = claim(store, study, b, budget=3)
         assert again.outcome is ClaimOutcome.NEW and again.number == 4
-        assert store.trials.get(tb).state == "interrupted"
+        assert store.trials.get(tb).state == store.trials.get(tc).state == "interrupted"
         assert [t.state for t in store.trials.list("s1")] == [
-            "complete", "complete", "interrupted", "interrupted", "running"]
+            "complete", "interrupted", "interrupted", "interrupted", "running"]
 
     def test_fail_and_state_rules(self, store: Store) -> None:
         study = new_study(store)
