@@ -62,6 +62,12 @@ def _fraction(name: str, value: Any) -> float:
 # ---------------------------------------------------------------------- predictors
 
 
+#: Upper bounds of the tree predictors' hyper-parameters, checked when one is made and
+#: when one is loaded (a tampered file cannot ask for ten million members).
+TREE_LIMITS = {"n_estimators": 10_000, "max_depth": 1_000, "min_samples_leaf": 1_000_000,
+               "members": 64, "n_jobs": 1_024}
+
+
 @register
 class TreePredictor(Predictor):
     """A random forest or gradient-boosted trees on a flat architecture encoding.
@@ -129,26 +135,28 @@ class TreePredictor(Predictor):
     ) -> None:
         self.model = check_choice("tree model", model, MODELS)
         self.encoding = check_choice("tree encoding", encoding, ENCODINGS)
-        self.n_estimators = check_int("n_estimators", n_estimators, minimum=1)
-        self.max_depth = None if max_depth is None else check_int("max_depth", max_depth,
-                                                                  minimum=1)
-        self.min_samples_leaf = check_int("min_samples_leaf", min_samples_leaf, minimum=1)
+        self.n_estimators = check_int("n_estimators", n_estimators, minimum=1,
+                                      maximum=TREE_LIMITS["n_estimators"])
+        self.max_depth = None if max_depth is None else check_int(
+            "max_depth", max_depth, minimum=1, maximum=TREE_LIMITS["max_depth"])
+        self.min_samples_leaf = check_int("min_samples_leaf", min_samples_leaf, minimum=1,
+                                          maximum=TREE_LIMITS["min_samples_leaf"])
         self.max_features = (
             None if max_features is None else _fraction("max_features", max_features)
         )
         self.learning_rate = check_float("learning_rate", learning_rate, minimum=0.0,
                                          strict_minimum=True)
-        self.members = check_int("members", members, minimum=1)
+        self.members = check_int("members", members, minimum=1, maximum=TREE_LIMITS["members"])
         self.subsample = _fraction("subsample", subsample)
         self.seed = check_int("seed", seed, minimum=0)
-        self.n_jobs = check_int("n_jobs", n_jobs)
+        self.n_jobs = check_int("n_jobs", n_jobs, maximum=TREE_LIMITS["n_jobs"])
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ConfigError(
                 f"n_jobs must be a positive integer or -1 (every core), got {n_jobs!r}"
             )
-        self.max_vocab = check_int("max_vocab", max_vocab, minimum=1)
+        self.max_vocab = check_int("max_vocab", max_vocab, minimum=1, maximum=1_000_000)
         self.max_paths_per_graph = check_int("max_paths_per_graph", max_paths_per_graph,
-                                             minimum=1)
+                                             minimum=1, maximum=1_000_000)
         self.n_train_: int | None = None
 
     def get_params(self) -> dict[str, Any]:

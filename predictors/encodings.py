@@ -372,9 +372,9 @@ class PathEncoder:
         max_vocab: int = DEFAULT_MAX_VOCAB,
         max_paths_per_graph: int = DEFAULT_MAX_PATHS_PER_GRAPH,
     ) -> None:
-        self.max_vocab = check_int("max_vocab", max_vocab, minimum=1)
+        self.max_vocab = check_int("max_vocab", max_vocab, minimum=1, maximum=1_000_000)
         self.max_paths_per_graph = check_int("max_paths_per_graph", max_paths_per_graph,
-                                             minimum=1)
+                                             minimum=1, maximum=1_000_000)
         self.vocabulary_: list[tuple[str, ...]] | None = None
         self.truncated_ = 0
 

@@ -97,6 +97,12 @@ __all__ = ["FAMILIES", "LOSSES", "GNNPredictor"]
 _PREDICT_CHUNK = 512
 
 
+#: Upper bounds of the hyper-parameters, checked when a predictor is made and when
+#: one is loaded (a tampered file cannot ask for ten million members or layers).
+LIMITS = {"hidden": 1024, "layers": 16, "members": 64, "batch_size": 1_000_000,
+          "max_epochs": 100_000, "max_steps": 10_000_000}
+
+
 @register
 class GNNPredictor(Predictor):
     """A deep ensemble of graph neural networks that predicts a target from a DAG.
@@ -155,15 +161,18 @@ class GNNPredictor(Predictor):
     ) -> None:
         self.model = check_choice("GNN family", str(model), FAMILIES)
         self.loss = check_choice("predictor loss", str(loss), LOSSES)
-        self.hidden = check_int("hidden", hidden, minimum=1)
-        self.layers = check_int("layers", layers, minimum=1)
-        self.members = check_int("members", members, minimum=1)
+        self.hidden = check_int("hidden", hidden, minimum=1, maximum=LIMITS["hidden"])
+        self.layers = check_int("layers", layers, minimum=1, maximum=LIMITS["layers"])
+        self.members = check_int("members", members, minimum=1, maximum=LIMITS["members"])
         self.batch_size = (
-            None if batch_size is None else check_int("batch_size", batch_size, minimum=1)
+            None if batch_size is None
+            else check_int("batch_size", batch_size, minimum=1, maximum=LIMITS["batch_size"])
         )
-        self.max_epochs = check_int("max_epochs", max_epochs, minimum=1)
-        self.max_steps = check_int("max_steps", max_steps, minimum=1)
-        self.patience = check_int("patience", patience, minimum=1)
+        self.max_epochs = check_int("max_epochs", max_epochs, minimum=1,
+                                    maximum=LIMITS["max_epochs"])
+        self.max_steps = check_int("max_steps", max_steps, minimum=1,
+                                   maximum=LIMITS["max_steps"])
+        self.patience = check_int("patience", patience, minimum=1, maximum=LIMITS["max_epochs"])
         self.lr = check_float("lr", lr, minimum=0.0, strict_minimum=True)
         self.weight_decay = check_float("weight_decay", weight_decay, minimum=0.0)
         self.val_fraction = check_float("val_fraction", val_fraction, minimum=0.0, maximum=1.0,
