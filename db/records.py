@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from naslab.core.errors import ConfigError, StorageError, UnknownNameError
+from naslab.core.paths import check_name
 from naslab.core.validation import check_int, check_str
 from naslab.db.models import TRIAL_STATES, PredictorRow, StudyRow, TrialRow
 from naslab.search_spaces.architecture import Architecture, graph_to_json
@@ -28,7 +29,8 @@ WEIGHTS_FORMAT = "safetensors"
 @dataclass(frozen=True)
 class StudySpec:
     """The settings a study is created with (see :meth:`StudyCatalog.create_or_load
-    <naslab.db.studies.StudyCatalog.create_or_load>`)."""
+    <naslab.db.studies.StudyCatalog.create_or_load>`). ``name`` must follow
+    :data:`naslab.core.paths.NAME_RULE` (ConfigError otherwise)."""
 
     name: str
     space: str
@@ -42,6 +44,10 @@ class StudySpec:
     direction: str = "maximize"
     space_config: Mapping[str, Any] = field(default_factory=dict, hash=False)
     config: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        # the name becomes a file name (naslab export): refuse /, .., control characters
+        check_name("study name", self.name)
 
 
 @dataclass(frozen=True)

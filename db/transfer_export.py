@@ -8,15 +8,19 @@ The format is described in :mod:`naslab.db.transfer`.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Select, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from naslab.core.errors import ConfigError
+from naslab.core.paths import atomic_file, checked_destination
 from naslab.core.version import __version__
 from naslab.db.models import utcnow
 from naslab.db.transfer_format import (
@@ -101,29 +105,37 @@ def export_studies(
     studies: Sequence[str] | None = None,
     *,
     weights: bool = True,
+    force: bool = False,
 ) -> ExportSummary:
     """Write studies of ``store`` to ``out`` as JSON lines (see :mod:`naslab.db.transfer`).
 
     Args:
         store: the store to read.
         out: a file path (gzip-compressed when it ends with ``.gz``; written to a
-            temporary file first, which replaces ``out`` once complete) or an open
-            text file.
+            temporary file next to it first, which becomes ``out`` once complete) or
+            an open text file. A path must be a new file, or an existing regular file
+            with ``force``: a link, a device, a FIFO or a folder is refused (see
+            :func:`naslab.core.paths.checked_destination`).
         studies: names of the studies to export; default: all, oldest first.
         weights: include trained weights (base64); they are most of the size.
+        force: replace an existing file ``out``.
 
     Returns:
         What was written.
 
     Raises:
-        ConfigError: an unknown study name, or ``out`` cannot be written.
-        StorageError: the database could not be read.
+        ConfigError: an unknown study name, or ``out`` is not a destination naslab may
+            write.
+        StorageError: the database could not be read, or ``out`` could not be written
+            (a full disk: ``out`` is left as it was).
 
     The studies are read in one transaction (a consistent snapshot), streamed in
     chunks: a large study is never held in memory.
     """
     database = store.database
     database.check_open()
+    if isinstance(out, (str, os.PathLike)):  # refused before the database is read
+        checked_destination(out, kind="file", force=force)
     if isinstance(studies, str):
         studies = [studies]
     tables = TransferTables.of_schema()
@@ -133,7 +145,7 @@ def export_studies(
                 conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 chosen = _chosen_studies(conn, tables, studies, store.url)
-                with open_output(out) as (fh, path):
+                with _output(out, force) as (fh, path):
                     writer = LineWriter(fh)
                     writer.write(_header(database.dialect, [name for _, name in chosen]))
                     for study_id, name in chosen:
@@ -142,6 +154,25 @@ def export_studies(
     except SQLAlchemyError as exc:
         raise database.error("export studies", exc) from exc
     return writer.summary(path, [name for _, name in chosen])
+
+
+@contextlib.contextmanager
+def _output(out: str | os.PathLike[str] | IO[str], force: bool,
+            ) -> Iterator[tuple[IO[str], str | None]]:
+    """The text file to write and its path: an open file as is; a path through
+    :func:`~naslab.core.paths.atomic_file` (gzip when it ends with ``.gz``)."""
+    if not isinstance(out, (str, os.PathLike)):
+        with open_output(out) as pair:
+            yield pair
+        return
+    shown = str(Path(out).expanduser())
+    with atomic_file(out, force=force) as tmp:
+        if shown.endswith(".gz"):
+            fh: IO[str] = gzip.open(tmp, "wt", encoding="utf-8", newline="\n")
+        else:
+            fh = open(tmp, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+        with fh:
+            yield fh, shown
 
 
 def _chosen_studies(conn: Connection, tables: TransferTables, names: Sequence[str] | None,

@@ -34,7 +34,10 @@ def bench(
         "evolution", help="Searcher whose final accuracy the 'queries to reach' table uses."),
     prefix: str = typer.Option("bench", help="Study-name prefix of the runs."),
     out: Path = typer.Option(Path("bench-out"), help="Folder for the PNGs, regret.md and "
-                             "summary.json."),
+                             "summary.json (a new or empty one, or any with --force)."),
+    force: bool = typer.Option(
+        False, "--force", help="Write into an existing --out folder, replacing its files of "
+        "the same names."),
     summary_only: bool = typer.Option(
         False, "--summary-only", help="Only summarise runs already in the store."),
     storage: Storage = None,
@@ -49,8 +52,10 @@ def bench(
         summarise,
         write_outputs,
     )
+    from naslab.core.paths import atomic_folder, check_name, checked_destination
     from naslab.db.store import Store
 
+    checked_destination(out, kind="folder", force=force, option="--force")  # before any work
     names = list(DEFAULT_DATASETS) if datasets.strip() == "all" else [
         d.strip() for d in datasets.split(",") if d.strip()]
     objs = None
@@ -63,6 +68,8 @@ def bench(
                               "'val_accuracy:max,latency_ms:min'")
         objs = [str(o) for o in parsed]
     runs = plan_runs(split_specs(searchers), names, seeds, queries, objs, prefix)
+    for run in runs:
+        check_name("study name (from --prefix, the data sets and searchers)", run.study)
     n_proc = processes if processes is not None else default_processes()
     if n_proc < 1:
         raise ConfigError(f"--processes must be >= 1, got {n_proc}")
@@ -83,6 +90,7 @@ def bench(
         console.print(f"ran in {wall:.0f} s")
     with Store(url) as store:
         summary = summarise(store, runs)
-    figures = write_outputs(summary, out, reference)
+    with atomic_folder(out, force=force) as tmp:  # all files, or none of them
+        figures = write_outputs(summary, tmp, reference)
     console.print((out / "regret.md").read_text(), markup=False, soft_wrap=True)
-    console.print("wrote " + ", ".join(figures["files"]))
+    console.print("wrote " + ", ".join(str(out / Path(f).name) for f in figures["files"]))
