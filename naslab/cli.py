@@ -382,17 +382,23 @@ def schema(
 def export(
     study: str = typer.Option(..., help="Study name."),
     out: Path | None = typer.Option(None, help="Folder to write (default: naslab-exports/STUDY)."),
+    force: bool = typer.Option(
+        False, "--force", help="Write into an existing folder, replacing the export's files."),
     storage: Storage = None,
 ) -> None:
     """Export a study's best architecture: graph, decisions, seed and trained weights."""
+    from naslab.core.paths import checked_destination
     from naslab.export import export_best
 
+    if out is not None:  # refused before the store is opened
+        checked_destination(out, kind="folder", force=force)
     store = open_store(storage)
     try:
-        folder = export_best(store, study, out or Path("naslab-exports") / study)
+        folder = export_best(store, study, out, force=force)
     finally:
         store.close()
-    files = sorted(p.name for p in folder.iterdir())
+    files = sorted(p.name for p in folder.iterdir()
+                   if p.name in ("architecture.json", "trial.json", "weights.safetensors"))
     note = "" if "weights.safetensors" in files else " (no trained weights: a table benchmark)"
     console.print(f"exported to {fmt(folder)}: " + ", ".join(fmt(f) for f in files) + note)
 

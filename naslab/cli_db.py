@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from naslab.cli_common import Storage, console, open_store
 from naslab.core.errors import ConfigError
+from naslab.core.paths import check_name
 
 db_app = typer.Typer(
     no_args_is_help=True,
@@ -37,7 +38,7 @@ def parse_renames(pairs: list[str] | None) -> dict[str, str]:
             )
         if old in out:
             raise ConfigError(f"--rename names study {old!r} twice")
-        out[old] = new
+        out[old] = check_name("--rename: the new study name", new)
     return out
 
 
@@ -62,20 +63,10 @@ def version_command(
     storage: Storage = None,
 ) -> None:
     """Print the store's schema revision (changes nothing)."""
-    from sqlalchemy import create_engine
-
     from naslab.db import migrate
-    from naslab.db.engine import parse_url, storage_url
+    from naslab.db.revision import read_revision
 
-    url, path = parse_url(storage_url(storage))
-    if path is not None and not path.exists():
-        raise ConfigError(f"there is no SQLite database at {str(path)!r}")
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            found = migrate.current_revision(conn)
-    finally:
-        engine.dispose()
+    found = read_revision(storage)
     console.print(f"revision {found or 'none (new, or made before migrations)'}; "
                   f"newest {migrate.head_revision()}")
 
@@ -91,14 +82,17 @@ def export_command(
     no_weights: bool = typer.Option(
         False, "--no-weights", help="Leave trained weights out (they are most of the size)."
     ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file OUT."),
     storage: Storage = None,
 ) -> None:
     """Export studies to a JSON-lines file."""
+    from naslab.core.paths import checked_destination
     from naslab.db.transfer import export_studies
 
+    checked_destination(out, kind="file", force=force)  # refused before the store is opened
     store = open_store(storage)
     try:
-        summary = export_studies(store, out, study or None, weights=not no_weights)
+        summary = export_studies(store, out, study or None, weights=not no_weights, force=force)
     finally:
         store.close()
     console.print(escape(summary.describe()), soft_wrap=True)

@@ -193,16 +193,23 @@ def evaluate(
     seed: Annotated[int, option("Seed of the splits and predictors.")] = 0,
     features: Features = None,
     opt: PredictorOpt = None,
-    out: Annotated[Path, option("Folder for the PNG plots.")] = Path("naslab-predictor-eval"),
+    out: Annotated[Path, option(
+        "Folder for the PNG plots (a new or empty one, or any with --force).")
+    ] = Path("naslab-predictor-eval"),
+    force: Annotated[bool, option(
+        "Write into an existing --out folder, replacing its files of the same names.")
+    ] = False,
     space_opt: SpaceOpt = None,
     train_opt: TrainOpt = None,
     storage: Storage = None,
 ) -> None:
     """Rank quality against training-set size: Kendall tau, Spearman, top-10% precision,
     coverage of the 1- and 2-sigma intervals; PNGs of tau vs size and predicted vs actual."""
+    from naslab.core.paths import atomic_folder, checked_destination
     from naslab.predictors.evaluation import format_table, learning_curve, summarise
     from naslab.predictors.registry import get_predictor
 
+    checked_destination(out, kind="folder", force=force)  # refused before any work
     names = parse_list(model, "--model")
     options = parse_options(opt, "predictor")
     for n in names:
@@ -228,8 +235,10 @@ def evaluate(
                         "coverage_2sigma", "fit_seconds"):
         console.print(format_table(summary, metric_name), highlight=False)
         console.print()
-    _plots(summary, data, names[0], get_predictor(names[0], {**options, **_seeded(
-        names[0], options, seed)}), max(usable), seed, test_size, out, task)
+    with atomic_folder(out, force=force) as tmp:  # both plots, or none
+        written = _plots(summary, data, names[0], get_predictor(names[0], {**options, **_seeded(
+            names[0], options, seed)}), max(usable), seed, test_size, tmp, task)
+    console.print("plots: " + ", ".join(str(out / p.name) for p in written))
 
 
 def _usable_sizes(wanted: list[int], total: int) -> list[int]:
@@ -247,13 +256,12 @@ def _usable_sizes(wanted: list[int], total: int) -> list[int]:
 
 
 def _plots(summary: Any, data: _Data, name: str, chosen: Any, largest: int, seed: int,
-           test_size: int | None, out: Path, task: str | None) -> None:
+           test_size: int | None, out: Path, task: str | None) -> list[Path]:
     """tau against size, and predicted against actual of ``chosen`` (the first
-    predictor) at the largest size, split 0."""
+    predictor) at the largest size, split 0, written into ``out``; returns the files."""
     from naslab.predictors.metrics import rank_report
     from naslab.predictors.plots import plot_learning_curve, plot_predicted_vs_actual
 
-    out.mkdir(parents=True, exist_ok=True)
     curve = plot_learning_curve(summary, out / "tau_vs_size.png",
                                 title=f"{data.space.name} / {task or 'default'}")
     total = len(data.archs)
@@ -271,7 +279,7 @@ def _plots(summary: Any, data: _Data, name: str, chosen: Any, largest: int, seed
                                        title=f"{name}, {largest} training architectures")
     console.print(f"{name} at n={largest}, split 0: tau {report['kendall_tau']:.3f}, "
                   f"1-sigma coverage {report['coverage_1sigma']:.2f}")
-    console.print(f"plots: {curve}, {scatter}")
+    return [curve, scatter]
 
 
 def _seeded(name: str, options: dict[str, Any], seed: int) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from typing import Any
 
 from naslab.components import keeps_optuna_study, resolve, resolve_searcher
 from naslab.core.errors import ConfigError, StudyConflictError
+from naslab.core.paths import check_name, safe_name_from
 from naslab.core.validation import check_int
 from naslab.db.records import StudyInfo, StudySpec, TrialRecord
 from naslab.db.store import Store
@@ -69,8 +70,9 @@ class StudyReport:
 
 
 def default_study_name(space: str, task: str, searcher: str, seed: int) -> str:
-    """The name a study gets when none is given: re-running the same command resumes it."""
-    return f"{space}-{task}-{searcher}-s{seed}"
+    """The name a study gets when none is given: re-running the same command resumes it.
+    Characters a study name may not hold (:data:`naslab.core.paths.NAME_RULE`) become ``_``."""
+    return safe_name_from(f"{space}-{task}-{searcher}-s{seed}")
 
 
 class Study:
@@ -150,8 +152,7 @@ class Study:
         searcher_name = searcher if isinstance(searcher, str) else searcher.name
         self.name = name or default_study_name(self.space.name, self.evaluator.task_name,
                                                searcher_name, self.seed)
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ConfigError(f"study name must be a non-empty string, got {self.name!r}")
+        check_name("study name", self.name)  # it becomes a file name (naslab export)
         #: Whether the searcher keeps state in the store's own database (an Optuna
         #: study there): then trials are committed one at a time.
         self.searcher_shares_store = False
