@@ -5,13 +5,20 @@ schema to write it against.
 Read-only is enforced by the database, not by inspecting the SQL: on SQLite the
 statement runs on a separate connection opened read-only (``mode=ro``, plus
 ``query_only``), with an authorizer that also refuses ATTACH, transaction control,
-temporary objects and PRAGMAs that set something; on PostgreSQL it runs in a
-``READ ONLY`` transaction on a connection whose transactions are read-only by
-default; on other databases in a ``READ ONLY`` transaction, rolled back afterwards.
+temporary objects and PRAGMAs that set something. On PostgreSQL a read-only
+transaction is not enough (a superuser's query may run programs, read and write server
+files, end other sessions), so the console first checks the session user of its
+connection and refuses any that can do more than read
+(:func:`~naslab.db.reader_role.console_refusal`; ``naslab db grant-reader`` makes one
+that cannot); the statement then runs in a ``READ ONLY`` transaction with a statement
+timeout, on a fresh session (closed afterwards, so nothing a query sets or locks
+outlives it) whose transactions are read-only by default. On other databases it runs
+in a ``READ ONLY`` transaction, rolled back afterwards.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 import threading
@@ -22,12 +29,13 @@ from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, inspect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from naslab.core.errors import QueryError
 from naslab.core.validation import check_int
 from naslab.db.engine import Database
 from naslab.db.models import TABLES, VIEWS
+from naslab.db.reader_role import console_refusal
 from naslab.db.records import SchemaObject
 
 __all__ = ["SqlConsole", "single_statement"]
@@ -133,11 +141,35 @@ def _fetch(conn: Connection, statement: str, params: Any, max_rows: int | None
         cursor.close()
 
 
+def _one_line(message: str) -> str:
+    """The database's message on one line: its first line, and any HINT or DETAIL
+    (PostgreSQL's ``LINE 1: ...`` pointer lines are left out)."""
+    first, *rest = message.splitlines() or [""]
+    extra = [line.strip() for line in rest if line.startswith(("HINT:", "DETAIL:"))]
+    return " ".join([first.strip(), *extra])
+
+
 def _db_message(exc: BaseException, timeout_s: float | None) -> str:
-    message = str(exc).strip()
-    if message == "interrupted" and timeout_s is not None:
+    message = _one_line(str(exc).strip())
+    if timeout_s is not None and (message == "interrupted"
+                                  or message.startswith("canceling statement due to "
+                                                        "statement timeout")):
         message = f"the query was stopped after the time limit of {timeout_s:g} s"
+    elif message.startswith(("permission denied for table naslab_",
+                             "permission denied for view naslab_")):
+        message = (message + "; if a schema upgrade added it, run "
+                   "`naslab db grant-reader` again")
     return message
+
+
+def _check_timeout(timeout_s: Any) -> float | None:
+    if timeout_s is None:
+        return None
+    if (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
+            or not math.isfinite(timeout_s) or not 0 < timeout_s <= 86_400):
+        raise QueryError(f"the query time limit must be a number of seconds in (0, 86400] "
+                         f"(or None), got {timeout_s!r}")
+    return float(timeout_s)
 
 
 class SqlConsole:
@@ -186,14 +218,19 @@ class SqlConsole:
             params: parameters in the driver's style (``?`` or ``:name`` for
                 SQLite, ``%(name)s`` for psycopg).
             max_rows: return at most this many rows.
-            timeout_s: stop the query after this long (SQLite and PostgreSQL).
+            timeout_s: stop the query after this long (SQLite and PostgreSQL;
+                None: no limit).
 
         Raises:
-            QueryError: several statements, or any database error; the message
-                is the database's.
+            QueryError: several statements, a bad time limit, or any database error
+                (the message is the database's); on PostgreSQL, a connected session
+                user that can do more than read (a superuser, ...: see
+                :mod:`naslab.db.reader_role`); the message says how to set up
+                and use a reader role.
         """
         self._db.check_open()
         statement = single_statement(sql, self._db.dialect)
+        timeout_s = _check_timeout(timeout_s)
         if max_rows is not None:
             max_rows = check_int("max_rows", max_rows, minimum=0)
         try:
@@ -242,13 +279,17 @@ class SqlConsole:
     def _query_generic(self, statement: str, params: Any, max_rows: int | None,
                        timeout_s: float | None) -> tuple[list[str], list[tuple[Any, ...]]]:
         engine = self._db.engine
-        if (self._db.dialect == "postgresql"
-                and self._db.sa_url.get_driver_name() in ("psycopg", "psycopg2")):
+        postgres = self._db.dialect == "postgresql"
+        if postgres:
             engine = self._readonly_engine()
         with engine.connect() as conn:
             try:
                 conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                if timeout_s is not None and self._db.dialect == "postgresql":
+                if postgres:
+                    refusal = console_refusal(conn)
+                    if refusal is not None:
+                        raise QueryError(refusal)
+                if timeout_s is not None and postgres:
                     ms = max(1, int(timeout_s * 1000))
                     conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
                 return _fetch(conn, statement, params, max_rows)
@@ -258,13 +299,19 @@ class SqlConsole:
     def _readonly_engine(self) -> Engine:
         """Connections that cannot write: an SQLite file opened ``mode=ro``, or
         PostgreSQL sessions whose transactions are read-only by default (so that even
-        a statement that ends the READ ONLY transaction cannot write)."""
+        a statement that ends the READ ONLY transaction cannot write), one per query
+        (no pool: what a query sets or locks in its session ends with it)."""
         with self._ro_lock:
             if self._ro_engine is None:
                 self._ro_engine = (self._sqlite_readonly_engine() if self._db.is_sqlite
-                                   else create_engine(self._db.sa_url, pool_size=1, connect_args={
-                                       "options": "-c default_transaction_read_only=on"}))
+                                   else self._postgres_console_engine())
             return self._ro_engine
+
+    def _postgres_console_engine(self) -> Engine:
+        args: dict[str, Any] = {}
+        if self._db.sa_url.get_driver_name() in ("psycopg", "psycopg2"):
+            args["options"] = "-c default_transaction_read_only=on"
+        return create_engine(self._db.sa_url, poolclass=NullPool, connect_args=args)
 
     def _sqlite_readonly_engine(self) -> Engine:
         uri = f"file:{quote(str(self._db.sqlite_path))}?mode=ro"

@@ -320,18 +320,34 @@ def results(
     console.print(table)
 
 
+#: ``--storage`` of the SQL console: ``$NASLAB_SQL_URL`` (a reader role's URL, see
+#: ``naslab db grant-reader``) first, then ``$NASLAB_STORAGE``.
+ConsoleStorage = Annotated[str | None, typer.Option(
+    envvar=["NASLAB_SQL_URL", "NASLAB_STORAGE"],
+    help="SQLAlchemy URL of the store (default: $NASLAB_SQL_URL, $NASLAB_STORAGE or "
+    "sqlite:///naslab.db); on PostgreSQL, a read-only role's (naslab db grant-reader).")]
+
+
 @app.command()
 def sql(
     query: str = typer.Argument(..., help="One read-only SQL statement."),
     format: str = typer.Option("table", "--format", help="Output: table, csv or json."),
-    storage: Storage = None,
+    timeout: float = typer.Option(
+        30.0, "--timeout", help="Stop the query after this many seconds (SQLite, PostgreSQL)."),
+    storage: ConsoleStorage = None,
 ) -> None:
-    """Run a read-only SQL query on the store (see README for tables and views)."""
+    """Run a read-only SQL query on the store (see README for tables and views).
+
+    On PostgreSQL, connect as a role that can only read (see naslab db grant-reader):
+    the console refuses a superuser and roles that can reach past the tables.
+    """
     if format not in ("table", "csv", "json"):
         raise ConfigError(f"--format must be one of table, csv, json; got {format!r}")
+    if not 0 < timeout <= 86_400:  # also refuses nan
+        raise ConfigError(f"--timeout must be a number of seconds in (0, 86400], got {timeout}")
     store = open_store(storage)
     try:
-        columns, rows = store.sql.query(query)
+        columns, rows = store.sql.query(query, timeout_s=timeout)
     finally:
         store.close()
     if format == "json":
@@ -352,7 +368,7 @@ def sql(
 @app.command()
 def schema(
     format: str = typer.Option("text", "--format", help="Output: text or json."),
-    storage: Storage = None,
+    storage: ConsoleStorage = None,
 ) -> None:
     """Print the store's documented tables and views with their columns, for SQL."""
     if format not in ("text", "json"):

@@ -3,6 +3,7 @@
 ``naslab db upgrade`` applies pending schema migrations (any naslab command also
 applies them when it opens the store) and says what it did; ``naslab db version``
 prints the schema revision of a database.
+``naslab db grant-reader`` (PostgreSQL) makes the read-only role ``naslab sql`` runs as.
 ``naslab db export OUT.jsonl`` writes studies (their trials, architectures, metrics,
 weights and Pareto fronts) as JSON lines; ``naslab db import IN.jsonl`` reads them
 into another store, in one transaction. See :mod:`naslab.db.transfer` for the format.
@@ -130,3 +131,27 @@ def import_command(
     finally:
         store.close()
     console.print(escape(summary.describe()) + f" into {escape(store.url)}", soft_wrap=True)
+
+
+@db_app.command("grant-reader")
+def grant_reader_command(
+    role: str = typer.Option("naslab_reader", "--role", help="Name of the reader role."),
+    password: str | None = typer.Option(
+        None, "--password", envvar="NASLAB_READER_PASSWORD",
+        help="Its password (default: a new random one for a new role; an existing role "
+        "keeps its own). $NASLAB_READER_PASSWORD keeps it out of the shell history.",
+    ),
+    storage: Storage = None,
+) -> None:
+    """PostgreSQL: create (or update) a role that may only SELECT naslab's tables and
+    views, for naslab sql; prints the URL to connect as it. Run it as an administrator
+    (a superuser, or the tables' owner with CREATEROLE), and again after an upgrade."""
+    from naslab.db.reader_role import grant_reader, require_postgres
+
+    require_postgres(storage)
+    store = open_store(storage)
+    try:
+        grant = grant_reader(store.database, role, password)
+    finally:
+        store.close()
+    console.print(escape(grant.describe()), soft_wrap=True)

@@ -57,10 +57,32 @@ def other_postgres(url: str, suffix: str) -> str:
     return other
 
 
+#: The role the store tests connect to PostgreSQL as: the owner of the test
+#: database's ``public`` schema, not a superuser (as an application should connect;
+#: the SQL console refuses a superuser). The superuser of ``NASLAB_TEST_POSTGRES_URL``
+#: only empties databases and creates this role.
+OWNER_ROLE = "naslab_test_owner"
+
+
+def as_owner(url: str) -> str:
+    """``url`` (a superuser's), connected as :data:`OWNER_ROLE` instead, which is
+    created if missing and given the database's ``public`` schema."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(  # another test process may create it at the same time
+            f"DO $$ BEGIN CREATE ROLE {OWNER_ROLE} LOGIN NOSUPERUSER; EXCEPTION WHEN "
+            "duplicate_object OR unique_violation THEN NULL; END $$")
+        conn.exec_driver_sql(f"ALTER SCHEMA public OWNER TO {OWNER_ROLE}")
+    engine.dispose()
+    owner = sa.engine.make_url(url).set(username=OWNER_ROLE, password=None)
+    return owner.render_as_string(hide_password=False)
+
+
 def database_url(backend: str, tmp_path) -> str:
-    """A fresh, empty database of ``backend`` for one test."""
+    """A fresh, empty database of ``backend`` for one test (PostgreSQL: connected as
+    :data:`OWNER_ROLE`)."""
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'naslab.db'}"
     url = require_postgres()
     empty_postgres(url)
-    return url
+    return as_owner(url)
