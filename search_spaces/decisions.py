@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from naslab.core.errors import ConfigError, InvalidArchitectureError
-from naslab.core.validation import INT64_MAX, check_int
+from naslab.core.validation import INT64_MAX, INT64_MIN, check_int
 
 __all__ = [
     "Categorical",
@@ -63,8 +63,8 @@ def _check_values(what: str, values: Any) -> tuple[Value, ...]:
                 "floats or booleans")
         if isinstance(v, float) and not math.isfinite(v):
             raise SpaceDefinitionError(f"{what}: {v!r} is not a finite number")
-        if isinstance(v, int) and not isinstance(v, bool):
-            check_int(what, v)  # within 64 bits
+        if isinstance(v, int) and not isinstance(v, bool) and not INT64_MIN <= v <= INT64_MAX:
+            raise SpaceDefinitionError(f"{what}: {v} does not fit in 64 bits")
     if len(set(out)) != len(out):
         raise SpaceDefinitionError(
             f"{what} has repeated values {list(out)} (1, 1.0 and True count as the same)")
