@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 from naslab.core.errors import StorageError
 from naslab.db.engine import Database
+from naslab.db.ownership import check_ownership
 
 #: The Alembic version table of the naslab schema.
 VERSION_TABLE = "naslab_alembic_version"
@@ -168,15 +169,27 @@ def _check_schema_current(inspector: Any) -> None:
         )
 
 
-def open_schema(db: Database, *, upgrade: bool = True) -> tuple[str, str | None]:
+def _base_columns() -> dict[str, set[str]]:
+    """``{table: columns}`` of the naslab tables as revision 0001 made them."""
+    base = _scripts().get_revision(BASE_REVISION).module.schema()
+    return {name: {c.name for c in table.columns} for name, table in base.tables.items()}
+
+
+def open_schema(db: Database, *, upgrade: bool = True, init: bool = False
+                ) -> tuple[str, str | None]:
     """Check the schema revision of the store's database and apply pending migrations
     (in one transaction, under the schema lock). Returns ``(revision, upgraded
     from)``, the latter None when the database was new or already current.
 
+    A database that holds tables but no naslab schema is refused unchanged unless
+    ``init`` (see :mod:`naslab.db.ownership`).
+
     Raises:
         StorageError: the database is behind and ``upgrade`` is False, or it is from
-            a newer naslab, or it cannot be read or changed.
+            a newer naslab, or it holds tables naslab did not create, or it cannot be
+            read or changed.
     """
+    check_ownership(db, init=init, version_table=VERSION_TABLE, base_columns=_base_columns)
     head = head_revision()
     for attempt in range(3):
         try:

@@ -56,11 +56,14 @@ class Store:
         busy_timeout_s: how long an SQLite writer waits for another's lock.
         upgrade: apply pending schema migrations when opening (the default); if
             False, a database that is not at the newest revision is refused.
+        init: add naslab's tables to a database that holds other tables and no
+            naslab schema (refused otherwise, unchanged: see :mod:`naslab.db.ownership`).
 
     Raises:
         ConfigError: the URL is malformed, names an unknown backend or a driver
             that is not installed, or an SQLite directory that does not exist.
-        StorageError: the database cannot be opened or its tables created.
+        StorageError: the database cannot be opened or its tables created, or it
+            holds tables naslab did not create (and ``init`` is False).
 
     A new database gets the tables and views; an older one is upgraded by the
     schema migrations (:mod:`naslab.db.migrate`), in one transaction. Use as a
@@ -68,12 +71,13 @@ class Store:
     """
 
     def __init__(
-        self, url: str | None = None, *, busy_timeout_s: float = 30.0, upgrade: bool = True
+        self, url: str | None = None, *, busy_timeout_s: float = 30.0, upgrade: bool = True,
+        init: bool = False,
     ) -> None:
         #: The engine and its transactions.
         self.database = Database(url, busy_timeout_s=busy_timeout_s)
         try:
-            revision, upgraded_from = open_schema(self.database, upgrade=upgrade)
+            revision, upgraded_from = open_schema(self.database, upgrade=upgrade, init=init)
         except BaseException:
             self.database.close()
             raise

@@ -19,6 +19,7 @@ from naslab.core.validation import parse_option_value
 
 __all__ = [
     "STORAGE_HELP",
+    "Init",
     "SpaceOpt",
     "TrainOpt",
     "option",
@@ -48,6 +49,10 @@ def option(help: str, *names: str) -> Any:
     return typer.Option(*names, help=help)
 
 
+#: ``--init``: add naslab's tables to a database that already holds other tables.
+Init = Annotated[bool, typer.Option(
+    "--init", help="Add naslab's tables to a database that holds other tables (refused "
+    "without it).")]
 #: ``--space-opt KEY=VALUE`` (repeatable).
 SpaceOpt = Annotated[list[str] | None, typer.Option(
     "--space-opt", help="Space option KEY=VALUE (repeatable), e.g. channels=16.")]
@@ -57,11 +62,12 @@ TrainOpt = Annotated[list[str] | None, typer.Option(
     "of the task key of stored results).")]
 
 
-def open_store(storage: str | None) -> Any:
-    """The store at ``storage`` (default: ``$NASLAB_STORAGE`` or ``naslab.db``)."""
+def open_store(storage: str | None, *, init: bool = False) -> Any:
+    """The store at ``storage`` (default: ``$NASLAB_STORAGE`` or ``naslab.db``);
+    ``init``: add naslab's tables to a database that holds other tables (``--init``)."""
     from naslab.db.store import Store
 
-    return Store(storage)
+    return Store(storage, init=init)
 
 
 def parse_options(pairs: list[str] | None, what: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from naslab.cli_common import Storage, console, open_store
+from naslab.cli_common import Init, Storage, console, open_store
 from naslab.core.errors import ConfigError
 from naslab.core.paths import check_name
 
@@ -46,9 +46,11 @@ def parse_renames(pairs: list[str] | None) -> dict[str, str]:
 @db_app.command("upgrade")
 def upgrade_command(
     storage: Storage = None,
+    init: Init = False,
 ) -> None:
-    """Apply pending schema migrations to the store (in one transaction)."""
-    store = open_store(storage)
+    """Apply pending schema migrations to the store (in one transaction); with --init,
+    create naslab's tables in a database that holds other tables."""
+    store = open_store(storage, init=init)
     try:
         before, now, url = store.upgraded_from, store.schema_revision, store.url
     finally:
