@@ -49,6 +49,8 @@ _LAZY = {
     "Categorical": "naslab.search_spaces.decisions",
     "Integer": "naslab.search_spaces.decisions",
     "Condition": "naslab.search_spaces.decisions",
+    "SpaceDefinitionError": "naslab.search_spaces.decisions",
+    "SpaceChangedWarning": "naslab.components",
     "NB201Space": "naslab.search_spaces.nb201",
     "ChainSpace": "naslab.search_spaces.chain",
     "NasBenchGraphSpace": "naslab.search_spaces.nasbench_graph",

@@ -17,7 +17,7 @@ from naslab.searchers.base import Searcher
 from naslab.searchers.registry import SEARCHERS, get_searcher
 from naslab.workers.evaluator import TABLE_BENCHMARKS, Evaluator, TableEvaluator
 
-__all__ = ["default_task", "resolve", "resolve_searcher", "task_choices",
+__all__ = ["SpaceChangedWarning", "default_task", "resolve", "resolve_searcher", "task_choices",
            "warn_if_space_changed"]
 
 

@@ -87,7 +87,8 @@ class SearchSpaceContract:
         for arch in a:
             space.validate(arch)
             assert arch.space == space.name
-            check_graph(space.name, arch.graph, space.operations)
+            check_graph(space.name, arch.graph, space.operations,
+                        space.allows_unreachable_output)
 
     def test_from_decisions_round_trip(self, space: SearchSpace) -> None:
         rng = np.random.default_rng(1)
