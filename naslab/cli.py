@@ -170,6 +170,22 @@ def _print_summary(s: Any, report: Any) -> None:
                       "the error column of naslab_results)")
 
 
+def _check_numbers(cpus: float, gpus: float | None, timeout: float | None,
+                   workers: int | None, max_retries: int) -> None:
+    """Refuse NaN, infinite, negative or 64-bit-overflowing Ray numbers before a study
+    is stored."""
+    from naslab.core.validation import check_float, check_int
+
+    check_float("--cpus-per-trial", cpus, minimum=0, strict_minimum=True)
+    if gpus is not None:
+        check_float("--gpus-per-trial", gpus, minimum=0)
+    if timeout is not None:
+        check_float("--trial-timeout (seconds)", timeout, minimum=0, strict_minimum=True)
+    if workers is not None:
+        check_int("--workers", workers, minimum=1)
+    check_int("--max-retries", max_retries, minimum=0)
+
+
 @app.command()
 def search(
     space: Space = "nb201",
@@ -200,6 +216,7 @@ def search(
     """Run a search, or resume the study of the same name."""
     from naslab.study import Study
 
+    _check_numbers(cpus_per_trial, gpus_per_trial, trial_timeout, workers, max_retries)
     ray_given = _ray_options(in_process, workers, ray_address, trial_timeout)
     s = Study(study, space=space, task=task, searcher=searcher, budget=budget, epochs=epochs,
               seed=seed, storage=storage, space_options=parse_options(space_opt, "space"),

@@ -29,6 +29,7 @@ from naslab.cli_common import (
     short_task,
 )
 from naslab.core.errors import ConfigError
+from naslab.core.validation import MAX_CANDIDATES, check_int
 
 predictor_app = typer.Typer(
     no_args_is_help=True,
@@ -311,7 +312,8 @@ def list_predictors(
 def rank(
     name: str = typer.Option(..., help="Saved predictor name."),
     version: int | None = typer.Option(None, help="Version (default: the latest)."),
-    candidates: int = typer.Option(10000, help="Random candidates to sample and score."),
+    candidates: int = typer.Option(10000, help="Random candidates to sample and score "
+                                   "(at most 100,000)."),
     top: int = typer.Option(10, help="How many of the best to list."),
     seed: int = typer.Option(0, help="Seed of the sampling."),
     space_opt: list[str] | None = typer.Option(None, "--space-opt", help="Space option."),
@@ -321,8 +323,11 @@ def rank(
     from naslab.predictor_store import load_from_store
     from naslab.search_spaces.registry import get_space
 
-    if candidates < 1 or top < 1:
-        raise ConfigError("--candidates and --top must be >= 1")
+    check_int("--candidates", candidates, minimum=1, maximum=MAX_CANDIDATES)
+    check_int("--top", top, minimum=1, maximum=MAX_CANDIDATES)
+    check_int("--seed", seed, minimum=0)
+    if version is not None:
+        check_int("--version", version)
     store = open_store(storage)
     try:
         predictor, record = load_from_store(store, name, version)
