@@ -103,6 +103,31 @@ def test_drivers_share_a_study(db_url, tmp_path, mode, searcher, budget):
         assert not [t for t in trials if t.state.name == "RUNNING"]
 
 
+def test_drivers_reusing_results_hold_each_architecture_once(db_url, tmp_path):
+    """A first study fills results; then two drivers run a second study at once over
+    the same architectures (same searcher and seed): the second study holds each
+    architecture once, trained or reused (issue 14, item 6: 16-46% of the budget
+    went to second copies of one reused architecture)."""
+    finish(driver(db_url, "first", 200, "table", "evolution"))
+    go = tmp_path / "go"
+    procs = [driver(db_url, "second", 200, "table", "evolution", go) for _ in range(2)]
+    for _ in range(1200):
+        if len(list(tmp_path.glob("go.ready-*"))) == 2:
+            break
+        time.sleep(0.05)
+    go.touch()
+    outputs = [finish(p) for p in procs]
+    check_study(db_url, "second", 200)
+    rows = query(url=db_url, sql="SELECT t.fidelity, COUNT(*), COUNT(DISTINCT "
+                 "t.architecture_id), SUM(CASE WHEN t.reused_from IS NULL THEN 0 ELSE 1 END) "
+                 "FROM naslab_trials t JOIN naslab_studies s ON s.id = t.study_id "
+                 "WHERE s.name = 'second' AND t.state IN ('complete', 'running') "
+                 "GROUP BY t.fidelity")
+    for fidelity, n_rows, distinct, reused in rows:
+        assert distinct == n_rows, (fidelity, n_rows, distinct, outputs)
+        assert reused > 0, outputs  # the first study's results were reused
+
+
 def test_naslab_search_commands_side_by_side(db_url):
     """Two ``naslab search`` commands on the same study and database."""
     args = ["search", "--space", "nasbench_graph", "--task", "cora", "--budget", "400",
