@@ -217,7 +217,9 @@ def atomic_file(path: str | os.PathLike[str], *, force: bool = False,
     StorageError."""
     dest = checked_destination(path, kind="file", force=force, option=option)
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name[:100]}.", suffix=".tmp",
+        # the temporary name keeps the suffix: writers that pick a format by it still can
+        suffix = dest.suffix if dest.suffix[1:].isalnum() and len(dest.suffix) <= 8 else ""
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name[:100]}.", suffix=f".tmp{suffix}",
                                     dir=dest.parent)
     except OSError as exc:
         raise StorageError(f"cannot write {str(dest)!r}: {exc.strerror or exc}") from exc

@@ -300,9 +300,17 @@ def results(
     plot: Path | None = typer.Option(
         None, help="Multi-objective studies: write a scatter of the trials with the "
         "Pareto front (PNG) here."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --plot file."),
     storage: Storage = None,
 ) -> None:
     """The best trials of a study, or its Pareto front."""
+    from naslab.core.paths import atomic_file, checked_destination
+
+    if plot is not None:  # a new file (or a file with --force), never a link or device
+        plot = plot if plot.suffix or os.path.lexists(plot) else plot.with_suffix(".png")
+        checked_destination(plot, kind="file", force=force)
+        if not plot.suffix:
+            raise ConfigError(f"--plot {str(plot)!r} needs a suffix naming the format, e.g. .png")
     if top < 1:
         raise ConfigError(f"--top must be >= 1, got {top}")
     store = open_store(storage)
@@ -315,8 +323,9 @@ def results(
                                   "objective")
             from naslab.fronts import plot_front
 
-            written = plot_front(store, study, plot)
-            console.print(f"wrote {written}")
+            with atomic_file(plot, force=force) as tmp:
+                plot_front(store, study, tmp)
+            console.print(f"wrote {plot}")
         if pareto or (pareto is None and multi):
             if not _print_front(store, study):
                 raise ConfigError(f"study {study!r} has no stored Pareto front (it is "

@@ -579,3 +579,30 @@ def test_db_version_of_a_non_database_is_one_line(tmp_path, monkeypatch, capsys)
     message = refused(monkeypatch, capsys, "db", "version", "--storage", f"sqlite:///{junk}")
     assert message.endswith("file is not a database")
     assert junk.read_bytes() == b"this is not SQLite" * 100
+
+
+def test_results_plot_refuses_devices_links_and_existing_files(tmp_path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path / 'mo.db'}"
+    invoke("search", "--space", "nasbench_graph", "--task", "cora", "--searcher", "random",
+           "--budget", "4", "--objectives", "val_accuracy:max,latency_ms:min", "--study", "mo",
+           "--storage", url)
+    link = tmp_path / "link.png"
+    link.symlink_to(tmp_path / "target.png")
+    existing = tmp_path / "old.png"
+    existing.write_bytes(b"old")
+    for target, expected in [("/dev/full", "is a character device, not a file"),
+                             (str(link), "is a symbolic link"),
+                             (str(existing), "exists; pass --force to replace it"),
+                             (str(tmp_path / "no" / "f.png"), "does not exist; create it first")]:
+        message = refused(monkeypatch, capsys, "results", "--study", "mo", "--plot", target,
+                          "--storage", url)
+        assert expected in message, message
+    assert stat.S_ISCHR(os.lstat("/dev/full").st_mode) and link.is_symlink()
+    assert not Path("/dev/full.png").exists()  # no suffix added to an existing path
+    assert not (tmp_path / "target.png").exists() and existing.read_bytes() == b"old"
+    invoke("results", "--study", "mo", "--plot", str(existing), "--force", "--storage", url)
+    assert existing.read_bytes()[:4] == b"\x89PNG"
+    assert "cannot write a figure as '.xyz'" in refused(
+        monkeypatch, capsys, "results", "--study", "mo", "--plot", str(tmp_path / "f.xyz"),
+        "--storage", url)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
