@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -60,8 +61,9 @@ __all__ = [
 
 #: The ``type`` of a file's first line.
 HEADER_TYPE = "naslab-export"
-#: The format this naslab writes, and the newest it reads.
-FORMAT = 1
+#: The format this naslab writes, and the newest it reads (format 2 added the
+#: weights' ``sha256`` and the header's ``external_trials``; format 1 is still read).
+FORMAT = 2
 #: The line types of a file, in the order they appear in a study's section.
 LINE_TYPES = (HEADER_TYPE, "study", "architecture", "trial", "metric", "weights", "pareto", "end")
 
@@ -161,17 +163,29 @@ def _boolean(value: Any) -> bool:
     return value
 
 
-def _integer(value: Any) -> int:
-    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise BadValue("an integer")
-    return value
+def _integer(bits: int) -> Callable[[Any], int]:
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def check(value: Any) -> int:
+        if type(value) is not int:
+            raise BadValue("an integer")
+        if not low <= value <= high:
+            raise BadValue(f"an integer from {low} to {high}")
+        return value
+
+    return check
 
 
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadValue("a number or null")
-    number = float(value)
-    return None if math.isnan(number) else number
+        raise BadValue("a finite number or null")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise BadValue("a finite number or null") from None
+    if not math.isfinite(number):
+        raise BadValue("a finite number or null")
+    return number
 
 
 def _string(length: int | None) -> Callable[[Any], str]:
@@ -198,8 +212,10 @@ def _converter(col_type: TypeEngine[Any]) -> Callable[[Any], Any]:
         return _binary
     if isinstance(base, Boolean):
         return _boolean
+    if isinstance(base, BigInteger):
+        return _integer(64)
     if isinstance(base, Integer):
-        return _integer
+        return _integer(32)
     if isinstance(base, (Float, Numeric)):
         return _number
     if isinstance(base, String):
@@ -382,9 +398,21 @@ def read_lines(fh: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
             yield lineno, _parse_line(line, lineno)
 
 
+class _NotJson(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity`` in a line (Python's json reads them)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(name)
+
+
 def _parse_line(line: str, lineno: int) -> dict[str, Any]:
     try:
-        obj = json.loads(line)
+        obj = json.loads(line, parse_constant=_no_constant)
+    except _NotJson as exc:
+        raise line_error(
+            lineno, f"holds {exc.args[0]}, which is not JSON (naslab writes NaN and infinite "
+            "values as null)") from None
     except json.JSONDecodeError as exc:
         raise line_error(
             lineno, f"is not valid JSON ({exc.msg} at column {exc.colno}); each line of "

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Table, insert, select
 
 from naslab.core.errors import ConfigError, StudyConflictError
 from naslab.db.models import utcnow
+from naslab.db.transfer_checks import RecordChecks
 from naslab.db.transfer_format import (
     FORMAT,
     HEADER_TYPE,
@@ -131,10 +132,13 @@ def import_studies(
         lines = read_lines(fh)
         header_no, header = next(lines, (0, None))
         in_file = check_header(header, header_no)
+        assert header is not None
+        external = _external_trials(header, header_no)
         selected = in_file if studies is None else list(dict.fromkeys(studies))
         targets = _target_names(in_file, selected, renames)
         with store.database.writing("import studies") as conn:
-            importer = Importer(conn, TransferTables.of_schema(), in_file, targets)
+            importer = Importer(conn, TransferTables.of_schema(), in_file, targets,
+                                fmt=int(header["format"]), external=external)
             existing = importer.existing_names(list(targets.values()))
             if existing and on_conflict == "error":
                 raise StudyConflictError(_conflict_message(existing, targets, store.url))
@@ -142,6 +146,17 @@ def import_studies(
             for lineno, obj in lines:
                 importer.handle(lineno, obj)
             return importer.finish()
+
+
+def _external_trials(header: Mapping[str, Any], lineno: int) -> set[int] | None:
+    """The trial ids outside the file that its trials may reuse (format 2); None
+    for format 1, which does not list them (its outside references are detached)."""
+    if header["format"] < 2:
+        return None
+    ids = header.get("external_trials")
+    if not isinstance(ids, list) or not all(type(i) is int for i in ids):
+        raise line_error(lineno, "the header's external_trials must be a list of trial ids")
+    return set(ids)
 
 
 def _checked_renames(rename: Mapping[str, str] | None) -> dict[str, str]:
@@ -204,16 +219,18 @@ class Importer:
     """
 
     def __init__(self, conn: Connection, tables: TransferTables, header_names: list[str],
-                 targets: Mapping[str, str]) -> None:
+                 targets: Mapping[str, str], *, fmt: int = FORMAT,
+                 external: set[int] | None = None) -> None:
         self.conn = conn
+        self.checks = RecordChecks(fmt)
         self.tables = tables
         self.header_names = header_names
         self.read_study = RowReader(tables.studies, "study")
         self.read_arch = RowReader(tables.architectures, "architecture")
         self.read_metric = RowReader(tables.metrics, "metric", ("id", "trial_id"))
-        self.read_weights = RowReader(tables.weights, "weights", ("trial_id",))
+        self.read_weights = RowReader(tables.weights, "weights", ("trial_id", "sha256"))
         self.read_pareto = RowReader(tables.pareto, "pareto row", ("study_id", "trial_id"))
-        self.trials = TrialImporter(conn, tables.trials, utcnow())
+        self.trials = TrialImporter(conn, tables.trials, utcnow(), external)
         self.selected = set(targets)
         self.targets = dict(targets)
         self.skipped: list[str] = []
@@ -335,6 +352,7 @@ class Importer:
             return
         target = self.targets[name]
         values = self.read_study({**obj, "name": target}, lineno)
+        self.checks.study_line(lineno, values)
         self.section_id = self._insert_one(self.tables.studies, values)
         self.imported.append(target)
 
@@ -342,6 +360,7 @@ class Importer:
         if not self._in_section(lineno, "architecture"):
             return
         values = self.read_arch(obj, lineno)
+        self.checks.architecture_line(lineno, values)
         key = (values["space_key"], values["hash"])
         if key in self.arch_ids or key in self.pending_archs:
             return
@@ -351,6 +370,7 @@ class Importer:
 
     def _trial(self, lineno: int, obj: dict[str, Any]) -> None:
         if not self._in_section(lineno, "trial"):
+            self.trials.elsewhere(obj.get("id"))
             return
         assert self.section_id is not None
         self._check_study(lineno, obj, "trial")
@@ -360,7 +380,9 @@ class Importer:
         if self.trials.knows(file_id):
             raise line_error(lineno, f"trial id {file_id} appears twice")
         arch_id = self._trial_architecture(lineno, obj, file_id)
-        self.trials.add(lineno, obj, file_id, self.section_id, arch_id)
+        arch_hash = obj["architecture"][1]
+        self.trials.add(lineno, obj, file_id, self.section_id, arch_id,
+                        check=lambda v: self.checks.trial_line(lineno, v, arch_hash))
 
     def _trial_architecture(self, lineno: int, obj: Mapping[str, Any], file_id: int) -> int:
         """The new id of the architecture a trial line names."""
@@ -383,6 +405,7 @@ class Importer:
             return
         trial_id = self._file_trial(lineno, obj, "metric")
         values = self.read_metric(obj, lineno)
+        self.checks.metric_line(lineno, values)
         values["trial_id"] = trial_id
         self.pending_metrics.append(values)
         if len(self.pending_metrics) >= 5 * BATCH:
@@ -395,6 +418,7 @@ class Importer:
         if trial_id in self.with_weights:
             raise line_error(lineno, f"trial {obj['trial']} has a second weights line")
         values = self.read_weights(obj, lineno)
+        self.checks.weights_line(lineno, obj, values)
         values["trial_id"] = trial_id
         self.conn.execute(insert(self.tables.weights), values)
         self.with_weights.add(trial_id)

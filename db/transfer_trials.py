@@ -24,20 +24,24 @@ architecture to a study and fidelity (the partial unique index
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from naslab.db.models import TRIAL_STATES
 from naslab.db.transfer_format import RowReader, line_error
 
-__all__ = ["BATCH", "IMPORTED_RUNNING_ERROR", "TrialImporter", "same_keys"]
+__all__ = ["BATCH", "DUPLICATE_ERROR", "IMPORTED_RUNNING_ERROR", "TrialImporter", "same_keys"]
 
 #: What a running trial's ``error`` becomes when it is imported (as ``interrupted``).
 IMPORTED_RUNNING_ERROR = "interrupted: imported while running"
+#: The ``error`` of a trial imported as a second trial of its architecture, study and
+#: fidelity (kept, interrupted, pointing at the first).
+DUPLICATE_ERROR = ("interrupted: a second trial of this architecture in the study "
+                   "(imported; the study holds each architecture once)")
 #: Rows inserted per batch.
 BATCH = 1000
 
@@ -53,6 +57,7 @@ class _Deferred:
     state: str
     ref: int
     key: EvaluationKey
+    lineno: int = 0
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,13 @@ class TrialImporter:
         now: the time given to imported running trials as ``finished_at``.
     """
 
-    def __init__(self, conn: Connection, table: Table, now: datetime) -> None:
+    def __init__(self, conn: Connection, table: Table, now: datetime,
+                 external: set[int] | None = None) -> None:
         self.conn = conn
+        #: Trial ids that a ``reused_from`` may name besides the imported ones: the
+        #: header's external trials and those of studies of the file not imported
+        #: (None: any, for format 1 files, which do not list them).
+        self.outside = None if external is None else set(external)
         self.table = table
         self.now = now
         self.read = RowReader(table, "trial", ("id", "study_id", "architecture_id",
@@ -102,15 +112,21 @@ class TrialImporter:
         """The next trials are of another study (their numbers start afresh)."""
         self.numbers = set()
 
+    def elsewhere(self, file_id: Any) -> None:
+        """A trial of the file in a study that is not imported."""
+        if self.outside is not None and type(file_id) is int:
+            self.outside.add(file_id)
+
     def knows(self, file_id: int) -> bool:
         """Whether a trial line with this file id was taken already."""
         return file_id in self.ids or file_id in self.pending_ids
 
     def add(self, lineno: int, obj: Mapping[str, Any], file_id: int, study_id: int,
-            arch_id: int) -> None:
+            arch_id: int, check: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Take the trial line ``obj`` (number ``lineno``) of the study with new id
-        ``study_id``, whose architecture has the new id ``arch_id``."""
-        values = self._values(lineno, obj)
+        ``study_id``, whose architecture has the new id ``arch_id``; ``check`` is
+        given its column values first (and may refuse them)."""
+        values = self._values(lineno, obj, check)
         values["study_id"] = study_id
         values["architecture_id"] = arch_id
         key = (study_id, arch_id, values["fidelity"])
@@ -122,12 +138,15 @@ class TrialImporter:
         if (ref is not None and ref in self.pending_ids) or key in self.pending_keys:
             self.flush()
         note = self._link(values, ref, key)
+        if isinstance(note, _Deferred):
+            note.lineno = lineno
         self.pending.append((file_id, values, note))
         self.pending_ids.add(file_id)
         if len(self.pending) >= BATCH:
             self.flush()
 
-    def _values(self, lineno: int, obj: Mapping[str, Any]) -> dict[str, Any]:
+    def _values(self, lineno: int, obj: Mapping[str, Any],
+                check: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
         """The line's column values, its state and number checked, a running trial
         made interrupted."""
         values = self.read(obj, lineno)
@@ -136,6 +155,8 @@ class TrialImporter:
             raise line_error(
                 lineno, f"the trial's state {state!r} is not one of {', '.join(TRIAL_STATES)}"
             )
+        if check is not None:
+            check(values)
         number = values["number"]
         if number in self.numbers:
             raise line_error(lineno, f"study {obj.get('study')!r} has two trials numbered "
@@ -154,24 +175,25 @@ class TrialImporter:
         about the trial once it has its new id."""
         state = values["state"]
         values["reused_from"] = None
-        if ref is None:
-            if state != "complete":
-                return None
-            anchor = self.anchors.get(key)
-            if anchor is not None:
-                # a second evaluation (from a database without the unique index):
-                # it becomes a reuse of the first, as schema upgrade 0002 does
-                values["reused_from"] = anchor
-                return _Demoted(anchor)
-            self.pending_keys.add(key)
-            return _Anchor(key)
-        if ref in self.ids:
+        if ref is not None and ref not in self.ids:
+            # a trial later in the file, or not in it: resolved at the end
+            if state == "complete":
+                values["state"] = "interrupted"  # holds no slot while it is pending
+            return _Deferred(0, state, ref, key)
+        if ref is not None:
             values["reused_from"] = self._root(self.ids[ref])
+        if state != "complete":
             return None
-        # a trial later in the file, or not in it: resolved at the end
-        if state == "complete":
-            values["state"] = "interrupted"  # not an evaluation while it is pending
-        return _Deferred(0, state, ref, key)
+        anchor = self.anchors.get(key)
+        if anchor is not None:
+            # a second complete trial of the slot (from a database older than the
+            # claims of schema 0003): kept, interrupted, as that upgrade does
+            values["state"], values["error"] = "interrupted", DUPLICATE_ERROR
+            if values["reused_from"] is None:
+                values["reused_from"] = self._root(anchor)
+            return _Demoted(values["reused_from"])
+        self.pending_keys.add(key)
+        return _Anchor(key)
 
     def _root(self, new_id: int) -> int:
         return self.demoted.get(new_id, new_id)
@@ -212,21 +234,28 @@ class TrialImporter:
         fixes: list[dict[str, Any]] = []
         for d in sorted(self.deferred, key=lambda d: d.new_id):
             target = self.ids.get(d.ref)
-            if target is not None:
-                ref: int | None = self._root(target)
-            elif d.state != "complete":
-                ref = None
-                self.n_detached += 1
-            else:
-                ref = self.anchors.get(d.key)
-                if ref is None:  # the first of its kind: the evaluation
+            if target is None and self.outside is not None and d.ref not in self.outside:
+                raise line_error(
+                    d.lineno, f"the trial's reused_from names trial {d.ref}, which is neither "
+                    "in the file nor among the header's external_trials (a dangling "
+                    "reference)")
+            ref = None if target is None else self._root(target)
+            self.n_detached += target is None
+            state, error = d.state, None
+            if d.state == "complete":
+                anchor = self.anchors.get(d.key)
+                if anchor is None:  # the first of its kind holds the slot
                     self.anchors[d.key] = d.new_id
-                self.n_detached += 1
-            fixes.append({"tid": d.new_id, "new_state": d.state, "new_ref": ref})
+                else:
+                    state, error = "interrupted", DUPLICATE_ERROR
+                    ref = ref if ref is not None else self._root(anchor)
+            fixes.append({"tid": d.new_id, "new_state": state, "new_ref": ref,
+                          "new_error": error})
         stmt = (
             update(self.table)
             .where(self.table.c.id == bindparam("tid"))
-            .values(state=bindparam("new_state"), reused_from=bindparam("new_ref"))
+            .values(state=bindparam("new_state"), reused_from=bindparam("new_ref"),
+                    error=func.coalesce(bindparam("new_error"), self.table.c.error))
         )
         for start in range(0, len(fixes), BATCH):
             self.conn.execute(stmt, fixes[start:start + BATCH])

@@ -36,9 +36,11 @@ from naslab.db.transfer import (
     import_studies,
 )
 from naslab.search_spaces.architecture import Architecture
+from naslab.search_spaces.registry import SPACES
+from naslab.testing.toy_space import ToySpace
 from naslab.workers.evaluator import Result
 from tests.databases import other_postgres, require_postgres
-from tests.store_helpers import complete, fail, make_study, reuse, start
+from tests.store_helpers import complete, context, fail, make_study, reuse, start
 
 TABLE_STUDY = dict(space="nasbench_graph", task="cora", seed=0)
 MOO = dict(objectives="val_accuracy:max,latency_ms:min", searcher="nsga2", budget=12)
@@ -56,6 +58,14 @@ def _url(backend: str, tmp_path: Path, name: str) -> str:
 
 
 PAIRS = [("sqlite", "sqlite"), ("sqlite", "postgresql"), ("postgresql", "sqlite")]
+
+
+@pytest.fixture(autouse=True)
+def toy_space():
+    """Imports recompute every architecture with its space: the toy studies' is known."""
+    SPACES.register("toy", ToySpace, replace=True)
+    yield
+    SPACES.unregister("toy")
 
 
 @pytest.fixture(params=PAIRS, ids=["-".join(p) for p in PAIRS])
@@ -173,20 +183,20 @@ def populate(url: str) -> None:
                        params=1000, flops=2000, latency_ms=1.5, train_seconds=2.0, epochs=3,
                        weights=weights, extra={"note": "ünïcode"}),
             objective=info.objective)
-        t1 = reuse(store, info, toy_arch(("conv",), "m"))
         fail(store, info, b, "boom: out of memory", **worker)
         start(store, info, c, **worker)  # left running
         t4 = start(store, info, d, **worker)
         store.protocol.report(t4, 1, {"val_accuracy": 0.3})
         store.protocol.finish(t4, toy_result(0.3, epochs=1), objective=info.objective,
                               stopped=True)
-        ext_a = complete(store, ext, a, toy_result(0.9), **worker)
-        t5, t6, t7 = reuse(store, info, e), reuse(store, info, e), reuse(store, info, a)
-        sources = {t: store.trials.get(t).reused_from for t in (t1, t5, t6, t7)}
-        assert sources == {t1: t0, t5: ext_e, t6: ext_e, t7: ext_a}, sources
+        complete(store, ext, a, toy_result(0.9), **worker)
+        t5 = reuse(store, info, e)
+        # a study holds each architecture once: a, its own, is known, not copied again
+        assert store.protocol.claim(context(info, reuse=True), a).outcome.name == "KNOWN"
+        sources = {t: store.trials.get(t).reused_from for t in (t5,)}
+        assert sources == {t5: ext_e}, sources
         assert [t.state for t in store.trials.list("manual")] == [
-            "complete", "complete", "failed", "running", "stopped", "complete", "complete",
-            "complete"]
+            "complete", "failed", "running", "stopped", "complete"]
 
 
 def counts(url: str) -> dict[str, int]:
@@ -224,8 +234,9 @@ def snapshot(url: str, names: list[str] | None = None) -> dict:
             sa.select(t["naslab_trials"].c.id, t["naslab_studies"].c.name,
                       t["naslab_trials"].c.number)
             .join(t["naslab_studies"], t["naslab_studies"].c.id == t["naslab_trials"].c.study_id))}
+        w = t["naslab_weights"]
         weights = {keys[tid]: (fmt, bytes(data)) for tid, fmt, data in
-                   conn.execute(sa.select(t["naslab_weights"]))}
+                   conn.execute(sa.select(w.c.trial_id, w.c.format, w.c.data))}
         view = [dict(r) for r in conn.execute(sa.text("SELECT * FROM naslab_results")).mappings()]
     engine.dispose()
     for row in view:
@@ -306,7 +317,7 @@ def test_round_trip(urls, tmp_path):
     with Store(src) as store:
         summary = export_studies(store, path)
     assert summary.studies == ("moo", "rand", "manual", "ext")
-    assert summary.trials == 12 + 20 + 8 + 2 and summary.weights == 1 and summary.pareto > 0
+    assert summary.trials == 12 + 20 + 5 + 2 and summary.weights == 1 and summary.pareto > 0
     lines = path.read_text(encoding="utf-8").splitlines()
 
     def no_constants(token):
@@ -404,15 +415,10 @@ def test_reuses_of_trials_outside_the_file(source, tmp_path):
         got = import_studies(store, path)
         manual = store.trials.list("manual")
         moo = store.trials.list("moo")
-    assert got.detached == 3 + 12
+    assert got.detached == 1 + 12
     by_number = {t.number: t for t in manual}
-    assert by_number[1].reused_from == by_number[0].id  # within the study: kept
-    # e, reused twice from ext: the first becomes the evaluation, the second its reuse
-    assert by_number[5].reused_from is None and by_number[5].state == "complete"
-    assert by_number[6].reused_from == by_number[5].id
-    # a, reused from ext: the study has its own evaluation (trial 0)
-    assert by_number[7].reused_from == by_number[0].id
-    assert by_number[5].metrics == by_number[6].metrics
+    # e, reused from ext (not imported): it becomes the evaluation
+    assert by_number[4].reused_from is None and by_number[4].state == "complete"
     assert all(t.reused_from is None and t.state == "complete" for t in moo)
     assert one_evaluation_violations(dst) == []
 
@@ -423,16 +429,20 @@ def test_a_second_evaluation_becomes_a_reuse(export_file, tmp_path):
     lines = []
     for line in export_file.read_text().splitlines():
         obj = json.loads(line)
-        if obj["type"] == "trial" and obj["study"] == "manual" and obj["number"] == 1:
-            obj["reused_from"] = None
         lines.append(json.dumps(obj))
+        if obj["type"] == "trial" and obj["study"] == "manual" and obj["number"] == 0:
+            lines.append(json.dumps({**obj, "id": 10**6, "number": 99}))
+        if obj["type"] == "end":
+            lines[-1] = json.dumps({**obj, "lines": obj["lines"] + 1})
     legacy = tmp_path / "legacy.jsonl"
     legacy.write_text("\n".join(lines) + "\n")
     dst = _url("sqlite", tmp_path, "b")
     with Store(dst) as store:
         import_studies(store, legacy, studies=["manual"])
-        first, second = store.trials.list("manual")[:2]
+        trials = store.trials.list("manual")
+        first, second = trials[0], trials[-1]
     assert first.reused_from is None and second.reused_from == first.id
+    assert (first.state, second.state) == ("complete", "interrupted")
     assert one_evaluation_violations(dst) == []
 
 
@@ -450,7 +460,7 @@ def test_extra_and_missing_columns(export_file, tmp_path):
     changed.write_text("\n".join(lines) + "\n")
     with Store(_url("sqlite", tmp_path, "b")) as store:
         got = import_studies(store, changed)
-        assert got.trials == 42
+        assert got.trials == 39
         assert {t.worker for t in store.trials.list("rand")} == {None}
 
 
@@ -476,11 +486,11 @@ def test_skip_existing(export_file, target):
         assert first.studies == ("rand",)
         got = import_studies(store, export_file, on_conflict="skip")
         assert got.skipped == ("rand",) and got.studies == ("moo", "manual", "ext")
-        assert got.trials == 12 + 8 + 2 and got.architectures_reused == 12
+        assert got.trials == 12 + 5 + 2 and got.architectures_reused == 12
         assert store.trials.count("rand") == 20
         # moo reused rand's trials of the file; rand was skipped: moo has its own now
         assert all(t.reused_from is None for t in store.trials.list("moo"))
-        assert store.trials.list("manual")[7].reused_from is not None
+        assert store.trials.list("manual")[4].reused_from is not None
         nothing = import_studies(store, export_file, on_conflict="skip")
         assert nothing.studies == () and nothing.trials == 0 and len(nothing.skipped) == 4
     assert one_evaluation_violations(target) == []
@@ -616,13 +626,13 @@ def test_cli_export_and_import(source, tmp_path):
     result = runner.invoke(app, ["db", "export", str(out), "--study", "rand", "--study",
                                  "manual", "--no-weights", "--storage", source])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip().startswith("exported 2 studies (rand, manual): 28 trials")
+    assert result.stdout.strip().startswith("exported 2 studies (rand, manual): 25 trials")
     assert len(result.stdout.strip().splitlines()) == 1
 
     dst = _url("sqlite", tmp_path, "b")
     result = runner.invoke(app, ["db", "import", str(out), "--storage", dst])
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("imported 2 studies (rand, manual): 28 trials")
+    assert result.stdout.startswith("imported 2 studies (rand, manual): 25 trials")
     assert "1 running trials imported as interrupted" in result.stdout
 
     result = runner.invoke(app, ["db", "import", str(out), "--storage", dst])
