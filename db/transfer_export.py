@@ -147,7 +147,8 @@ def export_studies(
                 chosen = _chosen_studies(conn, tables, studies, store.url)
                 with _output(out, force) as (fh, path):
                     writer = LineWriter(fh)
-                    writer.write(_header(database.dialect, [name for _, name in chosen]))
+                    writer.write(_header(database.dialect, [name for _, name in chosen],
+                                         _external_trials(conn, tables, chosen)))
                     for study_id, name in chosen:
                         write_study(conn, tables, writer, study_id, name, with_weights=weights)
                     writer.write({"type": "end", "lines": writer.lines})
@@ -196,7 +197,20 @@ def _chosen_studies(conn: Connection, tables: TransferTables, names: Sequence[st
     return [(sid, name) for sid, name in rows if name in wanted]
 
 
-def _header(dialect: str, names: list[str]) -> dict[str, Any]:
+def _external_trials(conn: Connection, tables: TransferTables,
+                     chosen: Sequence[tuple[int, str]]) -> list[int]:
+    """Ids of the trials outside the chosen studies that their trials reused (the
+    header lists them, so that an import can tell them from dangling references)."""
+    tr = tables.trials
+    ids = [sid for sid, _ in chosen]
+    inside = select(tr.c.id).where(tr.c.study_id.in_(ids))
+    return sorted(int(r) for r in conn.execute(
+        select(tr.c.reused_from).distinct().where(
+            tr.c.study_id.in_(ids), tr.c.reused_from.is_not(None),
+            tr.c.reused_from.not_in(inside))).scalars())
+
+
+def _header(dialect: str, names: list[str], external: list[int]) -> dict[str, Any]:
     return {
         "type": HEADER_TYPE,
         "format": FORMAT,
@@ -204,6 +218,7 @@ def _header(dialect: str, names: list[str]) -> dict[str, Any]:
         "exported_at": to_json_value(utcnow()),
         "dialect": dialect,
         "studies": names,
+        "external_trials": external,
     }
 
 
