@@ -145,8 +145,27 @@ def _run_with_progress(s: Any) -> Any:
 
     with progress:
         report = s.run(on_trial)
-        progress.update(bar, completed=report.complete + report.stopped + report.failed)
+        done = report.complete + report.stopped + report.failed
+        progress.update(bar, completed=done, total=done if report.exhausted else s.budget)
     return report
+
+
+def _retry_note(report: Any) -> str:
+    """What became of the trials that earlier runs left interrupted."""
+    from naslab.loop import MAX_INTERRUPTIONS
+
+    notes = []
+    if report.retried:
+        notes.append(f"{report.retried} interrupted trial(s) from an earlier run evaluated "
+                     "again first")
+    elif report.interrupted_found:
+        notes.append(f"{report.interrupted_found} trial(s) of a stopped driver found "
+                     "interrupted; none evaluated again by this run (the study holds their "
+                     "architectures, or its budget is full)")
+    if report.not_retried:
+        notes.append(f"{report.not_retried} architecture(s) interrupted "
+                     f"{MAX_INTERRUPTIONS} times not retried")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _print_summary(s: Any, report: Any) -> None:
@@ -155,8 +174,9 @@ def _print_summary(s: Any, report: Any) -> None:
         f"{report.reused_this_run} reused this run; study has {report.complete} complete, "
         + (f"{report.stopped} stopped early, " if report.stopped else "")
         + f"{report.failed} failed of budget {report.budget}"
-        + (f" ({report.interrupted_found} interrupted trial(s) from an earlier run retried)"
-           if report.interrupted_found else ""), soft_wrap=True)
+        + _retry_note(report), soft_wrap=True)
+    if report.exhausted:
+        console.print(f"stopped before the budget: {fmt(report.exhausted)}", soft_wrap=True)
     if s.multi_objective:
         _print_front(s.store, s.name)
     elif report.best is not None:

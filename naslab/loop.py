@@ -19,6 +19,21 @@ process, training in this process, Ray workers):
 When evaluations are instant and inline (a table searched in this process), the
 store's batched commit wraps steps 3-5, so a trial costs one transaction (or less,
 with ``batch_trials``), and the store never calls an evaluator.
+
+Two cases take another path at step 2:
+
+- **Interrupted trials are retried first.** An architecture whose trial an earlier
+  run left ``interrupted`` (its driver was killed, or stopped by a signal) is
+  claimed again before the searcher is asked for anything new, unless the study has
+  finished (or is running) it since; one interrupted :data:`MAX_INTERRUPTIONS`
+  times is not retried again (it may be what kills the driver).
+- **An exhausted space ends the run.** A study holds each architecture once, so a
+  candidate it already holds is not claimed: the searcher is asked anew. The run
+  stops before its budget when the study holds every architecture of a space that
+  knows its size (:meth:`SearchSpace.size
+  <naslab.search_spaces.base.SearchSpace.size>`), or when the searcher proposes only
+  held architectures :data:`EXHAUSTED_AFTER` times in a row; :attr:`TrialLoop.exhausted`
+  says which.
 """
 
 from __future__ import annotations
@@ -26,12 +41,14 @@ from __future__ import annotations
 import math
 import time
 import zlib
+from collections import Counter
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from naslab.core.drivers import Heartbeat, driver_id
+from naslab.core.errors import InvalidArchitectureError
 from naslab.db.protocol import Claim, ClaimContext, ClaimOutcome
 from naslab.db.records import StudyInfo, TrialRecord
 from naslab.fronts import trial_metrics
@@ -42,7 +59,8 @@ from naslab.workers.executor import EvaluationJob, JobOutcome, worker_name
 if TYPE_CHECKING:
     from naslab.study import Study
 
-__all__ = ["BATCH_S", "SYNC_EVERY_S", "TrialEvent", "TrialLoop", "objective_error"]
+__all__ = ["BATCH_S", "EXHAUSTED_AFTER", "MAX_INTERRUPTIONS", "SYNC_EVERY_S", "TrialEvent",
+           "TrialLoop", "objective_error"]
 
 #: How often a driver looks for results that other drivers of its study stored.
 SYNC_EVERY_S = 2.0
@@ -51,6 +69,12 @@ SYNC_EVERY_S = 2.0
 BATCH_S = 0.1
 #: The states of finished trials (those that count as done).
 DONE_STATES = ("complete", "stopped", "failed")
+#: Proposals in a row of architectures the study already holds after which the
+#: space counts as exhausted (each :meth:`Searcher.ask
+#: <naslab.searchers.base.Searcher.ask>` itself draws up to ``max_retries`` times).
+EXHAUSTED_AFTER = 10
+#: An architecture interrupted this many times is not retried on resume.
+MAX_INTERRUPTIONS = 3
 
 
 @dataclass(frozen=True)
@@ -130,13 +154,25 @@ class TrialLoop:
         self.stopped: set[int] = set()  # trial ids a scheduler stopped
         self._reports: dict[int, list[tuple[int, dict[str, float]]]] = {}  # inline trials'
         self.counts = _Counts(0, None)
+        #: Running trials of dead drivers that this run marked interrupted.
         self.interrupted_found = 0
+        #: Interrupted architectures this run claimed again (evaluated, or reused
+        #: from another study).
+        self.retried = 0
+        #: Hashes of interrupted architectures left alone (interrupted too often).
+        self.given_up: set[str] = set()
+        #: Why the run stopped before the budget (the space is used up), or None.
+        self.exhausted: str | None = None
+        self.space_size = study.space.size()
         self.full = False
+        self._retry: list[Architecture] = []  # interrupted architectures, to claim first
+        self._held: set[str] = set()  # hashes of the study's trials this driver knows
         self._seen: set[int] = set()  # ids of finished trials the searcher was told
         self._seen_number = -1
         self._watched: set[int] = set()  # other drivers' running trials
         self._last_sync = time.monotonic()
         self._busy_streak = 0
+        self._repeats = 0  # proposals in a row of held architectures
         self._batch = ExitStack()
         self._batch_n, self._batch_t0 = 0, 0.0
         #: When the run started (``time.perf_counter()``).
@@ -178,6 +214,31 @@ class TrialLoop:
                 self.counts.improve(t.objective_value)
         self._seen = {t.id for t in history}
         self._seen_number = max((t.number for t in history), default=-1)
+        self._held = {t.arch_hash for t in history}
+        self.queue_retries()
+
+    def queue_retries(self) -> None:
+        """Queue the study's interrupted architectures to be claimed before anything
+        new, except those it has finished (as far as this driver knows: a claim
+        finds the others) or is running, and those interrupted
+        :data:`MAX_INTERRUPTIONS` times (kept in :attr:`given_up`)."""
+        trials = self.store.trials.list(self.info.id, ("running", "interrupted"))
+        taken = self._held | {t.arch_hash for t in trials if t.state == "running"}
+        taken.update(a.hash for a in self._retry)
+        times = Counter(t.arch_hash for t in trials if t.state == "interrupted")
+        for t in trials:
+            if t.state != "interrupted" or t.arch_hash in taken:
+                continue
+            taken.add(t.arch_hash)
+            if times[t.arch_hash] >= MAX_INTERRUPTIONS:
+                self.given_up.add(t.arch_hash)
+                continue
+            try:
+                arch = self.study.space.from_decisions(t.decisions)
+            except InvalidArchitectureError:
+                continue  # no longer in the space (it cannot be evaluated either)
+            if arch.hash == t.arch_hash:
+                self._retry.append(arch)
 
     def step(self) -> bool:
         """Fill the executor, then finish one outcome; False when the run is over."""
@@ -187,7 +248,8 @@ class TrialLoop:
             return True
         self._commit_batch()
         if self.full and self.store.protocol.interrupt_abandoned(self.info.id):
-            self.full = False  # a dead driver's trials were freed: claim again
+            self.queue_retries()  # a dead driver's trials were freed: claim them again
+            self.full = False
         return not self.full
 
     def fill(self) -> None:
@@ -199,12 +261,18 @@ class TrialLoop:
             if self.counts.finished + len(self.in_flight) >= self.study.budget:
                 self.full = True  # by this driver's count; the store counts them all
                 return
-            arch = self.ask()
+            retry = bool(self._retry)
+            arch = self._retry.pop(0) if retry else self.ask()
+            if arch is None:  # the space is exhausted
+                self.full = True
+                return
             if self.inline:
                 self._open_batch()
             claim = self.claim(arch)
             if self.inline and claim.outcome is not ClaimOutcome.NEW:
                 self._commit_batch_if_due()  # before the searcher hears of it
+            if retry and claim.outcome in (ClaimOutcome.NEW, ClaimOutcome.REUSED):
+                self.retried += 1
             self.handle(claim, arch)
 
     def close(self) -> None:
@@ -218,22 +286,47 @@ class TrialLoop:
 
     # ------------------------------------------------------------------ one trial
 
-    def ask(self) -> Architecture:
-        """The searcher's next candidate."""
-        return self.searcher.ask(1)[0]
+    def ask(self) -> Architecture | None:
+        """The searcher's next candidate that the study does not hold yet; None when
+        the space is exhausted (see :attr:`exhausted`)."""
+        while self.exhausted is None:
+            if self.space_size is not None and len(self._held) >= self.space_size:
+                self.exhausted = (f"the space holds {self.space_size} architectures; all "
+                                  "are evaluated")
+                break
+            arch = self.searcher.ask(1)[0]
+            if arch.hash not in self._held:
+                self._repeats = 0
+                return arch
+            self._repeated(arch)
+        return None
+
+    def _repeated(self, arch: Architecture) -> None:
+        """The searcher proposed ``arch``, which the study holds: nothing is stored;
+        after :data:`EXHAUSTED_AFTER` such proposals in a row the space is exhausted."""
+        if all(job.arch.hash != arch.hash for job in self.in_flight.values()):
+            self.searcher.forget(arch)  # (an in-flight one's result is still due)
+        self._repeats += 1
+        if self._repeats >= EXHAUSTED_AFTER:
+            self.exhausted = (
+                f"the searcher proposed only architectures the study holds, "
+                f"{EXHAUSTED_AFTER} times in a row: the space looks exhausted after "
+                f"{len(self._held)} distinct architectures")
 
     def claim(self, arch: Architecture) -> Claim:
-        """Claim ``arch`` in the store. An architecture the study already evaluated is
-        copied (``REUSED``) when this driver re-proposed it, but answered ``KNOWN``
-        when another driver evaluated it and this one has not heard yet."""
-        claim = self.store.protocol.claim(self.context, arch, reuse_own=False)
-        if claim.outcome is ClaimOutcome.KNOWN and claim.trial_id in self._seen:
-            claim = self.store.protocol.claim(self.context, arch, reuse_own=True)
-        return claim
+        """Claim ``arch`` in the store. An architecture the study already holds
+        (trained or reused, by this driver or another) is answered ``KNOWN``: a study
+        holds each architecture once."""
+        return self.store.protocol.claim(self.context, arch, reuse_own=False)
 
     def handle(self, claim: Claim, arch: Architecture) -> None:
         """Act on a claim's outcome."""
         outcome = claim.outcome
+        if outcome in (ClaimOutcome.NEW, ClaimOutcome.REUSED, ClaimOutcome.KNOWN):
+            self._held.add(arch.hash)
+        if outcome is ClaimOutcome.KNOWN and claim.trial_id in self._seen:
+            self._repeated(arch)  # told already (e.g. a retry that another driver did)
+            return
         if outcome is ClaimOutcome.KNOWN:  # another driver's result, not synced yet
             self._not_alone()
             self._learn(claim.trial_id, arch, claim.value, claim.metrics)
@@ -349,6 +442,7 @@ class TrialLoop:
                 continue
             self._watched.discard(t.id)
             if t.state in DONE_STATES:  # interrupted: some driver retries it
+                self._held.add(t.arch_hash)
                 self._learn(t.id, t.architecture(), _told_value(t), trial_metrics(t),
                             complete=t.state == "complete")
 

@@ -28,6 +28,8 @@ study resumes where it stopped.
 
 from __future__ import annotations
 
+import inspect
+import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -35,10 +37,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from naslab.components import keeps_optuna_study, resolve, resolve_searcher
-from naslab.core.errors import ConfigError, StudyConflictError
+from naslab.core.errors import ConfigError
 from naslab.core.paths import check_name, safe_name_from
 from naslab.core.validation import check_int
-from naslab.db.records import StudyInfo, StudySpec, TrialRecord
+from naslab.db.records import StudyInfo, StudySpec, TrialRecord, dumps
 from naslab.db.store import Store
 from naslab.fronts import pareto_trials
 from naslab.loop import TrialEvent, TrialLoop
@@ -49,13 +51,31 @@ from naslab.searchers.registry import check_objectives
 from naslab.searchers.schedulers import Scheduler, get_scheduler
 from naslab.workers.executor import Executor, InProcessExecutor
 
-__all__ = ["Study", "StudyReport", "TrialEvent", "default_study_name"]
+__all__ = ["RESULT_SETTINGS", "Study", "StudyReport", "TrialEvent", "default_study_name"]
+
+#: The settings kept in a study's config that change its results: a resume that
+#: asks for other values is refused (with space, task, fidelity, searcher and seed,
+#: which the store checks itself). Everything else may change between runs: the
+#: budget, the executor (workers, Ray address, timeouts, retries), the storage, and
+#: the training options that are not part of the task key (``device``,
+#: ``keep_weights``, ``eval_batch_size``, ``latency_repeats``).
+RESULT_SETTINGS = ("searcher_options", "scheduler", "objectives")
 
 
 @dataclass(frozen=True)
 class StudyReport:
     """The state of a study after :meth:`Study.run`. ``best`` is None when no trial
-    of the study is complete (all failed, or none ran)."""
+    of the study is complete (all failed, or none ran).
+
+    ``interrupted_found``: running trials of dead drivers that this run marked
+    interrupted. ``retried``: interrupted architectures (of this or earlier runs)
+    that this run claimed again before anything new (evaluated, or reused from
+    another study); ``not_retried``: those left alone, interrupted
+    :data:`~naslab.loop.MAX_INTERRUPTIONS` times. ``exhausted``: why the run stopped
+    before the budget because the search space is used up, or None.
+    ``space_size``: :meth:`SearchSpace.size
+    <naslab.search_spaces.base.SearchSpace.size>`, None where unknown.
+    """
 
     name: str
     budget: int
@@ -67,6 +87,10 @@ class StudyReport:
     elapsed_s: float
     best: TrialRecord | None
     stopped: int = 0
+    retried: int = 0
+    not_retried: int = 0
+    exhausted: str | None = None
+    space_size: int | None = None
 
 
 def default_study_name(space: str, task: str, searcher: str, seed: int) -> str:
@@ -88,7 +112,9 @@ class Study:
             :class:`~naslab.workers.evaluator.Evaluator`, or None for the default.
         searcher: ``evolution``, ``random``, or a
             :class:`~naslab.searchers.base.Searcher`.
-        budget: number of trials to finish (completed or failed), resumed runs included.
+        budget: number of trials to finish (completed or failed), resumed runs included;
+            fewer when the space holds fewer architectures (a study evaluates each
+            once: see :attr:`StudyReport.exhausted`).
         epochs: training epochs per candidate (the fidelity).
         seed: seeds the searcher and every training run.
         storage: an SQLAlchemy URL or a :class:`~naslab.db.store.Store`; default
@@ -146,10 +172,12 @@ class Study:
             space, task, space_options=space_options, evaluator_options=evaluator_options)
         self.epochs = check_int("epochs", self.evaluator.default_fidelity if epochs is None
                                 else epochs, minimum=1)
+        searcher_options = dict(searcher_options or {})
+        objectives = _merge_objectives(objectives, searcher_options.pop("objectives", None))
         self.objectives = self._resolve_objectives(objectives)
-        self.searcher_options = {k: v for k, v in (searcher_options or {}).items()
-                                 if k != "objectives"}
+        self.searcher_options = searcher_options
         searcher_name = searcher if isinstance(searcher, str) else searcher.name
+        self._searcher_by_name = isinstance(searcher, str)
         self.name = name or default_study_name(self.space.name, self.evaluator.task_name,
                                                searcher_name, self.seed)
         check_name("study name", self.name)  # it becomes a file name (naslab export)
@@ -198,10 +226,16 @@ class Study:
         self, objectives: str | Sequence[str | Objective] | None
     ) -> tuple[Objective, ...]:
         main = Objective(self.evaluator.objective, "max")
+        known = (*self.evaluator.metrics, *self.evaluator.costs)
+        if main.name not in self.evaluator.metrics:
+            raise ConfigError(
+                f"the {type(self.evaluator).__name__} of this study maximises "
+                f"{main.name!r} but does not declare it among its metrics "
+                f"({', '.join(self.evaluator.metrics) or 'none'}); declare it in the "
+                "evaluator's metrics")
         if objectives is None:
             return (main,)
         parsed = parse_objectives(objectives)
-        known = (*self.evaluator.metrics, *self.evaluator.costs)
         unknown = [o.name for o in parsed if o.name not in known]
         if unknown:
             raise ConfigError(
@@ -263,30 +297,50 @@ class Study:
     def prepare(self) -> StudyInfo:
         """Create the study in the store, or load it and check that its settings match.
 
-        Raises :class:`~naslab.core.errors.StudyConflictError` when a study of this name was
-        stored with another space, task, fidelity, searcher or seed. :meth:`run` calls
-        it; call it first to refuse a conflict before doing anything else.
+        Raises :class:`~naslab.core.errors.StudyConflictError`, and changes nothing
+        stored, when a study of this name was stored with settings that change
+        results: another space, task (with its training options), fidelity,
+        searcher, seed, searcher options (see :data:`RESULT_SETTINGS`), scheduler
+        or objectives. The budget, the executor (workers, Ray, timeouts), the
+        storage and ``batch_trials`` may differ. :meth:`run` calls it; call it first
+        to refuse a conflict before doing anything else.
         """
-        info = self.store.studies.create_or_load(StudySpec(
+        config = {"searcher_options": self.searcher_options,
+                  "table_benchmark": self.evaluator.is_table,
+                  "model_io": self.evaluator.model_io(),
+                  "scheduler": self._scheduler_config(),
+                  "objectives": self._objectives_config()}
+        return self.store.studies.create_or_load(StudySpec(
             name=self.name, space=self.space.name, space_key=self.space.key,
             space_config=self.space.config(), task_key=self.evaluator.key,
             searcher=self.searcher.name, objective=self.evaluator.objective,
             budget=self.budget, fidelity=self.epochs, seed=self.seed,
-            config={"searcher_options": self.searcher_options,
-                    "table_benchmark": self.evaluator.is_table,
-                    "model_io": self.evaluator.model_io(),
-                    "scheduler": self._scheduler_config(),
-                    "objectives": self._objectives_config()}))
-        for key, wanted in (("scheduler", self._scheduler_config()),
-                            ("objectives", self._objectives_config())):
-            stored = info.config.get(key)
-            if stored != wanted:
-                raise StudyConflictError(
-                    f"study {self.name!r} already exists with different settings ({key}: "
-                    f"stored {stored!r}, requested {wanted!r}). Resume it with its stored "
-                    "settings, or choose a new study name."
-                )
-        return info
+            config=config), check_config=self._config_check(config))
+
+    def _config_check(self, config: Mapping[str, Any]) -> Callable[[Mapping[str, Any]],
+                                                                     list[str]]:
+        """What :meth:`prepare` compares with a stored study's config: each of
+        :data:`RESULT_SETTINGS` that the stored config records (an older study may
+        not), searcher options with the searcher's defaults filled in."""
+        wanted = _as_json(config)
+        defaults = (_as_json(_searcher_defaults(self.searcher))
+                    if self._searcher_by_name else None)
+
+        def differences(stored: Mapping[str, Any]) -> list[str]:
+            diffs = []
+            for key in RESULT_SETTINGS:
+                if key not in stored:
+                    continue
+                old, new = stored[key], wanted[key]
+                if key == "searcher_options":
+                    if defaults is None or not isinstance(old, dict):
+                        continue  # a ready searcher: its options are the caller's
+                    diffs += _option_differences(old, new, defaults)
+                elif old != new:
+                    diffs.append(f"{key}: stored {old!r}, requested {new!r}")
+            return diffs
+
+        return differences
 
     def update_pareto_front(self) -> list[TrialRecord]:
         """Recompute the study's Pareto front from its stored trials, store it (table
@@ -303,7 +357,11 @@ class Study:
         return None if self.scheduler is None else self.scheduler.config()
 
     def run(self, callback: Callable[[TrialEvent], None] | None = None) -> StudyReport:
-        """Run (or resume) the study until its budget of trials has finished.
+        """Run (or resume) the study until its budget of trials has finished, or its
+        search space is exhausted (:attr:`StudyReport.exhausted`).
+
+        A resumed run first claims again the architectures of interrupted trials
+        (:attr:`StudyReport.retried`), then asks the searcher for new ones.
 
         Several drivers (processes, machines) may run the same study on one database
         at once: each claims its trials in the store (one evaluation per
@@ -324,7 +382,9 @@ class Study:
             name=self.name, budget=self.budget, complete=counts["complete"],
             failed=counts["failed"], stopped=counts["stopped"],
             reused_this_run=loop.counts.reused, trained_this_run=loop.counts.trained,
-            interrupted_found=loop.interrupted_found,
+            interrupted_found=loop.interrupted_found, retried=loop.retried,
+            not_retried=len(loop.given_up), exhausted=loop.exhausted,
+            space_size=loop.space_size,
             elapsed_s=time.perf_counter() - loop.started, best=best[0] if best else None)
 
 
@@ -339,3 +399,43 @@ def _keeps_a_shared_optuna_study(searcher: Searcher) -> bool:
     store's): then the loop never holds a transaction open while it calls it."""
     module = sys.modules.get("naslab.searchers.optuna_searcher")
     return module is not None and isinstance(searcher, module.OptunaSearcher) and searcher.shared
+
+
+def _merge_objectives(given: Any, from_options: Any) -> Any:
+    """The study's objectives, given as ``objectives`` or as the searcher option
+    ``objectives`` (both only if they agree)."""
+    if from_options is None:
+        return given
+    if given is not None and parse_objectives(given) != parse_objectives(from_options):
+        raise ConfigError(
+            f"objectives were given twice and differ: {given!r}, and {from_options!r} as a "
+            "searcher option; give them once (--objectives)")
+    return from_options if given is None else given
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as it reads back from the store (JSON: tuples become lists, ...)."""
+    return json.loads(dumps("study settings", value))
+
+
+def _searcher_defaults(searcher: Searcher) -> dict[str, Any]:
+    """The default options of ``searcher``'s class (its keyword arguments)."""
+    skip = {"self", "space", "seed", "objectives", "storage", "study_name"}
+    params = inspect.signature(type(searcher).__init__).parameters.values()
+    return {p.name: p.default for p in params if p.name not in skip
+            and p.default is not inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _option_differences(stored: Mapping[str, Any], given: Mapping[str, Any],
+                        defaults: Mapping[str, Any]) -> list[str]:
+    """``searcher option NAME: stored X, requested Y`` for each option whose value
+    (or default) differs."""
+    unset = "(not set)"
+    out = []
+    for key in sorted(set(stored) | set(given)):
+        old = stored.get(key, defaults.get(key, unset))
+        new = given.get(key, defaults.get(key, unset))
+        if old != new:
+            out.append(f"searcher option {key}: stored {old!r}, requested {new!r}")
+    return out

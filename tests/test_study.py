@@ -187,7 +187,8 @@ def test_sigkilled_search_resumes_without_losing_or_retraining(tmp_path, executo
 
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "interrupted trial(s) from an earlier run retried" in " ".join(done.stdout.split())
+    said = " ".join(done.stdout.split())
+    assert "interrupted trial(s) from an earlier run evaluated again first" in said
     with Store(f"sqlite:///{db}") as s:
         complete = s.trials.list("crash", ["complete"])
         assert len(complete) == 5
