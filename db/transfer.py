@@ -3,15 +3,16 @@
 :func:`export_studies` writes one JSON object per line (gzip-compressed when the
 file name ends with ``.gz``)::
 
-    {"type": "naslab-export", "format": 1, "naslab_version": "0.1.0",
+    {"type": "naslab-export", "format": 2, "naslab_version": "0.1.0",
      "exported_at": "2026-01-01T12:00:00+00:00", "dialect": "sqlite",
-     "studies": ["a", "b"]}
+     "studies": ["a", "b"], "external_trials": [3]}
     {"type": "study", "name": "a", "space": ..., ...}        # naslab_studies, no id
     {"type": "architecture", "space_key": ..., "hash": ..., ...}   # no id
     {"type": "trial", "id": 7, "study": "a", "architecture": [space_key, hash],
      "number": 0, "state": "complete", "reused_from": null, ...}
     {"type": "metric", "trial": 7, "name": "val_accuracy", "step": null, "value": 0.8}
-    {"type": "weights", "trial": 7, "format": "safetensors", "data": "<base64>"}
+    {"type": "weights", "trial": 7, "format": "safetensors", "data": "<base64>",
+     "sha256": "<64 hex digits of data>"}
     {"type": "pareto", "study": "a", "trial": 7, "objectives": "[...]", ...}
     ... (the lines of the next study)
     {"type": "end", "lines": 1234}
@@ -46,10 +47,18 @@ study, architecture and fidelity becomes the evaluation (``reused_from`` NULL;
 without weights, which stayed with the original) and later ones point to it,
 unless the study has its own evaluation of that architecture and fidelity in the
 file, which they then point to. A second evaluation of an architecture, study and
-fidelity (from a database older than the claims of concurrent drivers) becomes a
-reuse of the first, as schema upgrade 0002 does. So an import never adds a second
-running or complete evaluation of an architecture to a study and fidelity (the
-partial unique index ``uq_naslab_trials_one_evaluation``).
+fidelity (from a database older than the claims of concurrent drivers) is kept as
+an ``interrupted`` reuse of the first, as schema upgrades 0002 and 0003 do. So an
+import never adds a second running or complete trial of an architecture to a study
+and fidelity (the partial unique index ``uq_naslab_trials_one_evaluation``).
+
+Every record is checked as strictly as a live search would
+(:mod:`naslab.db.transfer_checks`): the study's space must be known to this naslab
+(hashes and graphs are recomputed from the decisions), numbers finite, integers in
+range, weights in naslab's format with a matching SHA-256 and finite values; a
+``reused_from`` must name a trial of the file or one of the header's
+``external_trials`` (format 2; format 1 files, without digests or that list, are
+still read). Any bad record refuses the whole file, naming its line and field.
 
 The code is split by concern: :mod:`naslab.db.transfer_format` (line types, value
 conversion, row readers, files), :mod:`naslab.db.transfer_export` (writing),
