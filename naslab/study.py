@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from naslab.components import keeps_optuna_study, resolve, resolve_searcher
-from naslab.core.errors import ConfigError
+from naslab.core.errors import ConfigError, StorageError
 from naslab.core.paths import check_name, safe_name_from
 from naslab.core.validation import check_int
 from naslab.db.records import StudyInfo, StudySpec, TrialRecord, dumps
@@ -323,8 +323,7 @@ class Study:
         :data:`RESULT_SETTINGS` that the stored config records (an older study may
         not), searcher options with the searcher's defaults filled in."""
         wanted = _as_json(config)
-        defaults = (_as_json(_searcher_defaults(self.searcher))
-                    if self._searcher_by_name else None)
+        defaults = _searcher_defaults(self.searcher) if self._searcher_by_name else None
 
         def differences(stored: Mapping[str, Any]) -> list[str]:
             diffs = []
@@ -419,12 +418,18 @@ def _as_json(value: Any) -> Any:
 
 
 def _searcher_defaults(searcher: Searcher) -> dict[str, Any]:
-    """The default options of ``searcher``'s class (its keyword arguments)."""
+    """The default options of ``searcher``'s class (its keyword arguments), as JSON."""
     skip = {"self", "space", "seed", "objectives", "storage", "study_name"}
     params = inspect.signature(type(searcher).__init__).parameters.values()
-    return {p.name: p.default for p in params if p.name not in skip
-            and p.default is not inspect.Parameter.empty
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    out = {}
+    for p in params:
+        if (p.name not in skip and p.default is not inspect.Parameter.empty
+                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)):
+            try:
+                out[p.name] = _as_json(p.default)
+            except StorageError:
+                continue  # not JSON (an object): compared as "not set"
+    return out
 
 
 def _option_differences(stored: Mapping[str, Any], given: Mapping[str, Any],
