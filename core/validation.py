@@ -154,8 +154,8 @@ def check_bool(name: str, value: Any) -> bool:
         word = str(int(value)) if isinstance(value, CommandLineInt) else str(value).lower()
         if word in BOOLEAN_WORDS:
             return BOOLEAN_WORDS[word]
-    raise ConfigError(f"{name} must be a boolean (true/false, yes/no or 1/0 on the command "
-                      f"line; True or False in Python), got {_short(value)}")
+    raise ConfigError(f"{name} must be True or False, got {_short(value)} (on the command "
+                      "line: true/false, yes/no or 1/0)")
 
 
 def parse_option_value(raw: str) -> Any:

@@ -162,7 +162,7 @@ def test_gnn_settings_are_checked_with_clear_messages() -> None:
         GNNPredictor(weight_decay=float("nan"))
     with pytest.raises(ConfigError, match="seed must be an integer >= 0, got -1"):
         GNNPredictor(seed=-1)
-    with pytest.raises(ConfigError, match="hidden must be an integer >= 1, got True"):
+    with pytest.raises(ConfigError, match="hidden must be an integer >= 1.*, got True"):
         GNNPredictor(hidden=True)
     with pytest.raises(ConfigError, match="calibrate must be True or False, got 'no'"):
         GNNPredictor(calibrate="no")
