@@ -10,12 +10,15 @@ import pytest
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    """One local Ray instance (2 CPUs, no dashboard) for the whole test session."""
+    """One local Ray instance (2 CPUs, no dashboard, listening on 127.0.0.1 only, as
+    naslab starts it) for the whole test session."""
     ray = pytest.importorskip("ray")
+    from naslab.workers.ray_connect import start_local
+
     tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths are limited
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ["RAY_TMPDIR"] = tmp
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=tmp)
+    start_local(2, temp_dir=tmp)
     yield ray
     ray.shutdown()
 

@@ -7,21 +7,24 @@ so the search loop asks for the next candidate at once, with no generation barri
 Per-epoch reports travel through a Ray queue and reach ``on_report`` while the job
 runs.
 
-By default a local Ray instance is started with as many CPUs as the machine has
-(no dashboard unless asked for, and then on 127.0.0.1 only); ``address`` joins an
-existing cluster instead
-(``"auto"`` or ``"ray://host:port"``).
+By default a local Ray instance is started with as many CPUs as the machine has; it
+listens on 127.0.0.1 only (no dashboard unless asked for, and then there too).
+``address`` (or ``RAY_ADDRESS``) joins an existing cluster instead (``"auto"``,
+``"host:port"`` or ``"ray://host:port"``): see :mod:`naslab.workers.ray_connect`.
+Actors are spread over the cluster's nodes; each names itself ``host/node:pid``
+(the first 8 hex digits of its Ray node's ID).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from naslab.core.errors import ConfigError
+from naslab.core.errors import ConfigError, EvaluationError
 from naslab.core.validation import check_float, check_int
 from naslab.workers.evaluator import Evaluator
 from naslab.workers.executor import (
@@ -30,8 +33,23 @@ from naslab.workers.executor import (
     JobOutcome,
     ReportCallback,
     describe_error,
-    worker_name,
 )
+from naslab.workers.ray_connect import (
+    DEFAULT_CONNECT_TIMEOUT,
+    cluster_address,
+    join_cluster,
+    require_dashboard,
+    start_local,
+)
+
+
+def ray_worker_name() -> str:
+    """``host/node:pid`` of the current Ray worker process (node: the first 8 hex
+    digits of its Ray node's ID, which tells apart two nodes on one host)."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()[:8]
+    return f"{socket.gethostname()}/{node}:{os.getpid()}"
 
 
 class _QueueReporter:
@@ -79,7 +97,7 @@ class _Worker:
 
     def ready(self) -> str:
         """Answers once the actor is up (its evaluator unpickled): its worker name."""
-        return worker_name()
+        return ray_worker_name()
 
     def decide(self, go: bool) -> None:
         self.go = bool(go)
@@ -91,8 +109,8 @@ class _Worker:
         try:
             result = self.evaluator.evaluate(job.space, job.arch, job.fidelity, job.seed, reporter)
         except Exception as exc:  # stored with the trial; the search goes on
-            return None, describe_error(exc), worker_name(), reporter.sent
-        return result, None, worker_name(), reporter.sent
+            return None, describe_error(exc), ray_worker_name(), reporter.sent
+        return result, None, ray_worker_name(), reporter.sent
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -119,6 +137,16 @@ def _clean(text: str, last_cause: bool = False) -> str:
     return lines[0]
 
 
+def _here() -> dict[str, Any]:
+    """Actor options that keep an actor on the driver's node (no CPU held)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    node = ray.get_runtime_context().get_node_id()
+    return {"num_cpus": 0,
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(node, soft=False)}
+
+
 @dataclass
 class _Running:
     job: EvaluationJob
@@ -133,8 +161,9 @@ class RayExecutor(Executor):
     Args:
         workers: number of actors (jobs in flight); default: the cluster's CPUs
             divided by ``cpus_per_trial``.
-        address: an existing cluster (``"auto"``, ``"ray://host:port"``); None starts
-            a local instance (or uses one already initialised in this process).
+        address: an existing cluster (``"auto"``, ``"host:port"``, ``"ray://host:port"``);
+            None: ``RAY_ADDRESS`` if set, else a local instance that listens on
+            127.0.0.1 only (or one already initialised in this process).
         cpus_per_trial: CPUs reserved by each actor.
         gpus_per_trial: GPUs reserved by each actor (fractions allowed). None
             (default): none on a cluster without GPUs; on one with GPUs, an equal
@@ -145,7 +174,9 @@ class RayExecutor(Executor):
         max_retries: how many times a trial whose worker process died is run again
             on a fresh worker before it fails.
         dashboard: start Ray's dashboard (on 127.0.0.1 only) with a local instance;
-            off by default, as it costs about a tenth of a 2-core machine.
+            off by default, as it costs about a tenth of a 2-core machine. Needs
+            ``ray[default]`` (``pip install "naslab[cluster]"``).
+        connect_timeout: seconds to wait for a cluster's address to answer.
     """
 
     def __init__(
@@ -158,6 +189,7 @@ class RayExecutor(Executor):
         trial_timeout: float | None = None,
         max_retries: int = 2,
         dashboard: bool = False,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         if workers is not None:
             check_int("workers", workers, minimum=1)
@@ -167,12 +199,16 @@ class RayExecutor(Executor):
         if trial_timeout is not None:
             check_float("trial_timeout (seconds)", trial_timeout, minimum=0, strict_minimum=True)
         check_int("max_retries", max_retries, minimum=0)
-        if address is not None and not (
-            address == "auto" or address.startswith("ray://") or ":" in address
-        ):
+        check_float("connect_timeout (seconds)", connect_timeout, minimum=0,
+                    strict_minimum=True)
+        address = cluster_address(address)
+        if dashboard and address is not None:
             raise ConfigError(
-                f"ray address {address!r} is not 'auto', 'ray://host:port' or 'host:port'"
-            )
+                "dashboard starts the dashboard of a local Ray instance; a cluster has its "
+                "own (`ray start --head --include-dashboard=true`)")
+        if dashboard:
+            require_dashboard()
+        self.connect_timeout = float(connect_timeout)
         self._workers = workers
         self.dashboard = bool(dashboard)
         self.trial_timeout = trial_timeout
@@ -214,10 +250,9 @@ class RayExecutor(Executor):
 
         if not ray.is_initialized():
             if self.address is None:
-                ray.init(num_cpus=os.cpu_count(), include_dashboard=self.dashboard,
-                         dashboard_host="127.0.0.1", log_to_driver=False)
+                start_local(os.cpu_count(), dashboard=self.dashboard)
             else:
-                ray.init(address=self.address, log_to_driver=False)
+                join_cluster(self.address, self.connect_timeout)
             self._started_ray = True
         resources = ray.cluster_resources()
         workers = self._workers
@@ -239,7 +274,7 @@ class RayExecutor(Executor):
                 f"gpus_per_trial is {self.gpus_per_trial:g} but the Ray cluster has "
                 f"{gpus:g} GPU(s); ask for at most {gpus:g}, or 0 to train on CPUs"
             )
-        self._channel = Queue()
+        self._channel = Queue(actor_options=_here())  # lives as long as the driver's node
         self._next_report = self._channel.actor.get.remote(None)
         self._evaluator_ref = ray.put(evaluator)
         self._actors = [self._new_actor() for _ in range(workers)]
@@ -286,7 +321,11 @@ class RayExecutor(Executor):
         """Handle the report the outstanding get has received, and ask for the next."""
         import ray
 
-        item = ray.get(self._next_report)
+        try:
+            item = ray.get(self._next_report)
+        except Exception as exc:  # the channel's actor died with its node
+            raise EvaluationError("the Ray workers' report channel died: "
+                                  + _clean(str(exc))) from None
         self._next_report = self._channel.actor.get.remote(None)
         self._handle_report(item)
 
@@ -367,7 +406,8 @@ class RayExecutor(Executor):
         import ray
 
         actor_cls = ray.remote(_Worker).options(
-            num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_concurrency=2
+            num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_concurrency=2,
+            scheduling_strategy="SPREAD",  # over the cluster's nodes
         )
         threads = max(1, int(self.cpus_per_trial))
         actor = actor_cls.remote(self._evaluator_ref, self._channel, threads)
@@ -381,7 +421,8 @@ class RayExecutor(Executor):
         return fresh
 
     def _worker_of(self, actor: Any) -> str:
-        """``host:pid`` of an actor; ``ip:pid`` for one that died before saying its name."""
+        """``host/node:pid`` of an actor; ``ip/node:pid`` for one that died before
+        saying its name."""
         import ray
 
         actor_id = actor._actor_id.hex()
@@ -395,7 +436,8 @@ class RayExecutor(Executor):
             from ray._private import state
 
             info = state.actors(actor_id)
-            return f"{info['Address']['IPAddress']}:{info['Pid']}"
+            address = info["Address"]
+            return f"{address['IPAddress']}/{str(address.get('NodeID', ''))[:8]}:{info['Pid']}"
         except Exception:
             return "?"
 
