@@ -70,9 +70,12 @@ Workers = Annotated[int | None, option(
 InProcess = Annotated[bool, option("Evaluate in this process, one at a time (debugging).",
                                     "--in-process")]
 RayAddress = Annotated[str | None, option(
-    "Join an existing Ray cluster ('auto' or 'ray://host:port').")]
+    "Join an existing Ray cluster: 'auto', the head's 'host:port', or 'ray://host:10001' "
+    "(needs naslab[cluster]); default: $RAY_ADDRESS if set, else a local Ray that listens "
+    "on 127.0.0.1 only.")]
 Dashboard = Annotated[bool, option(
-    "Start Ray's dashboard (on 127.0.0.1:8265) with local Ray.", "--dashboard")]
+    "Start Ray's dashboard (on 127.0.0.1:8265) with local Ray (needs naslab[cluster]).",
+    "--dashboard")]
 GpusPerTrial = Annotated[float | None, option(
     "GPUs reserved by each Ray worker (fractions allowed, e.g. 0.5); default: none without "
     "GPUs, else an equal share of the cluster's GPUs, at most 1.")]
@@ -97,15 +100,27 @@ def _describe_executor(executor: Any) -> str:
 
 
 def _ray_options(in_process: bool, workers: int | None, ray_address: str | None,
-                 trial_timeout: float | None) -> bool:
-    """Whether Ray options were given (refused together with --in-process)."""
+                 trial_timeout: float | None, dashboard: bool = False) -> bool:
+    """Whether Ray options were given (refused together with --in-process); a
+    malformed --ray-address, or an option whose Ray extra is missing, is refused here,
+    before the study is touched."""
+    from naslab.workers.ray_connect import check_address, require_dashboard
+
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    given = workers is not None or ray_address is not None or trial_timeout is not None
+    given = (workers is not None or ray_address is not None or trial_timeout is not None
+             or dashboard)
     if in_process and given:
         raise ConfigError(
-            "--in-process cannot be combined with --workers, --ray-address or "
+            "--in-process cannot be combined with --workers, --ray-address, --dashboard or "
             "--trial-timeout (those configure Ray workers)")
+    if ray_address is not None:
+        check_address(ray_address)
+        if dashboard:
+            raise ConfigError("--dashboard starts the dashboard of a local Ray; a cluster "
+                              "has its own (ray start --head --include-dashboard=true)")
+    if dashboard:
+        require_dashboard()
     return given
 
 
@@ -237,7 +252,7 @@ def search(
     from naslab.study import Study
 
     _check_numbers(cpus_per_trial, gpus_per_trial, trial_timeout, workers, max_retries)
-    ray_given = _ray_options(in_process, workers, ray_address, trial_timeout)
+    ray_given = _ray_options(in_process, workers, ray_address, trial_timeout, dashboard)
     s = Study(study, space=space, task=task, searcher=searcher, budget=budget, epochs=epochs,
               seed=seed, storage=storage, space_options=parse_options(space_opt, "space"),
               searcher_options=parse_options(searcher_opt, "searcher"),
