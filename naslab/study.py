@@ -36,7 +36,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from naslab.components import keeps_optuna_study, resolve, resolve_searcher
+from naslab.components import (
+    keeps_optuna_study,
+    resolve,
+    resolve_searcher,
+    warn_if_space_changed,
+)
 from naslab.core.errors import ConfigError, StorageError
 from naslab.core.paths import check_name, safe_name_from
 from naslab.core.validation import check_int
@@ -310,6 +315,7 @@ class Study:
                   "model_io": self.evaluator.model_io(),
                   "scheduler": self._scheduler_config(),
                   "objectives": self._objectives_config()}
+        warn_if_space_changed(self.store, self.space)
         return self.store.studies.create_or_load(StudySpec(
             name=self.name, space=self.space.name, space_key=self.space.key,
             space_config=self.space.config(), task_key=self.evaluator.key,
