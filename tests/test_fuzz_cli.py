@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import os
 import re
+import resource
 import sqlite3
 import sys
 from pathlib import Path
@@ -21,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from naslab import cli
-from naslab.db import Store
 
 HUGE = str(2**64)
 INT_JUNK = ["abc", "1.5", "", "1e3", HUGE, "-" + HUGE, "nan", "0x10"]
@@ -276,9 +276,23 @@ def _verdict(code: object, err: str, option: str, value: str) -> str | None:
     return None
 
 
+@pytest.fixture
+def memory_cap():
+    """At most 12 GiB of address space while bad values run: an input that makes
+    naslab allocate without bound fails the test (MemoryError) instead of the
+    machine."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = 12 << 30
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 @pytest.mark.parametrize("command", sorted(TABLE))
 def test_every_bad_value_is_refused_clearly(command, fuzz_store, monkeypatch, capsys,
-                                            tmp_path):
+                                            tmp_path, memory_cap):
     base, options = TABLE[command]
     monkeypatch.setenv("NASLAB_STORAGE", fuzz_store["url"])
     monkeypatch.chdir(tmp_path)
