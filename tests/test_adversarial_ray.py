@@ -87,6 +87,7 @@ def _one_line_error(result: subprocess.CompletedProcess, *needles: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow  # a real search with Ray workers and the dashboard (~25 s)
 def test_a_local_search_listens_on_loopback_only_with_token_auth_on(tmp_path):
     """The whole process tree of `naslab search` (driver, GCS, raylet, workers, agents,
     dashboard) listens on 127.0.0.1 only; Ray's token authentication is on (a token
@@ -126,7 +127,10 @@ def test_auto_without_a_cluster_is_a_one_line_error(tmp_path):
     result = _cli("search", "--space", "chain", "--budget", "2", "--epochs", "1",
                   "--ray-address", "auto", "--storage", f"sqlite:///{tmp_path / 'a.db'}",
                   env=_env(RAY_TMPDIR=tempfile.mkdtemp(prefix="ra", dir="/tmp")))
-    _one_line_error(result, "no running Ray cluster", "ray start --head")
+    line = _one_line_error(result, "ray start --head")
+    # none at all, or (another test's) Ray that listens on 127.0.0.1 only, which Ray's
+    # discovery then addresses by the machine's external address
+    assert "no running Ray cluster" in line or "no Ray cluster answers at" in line, line
 
 
 def test_an_address_where_nothing_listens_fails_fast(tmp_path):
@@ -154,7 +158,7 @@ def test_an_address_that_never_answers_times_out(monkeypatch):
 
 
 MALFORMED = ["nowhere", "host:0", "host:99999", "ray://", "ray://h", "a b:1", "http://h:1",
-             ":6379", "[::1:6379", "auto:1"]
+             ":6379", "[::1:6379", "h:-1", "h:1:2"]
 
 
 def test_malformed_addresses_are_refused_before_the_study_is_created(tmp_path):
