@@ -500,6 +500,22 @@ app.add_typer(db_app, name="db")
 app.command(name="bench")(bench)
 
 
+def _usage_error(exc: Any) -> None:
+    """A usage error (bad or missing option) as one ``error:`` line, exit 2; the help
+    screens that click raises as errors (no arguments given) are shown as they are."""
+    code = getattr(exc, "exit_code", 2)
+    if type(exc).__name__ == "NoArgsIsHelpError" or not callable(
+        getattr(exc, "format_message", None)
+    ):
+        exc.show()
+        sys.exit(code)
+    message = " ".join(exc.format_message().split())
+    context = getattr(exc, "ctx", None)
+    hint = f" (see '{context.command_path} --help')" if context is not None else ""
+    err_console.print(f"[red]error:[/] {escape(message)}{escape(hint)}", soft_wrap=True)
+    sys.exit(code)
+
+
 def main() -> None:
     """Entry point of the ``naslab`` console script: errors print as one line."""
     try:
@@ -517,8 +533,7 @@ def main() -> None:
         if type(exc).__module__.startswith(("click.", "typer.")) and callable(
             getattr(exc, "show", None)
         ):
-            exc.show()
-            sys.exit(getattr(exc, "exit_code", 2))
+            _usage_error(exc)
         raise
     # without standalone mode, typer turns Ctrl-C into an exit code of 130 and returns it
     if code == 130:
