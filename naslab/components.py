@@ -14,7 +14,7 @@ from naslab.core.errors import ConfigError
 from naslab.search_spaces.base import SearchSpace
 from naslab.search_spaces.registry import SPACES
 from naslab.searchers.base import Searcher
-from naslab.searchers.registry import SEARCHERS, get_searcher
+from naslab.searchers.registry import SEARCHERS, check_searcher_options, get_searcher
 from naslab.workers.evaluator import TABLE_BENCHMARKS, Evaluator, TableEvaluator
 
 __all__ = ["SpaceChangedWarning", "default_task", "resolve", "resolve_searcher", "task_choices",
@@ -109,7 +109,7 @@ def resolve_searcher(
     if isinstance(searcher, Searcher):
         return searcher
     SEARCHERS.entry(searcher)  # an unknown name lists the choices
-    return get_searcher(searcher, space, seed=seed, **dict(options or {}))
+    return get_searcher(searcher, space, seed=seed, **check_searcher_options(options))
 
 
 def keeps_optuna_study(searcher: str | Searcher) -> bool:

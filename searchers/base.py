@@ -28,6 +28,9 @@ from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.objectives import Objective, objective_values, parse_objectives
 
+#: The most draws :meth:`Searcher.ask` makes for one proposal (``max_retries``).
+MAX_RETRIES = 100_000
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -56,8 +59,9 @@ class Searcher(ABC):
 
     Args:
         space: the search space.
-        seed: seed of the searcher's random draws.
-        max_retries: draws before :meth:`ask` accepts a repeated architecture.
+        seed: seed of the searcher's random draws (an integer >= 0).
+        max_retries: draws before :meth:`ask` accepts a repeated architecture (0 to
+            :data:`MAX_RETRIES`).
         objectives: what to optimise (see :mod:`naslab.searchers.objectives`);
             default ``val_accuracy`` maximised. Two or more objectives need a
             searcher with :attr:`multi_objective` set.
@@ -78,8 +82,9 @@ class Searcher(ABC):
         objectives: str | Sequence[str | Objective] | None = None,
     ) -> None:
         self.space = space
-        self.seed = int(seed)
-        self.max_retries = int(max_retries)
+        self.seed = check_int(f"{self.name}: seed", seed, minimum=0)
+        self.max_retries = check_int(f"{self.name}: max_retries", max_retries, minimum=0,
+                                     maximum=MAX_RETRIES)
         self.objectives: tuple[Objective, ...] = parse_objectives(objectives)
         if len(self.objectives) > 1 and not self.multi_objective:
             raise ConfigError(

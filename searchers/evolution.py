@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from naslab.core.errors import ConfigError
+from naslab.core.validation import check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
@@ -23,8 +24,10 @@ class RegularizedEvolution(Searcher):
     Args:
         space: the search space.
         seed: seed of the searcher's random draws.
-        population_size: members kept (the most recent results).
-        sample_size: tournament size (members compared to choose a parent).
+        population_size: members kept (the most recent results; an integer >= 2).
+        sample_size: tournament size (members compared to choose a parent; an integer
+            from 1 to ``population_size``).
+        max_retries: draws before :meth:`ask` accepts a repeated architecture.
     """
 
     name = "evolution"
@@ -35,15 +38,16 @@ class RegularizedEvolution(Searcher):
         seed: int = 0,
         population_size: int = 10,
         sample_size: int = 3,
+        max_retries: int = 100,
     ) -> None:
-        super().__init__(space, seed)
-        if population_size < 2 or not 1 <= sample_size <= population_size:
+        super().__init__(space, seed, max_retries=max_retries)
+        self.population_size = check_int("evolution: population_size", population_size,
+                                         minimum=2)
+        self.sample_size = check_int("evolution: sample_size", sample_size, minimum=1)
+        if self.sample_size > self.population_size:
             raise ConfigError(
-                "evolution needs population_size >= 2 and 1 <= sample_size <= population_size; "
-                f"got population_size={population_size}, sample_size={sample_size}"
-            )
-        self.population_size = int(population_size)
-        self.sample_size = int(sample_size)
+                "evolution needs 1 <= sample_size <= population_size; got population_size="
+                f"{self.population_size}, sample_size={self.sample_size}")
 
     @property
     def population(self) -> list[tuple[Architecture, float]]:

@@ -42,7 +42,13 @@ from typing import Any
 import numpy as np
 
 from naslab.core.errors import ConfigError
-from naslab.core.validation import MAX_CANDIDATES, check_int
+from naslab.core.validation import (
+    MAX_CANDIDATES,
+    check_float,
+    check_int,
+    check_mapping,
+    check_str,
+)
 from naslab.predictors.base import Predictor
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
@@ -51,6 +57,8 @@ from naslab.searchers.base import Observation, Searcher
 from naslab.searchers.objectives import Objective
 
 _GNN_NAMES = ("dgin", "gin", "gcn")
+#: The most hill-climbing steps on the acquisition per proposal (``local_steps``).
+MAX_LOCAL_STEPS = 1_000
 
 
 class PredictorGuide:
@@ -70,21 +78,19 @@ class PredictorGuide:
         refit_every: int | None = None,
         predictor_options: Mapping[str, Any] | None = None,
     ) -> None:
-        if acquisition not in ACQUISITIONS:
-            raise ConfigError(
-                f"unknown acquisition {acquisition!r}; choose one of: {', '.join(ACQUISITIONS)}"
-            )
         self.searcher = searcher
+        who = searcher.name
+        if not isinstance(acquisition, str) or acquisition not in ACQUISITIONS:
+            raise ConfigError(f"{who}: acquisition must be one of {', '.join(ACQUISITIONS)}; "
+                              f"got {acquisition!r}")
         self.acquisition = acquisition
-        self.kappa = float(kappa)
-        if not self.kappa >= 0:
-            raise ConfigError(f"kappa must be >= 0, got {kappa!r}")
-        self.initial_samples = check_int("initial_samples", initial_samples, minimum=1)
+        self.kappa = check_float(f"{who}: kappa", kappa, minimum=0)
+        self.initial_samples = check_int(f"{who}: initial_samples", initial_samples, minimum=1)
+        self.predictor_name = check_str(f"{who}: predictor", predictor)
         if refit_every is None:
             refit_every = 10 if predictor in _GNN_NAMES else 5
-        self.refit_every = check_int("refit_every", refit_every, minimum=1)
-        self.predictor_name = str(predictor)
-        self.predictor_options = dict(predictor_options or {})
+        self.refit_every = check_int(f"{who}: refit_every", refit_every, minimum=1)
+        self.predictor_options = check_mapping(f"{who}: predictor_options", predictor_options)
         self._make_predictor()  # refuse a bad name or options now, not at the 11th ask
         self._fitted: tuple[int, list[Predictor]] | None = None
         #: Seconds spent fitting predictors, and number of fits (for reports).
@@ -217,18 +223,20 @@ class GuidedEvolution(Searcher):
         max_retries: int = 100,
     ) -> None:
         super().__init__(space, seed, max_retries=max_retries, objectives=objectives)
+        who = self.name
+        self.local_steps = check_int(f"{who}: local_steps", local_steps, minimum=0,
+                                     maximum=MAX_LOCAL_STEPS)
+        self.local_starts = check_int(f"{who}: local_starts", local_starts, minimum=1,
+                                      maximum=MAX_CANDIDATES)
+        self.candidates = check_int(f"{who}: candidates", candidates, minimum=1,
+                                    maximum=MAX_CANDIDATES)
+        self.parents = check_int(f"{who}: parents", parents, minimum=1)
+        self.random_fraction = check_float(f"{who}: random_fraction", random_fraction,
+                                           minimum=0, maximum=1)
+        self.crossover_prob = check_float(f"{who}: crossover_prob", crossover_prob,
+                                          minimum=0, maximum=1)
         self.guide = PredictorGuide(self, predictor, acquisition, kappa, initial_samples,
                                     refit_every, predictor_options)
-        self.local_steps = check_int("local_steps", local_steps, minimum=0)
-        self.local_starts = check_int("local_starts", local_starts, minimum=1)
-        self.candidates = check_int("candidates", candidates, minimum=1, maximum=MAX_CANDIDATES)
-        self.parents = check_int("parents", parents, minimum=1)
-        for label, value in (("random_fraction", random_fraction),
-                             ("crossover_prob", crossover_prob)):
-            if not 0.0 <= float(value) <= 1.0:
-                raise ConfigError(f"{label} must be in [0, 1], got {value!r}")
-        self.random_fraction = float(random_fraction)
-        self.crossover_prob = float(crossover_prob)
 
     def _parents(self, usable: list[Observation]) -> list[Architecture]:
         y = self.guide.targets(usable)

@@ -28,7 +28,7 @@ import optuna
 from optuna.trial import TrialState
 
 from naslab.core.errors import InvalidArchitectureError
-from naslab.core.validation import check_int
+from naslab.core.validation import MAX_CANDIDATES, check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.guided import PredictorGuide
@@ -70,7 +70,8 @@ class GuidedOptuna(OptunaSearcher):
                          storage=storage, study_name=study_name,
                          sampler_options=sampler_options, max_retries=max_retries)
         self.name = "guided-optuna"
-        self.screen = check_int("screen", screen, minimum=1)
+        self.screen = check_int(f"{self.name}: screen", screen, minimum=1,
+                                maximum=MAX_CANDIDATES)
         self.guide = PredictorGuide(self, predictor, acquisition, kappa, initial_samples,
                                     refit_every, predictor_options)
         self._shadow: optuna.Study | None = None

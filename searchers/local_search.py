@@ -53,7 +53,7 @@ from typing import Any
 
 import numpy as np
 
-from naslab.core.validation import check_int
+from naslab.core.validation import check_bool, check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
@@ -105,7 +105,8 @@ class LocalSearch(Searcher):
         # the random samples before the climb starts
         self.initial_samples = check_int("local search's initial_samples", initial_samples,
                                          minimum=1)
-        self.first_improvement = bool(first_improvement)
+        self.first_improvement = check_bool("local search's first_improvement",
+                                            first_improvement)
         self._sign = self.objectives[0].sign
         #: Latest successful value told per architecture hash (None: only failures).
         self._values: dict[str, float | None] = {}

@@ -128,8 +128,8 @@ class NSGA2(Searcher):
         crossover_prob = check_float("nsga2's crossover_prob", crossover_prob, minimum=0,
                                      maximum=1)
         super().__init__(space, seed, max_retries=max_retries, objectives=objectives)
-        self.population_size = int(population_size)
-        self.crossover_prob = float(crossover_prob)
+        self.population_size = population_size
+        self.crossover_prob = crossover_prob
         self._reset_state()
 
     # -- state, a function of the history ---------------------------------------------

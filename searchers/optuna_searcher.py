@@ -69,7 +69,7 @@ from naslab.core.errors import (
     StorageError,
     StudyConflictError,
 )
-from naslab.core.validation import check_choice, check_int, check_mapping
+from naslab.core.validation import check_choice, check_mapping, check_str
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Observation, Searcher
@@ -163,7 +163,6 @@ class OptunaSearcher(Searcher):
     ) -> None:
         check_choice("Optuna sampler", sampler, SAMPLERS)
         self.name = f"optuna-{sampler}"
-        check_int(f"{self.name}: max_retries", max_retries, minimum=0)
         super().__init__(space, seed=seed, max_retries=max_retries, objectives=objectives)
         self.sampler_name = sampler
         if sampler in SINGLE_OBJECTIVE and len(self.objectives) > 1:
@@ -178,7 +177,8 @@ class OptunaSearcher(Searcher):
                 f"naslab.optuna_storage(store)) or None for memory, got {storage!r}; a "
                 "naslab Study turns 'memory' or a URL given in searcher options into one")
         self.storage = storage if storage is not None else optuna.storages.InMemoryStorage()
-        self.study_name = study_name or optuna_study_name("standalone")
+        self.study_name = (optuna_study_name("standalone") if study_name is None
+                           else check_str(f"{self.name}: study_name", study_name))
         self.directions: list[str] = [_direction(o) for o in self.objectives]
         self.optuna_space = OptunaSpace(space, self.name)
         self._sampler: optuna.samplers.BaseSampler | None = self.make_sampler()

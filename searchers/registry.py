@@ -9,16 +9,18 @@ searcher of your own with ``SEARCHERS.register("mine", MySearcher)``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from naslab.core.errors import ConfigError
 from naslab.core.registry import Registry
+from naslab.core.validation import check_mapping
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
 from naslab.searchers.objectives import parse_objectives
 
-__all__ = ["OPTUNA_SAMPLERS", "SEARCHERS", "check_objectives", "get_searcher",
-           "searcher_class"]
+__all__ = ["OPTUNA_SAMPLERS", "RESERVED_OPTIONS", "SEARCHERS", "check_objectives",
+           "check_searcher", "check_searcher_options", "get_searcher", "searcher_class"]
 
 #: Optuna samplers reachable as ``optuna-<name>``.
 OPTUNA_SAMPLERS: tuple[str, ...] = ("tpe", "random", "nsga2", "nsga3", "cmaes", "gp", "qmc")
@@ -57,11 +59,46 @@ def check_objectives(name: str, objectives: Any) -> None:
             + ", ".join(multi))
 
 
-def get_searcher(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Searcher:
-    """The searcher ``name`` over ``space``; unknown names list the choices. Several
-    ``objectives`` for a single-objective searcher are refused with the names of the
-    multi-objective ones."""
+#: Constructor arguments that the application gives, never searcher options.
+RESERVED_OPTIONS = ("space", "seed")
+
+
+def check_searcher_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` (a mapping of option names to values, or None) as a ``dict``,
+    refusing the arguments that the application gives (``space``, and ``seed``: the
+    study's seed)."""
+    options = check_mapping("searcher options", options)
+    reserved = [k for k in RESERVED_OPTIONS if k in options]
+    if reserved:
+        raise ConfigError(
+            f"searcher option(s) {', '.join(map(repr, reserved))} cannot be given: the "
+            "search space is the study's, and so is the seed (--seed, Study(seed=...))")
+    return options
+
+
+def get_searcher(name: str, space: SearchSpace, /, seed: int = 0, **options: Any) -> Searcher:
+    """The searcher ``name`` over ``space``; unknown names list the choices, unknown
+    options those accepted. Several ``objectives`` for a single-objective searcher
+    are refused with the names of the multi-objective ones."""
+    options = check_searcher_options(options)
+    fixed = sorted(k for k in SEARCHERS.entry(name).defaults if k in options)
+    if fixed:
+        raise ConfigError(
+            f"searcher {name!r} sets {', '.join(fixed)} itself; choose the searcher by "
+            f"name instead: {', '.join(SEARCHERS)}")
     check_objectives(name, options.get("objectives"))
     if not searcher_class(name).multi_objective:
         options = {k: v for k, v in options.items() if k != "objectives"}
     return SEARCHERS.create(name, space=space, seed=seed, **options)
+
+
+def check_searcher(name: str, space: SearchSpace, seed: int = 0,
+                   options: Mapping[str, Any] | None = None) -> None:
+    """Refuse bad ``options`` of searcher ``name`` without opening anything: the
+    searcher is built and dropped; one that keeps an Optuna study is built with an
+    in-memory Optuna storage (so an application can check a searcher's options
+    before it opens the store that its Optuna study would live in)."""
+    options = check_searcher_options(options)
+    if SEARCHERS.entry(name).info.get("optuna_study"):
+        options["storage"] = None
+    get_searcher(name, space, seed=seed, **options)
