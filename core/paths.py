@@ -157,7 +157,7 @@ def checked_destination(path: str | os.PathLike[str], *, kind: Literal["file", "
 
     Refused: a symbolic link (never followed nor replaced), anything but a regular
     file where a file goes and a folder where a folder goes (devices, FIFOs,
-    sockets), an existing file or non-empty folder unless ``force`` (``option`` names
+    sockets), an existing file or folder unless ``force`` (``option`` names
     the flag in the message), a place that is not writable. A file's folder must
     exist; a folder's missing parents are created when it is written.
     """
@@ -173,8 +173,8 @@ def checked_destination(path: str | os.PathLike[str], *, kind: Literal["file", "
         if not wanted(mode):
             hint = "a file name such as out.jsonl" if kind == "file" else "a folder"
             raise ConfigError(f"{shown!r} is {_what(mode)}, not a {kind}; give {hint}")
-        if not force and (kind == "file" or _non_empty(dest)):
-            more = "" if kind == "file" else " and is not empty"
+        if not force:  # an existing folder too, even an empty one
+            more = " and is not empty" if kind == "folder" and _non_empty(dest) else ""
             raise ConfigError(f"{shown!r} exists{more}; pass {option} to replace "
                               f"{'it' if kind == 'file' else 'the files naslab writes in it'}")
     _check_writable_folder(dest.parent, create=kind == "folder")

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, defer
 
 from naslab.core.errors import ConfigError, StorageError, UnknownNameError
+from naslab.core.paths import check_name
 from naslab.core.validation import check_str
 from naslab.db.engine import Database
 from naslab.db.models import (
@@ -159,8 +160,7 @@ class PredictorData:
     def save(self, new: NewPredictor) -> int:
         """Store a fitted predictor as the next version of its name; returns the
         version (1 for a new name)."""
-        if not isinstance(new.name, str) or not new.name.strip() or len(new.name) > 200:
-            raise ConfigError(f"a predictor's name must be 1-200 characters, got {new.name!r}")
+        check_name("a predictor's name", new.name)
         values = {"name": new.name, "kind": new.kind, "space": new.space,
                   "space_key": new.space_key, "task_key": new.task_key, "target": new.target,
                   "n_train": int(new.n_train), "data": bytes(new.data),

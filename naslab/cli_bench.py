@@ -13,6 +13,38 @@ import typer
 
 from naslab.cli_common import Storage, console
 from naslab.core.errors import ConfigError
+from naslab.core.validation import check_int
+
+#: Upper bounds of the run grid (a mistyped number must not plan billions of runs).
+MAX_SEEDS = 10_000
+MAX_QUERIES = 1_000_000
+MAX_PROCESSES = 1_024
+
+
+def _datasets(text: str) -> list[str]:
+    """The data sets of ``--datasets`` ("all": the eight), refusing an empty list."""
+    from naslab.bench import DEFAULT_DATASETS
+
+    names = list(DEFAULT_DATASETS) if text.strip() == "all" else [
+        d.strip() for d in text.split(",") if d.strip()]
+    if not names:
+        raise ConfigError(f"--datasets names no data set (got {text!r}); give "
+                          f"comma-separated names from {', '.join(DEFAULT_DATASETS)}, "
+                          "or 'all'")
+    return names
+
+
+def _objectives(text: str | None) -> list[str] | None:
+    """The objectives of ``--objectives`` (two or more), or None."""
+    if not text:
+        return None
+    from naslab.searchers.objectives import parse_objectives
+
+    parsed = parse_objectives(text)
+    if len(parsed) < 2:
+        raise ConfigError("--objectives needs two or more objectives, e.g. "
+                          "'val_accuracy:max,latency_ms:min'")
+    return [str(o) for o in parsed]
 
 
 def bench(
@@ -31,7 +63,8 @@ def bench(
         "hypervolume curves and a hypervolume table)."),
     processes: int | None = typer.Option(None, help="Parallel processes (default: CPU cores)."),
     reference: str | None = typer.Option(
-        "evolution", help="Searcher whose final accuracy the 'queries to reach' table uses."),
+        None, help="Searcher whose final accuracy the 'queries to reach' table uses "
+        "(default: evolution, when it runs)."),
     prefix: str = typer.Option("bench", help="Study-name prefix of the runs."),
     out: Path = typer.Option(Path("bench-out"), help="Folder for the PNGs, regret.md and "
                              "summary.json (a new or empty one, or any with --force)."),
@@ -44,7 +77,6 @@ def bench(
 ) -> None:
     """Benchmark searchers on NAS-Bench-Graph: anytime curves and a regret table."""
     from naslab.bench import (
-        DEFAULT_DATASETS,
         default_processes,
         execute,
         plan_runs,
@@ -56,26 +88,21 @@ def bench(
     from naslab.db.store import Store
 
     checked_destination(out, kind="folder", force=force, option="--force")  # before any work
-    names = list(DEFAULT_DATASETS) if datasets.strip() == "all" else [
-        d.strip() for d in datasets.split(",") if d.strip()]
-    objs = None
-    if objectives:
-        from naslab.searchers.objectives import parse_objectives
-
-        parsed = parse_objectives(objectives)
-        if len(parsed) < 2:
-            raise ConfigError("--objectives needs two or more objectives, e.g. "
-                              "'val_accuracy:max,latency_ms:min'")
-        objs = [str(o) for o in parsed]
+    names = _datasets(datasets)
+    seeds = check_int("--seeds", seeds, minimum=1, maximum=MAX_SEEDS)
+    queries = check_int("--queries", queries, minimum=1, maximum=MAX_QUERIES)
+    objs = _objectives(objectives)
     runs = plan_runs(split_specs(searchers), names, seeds, queries, objs, prefix)
     for run in runs:
         check_name("study name (from --prefix, the data sets and searchers)", run.study)
-    n_proc = processes if processes is not None else default_processes()
-    if n_proc < 1:
-        raise ConfigError(f"--processes must be >= 1, got {n_proc}")
+    n_proc = default_processes() if processes is None else check_int(
+        "--processes", processes, minimum=1, maximum=MAX_PROCESSES)
     labels = list(dict.fromkeys(r.searcher.label for r in runs))
-    if reference is not None and reference not in labels:
-        reference = None
+    if reference is None:
+        reference = "evolution" if "evolution" in labels else None
+    elif reference not in labels:
+        raise ConfigError(f"--reference {reference!r} is not one of the searchers of this "
+                          f"benchmark: {', '.join(labels)}")
     url = Store(storage).connect_url  # resolves the default and checks the URL
     if not summary_only:
         console.print(f"{len(runs)} runs ({len(labels)} searchers x {len(names)} data sets x "

@@ -93,12 +93,19 @@ def parse_options(pairs: list[str] | None, what: str) -> dict[str, Any]:
 
 
 def parse_list(text: str | None, what: str, cast: Any = str) -> list[Any]:
-    """``"a,b"`` -> ``["a", "b"]`` (each passed through ``cast``); [] for nothing."""
-    if not text:
+    """``"a,b"`` -> ``["a", "b"]`` (each passed through ``cast``); [] for None.
+
+    An empty text or an empty item (``","``, ``"a,,b"``) is refused, as is an item
+    that ``cast`` refuses."""
+    if text is None:
         return []
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise ConfigError(f"{what} must be a comma-separated list of non-empty items, "
+                          f"got {text!r}")
     try:
-        return [cast(part.strip()) for part in text.split(",") if part.strip()]
-    except ValueError:
+        return [cast(part) for part in parts]
+    except (ValueError, OverflowError):
         raise ConfigError(f"{what} must be a comma-separated list, got {text!r}") from None
 
 

@@ -71,6 +71,10 @@ def _load(store: Any, src: _Source) -> _Data:
     space, evaluator = resolve(src.space, src.task,
                                space_options=parse_options(src.space_opt, "space"),
                                evaluator_options=parse_options(src.train_opt, "training"))
+    if src.metric not in evaluator.metrics:
+        raise ConfigError(f"--metric {src.metric!r} is not measured by {space.name} on "
+                          f"{evaluator.task_name}; choose one of: "
+                          f"{', '.join(evaluator.metrics)}")
     if src.source == "table":
         return _load_table(space, evaluator, src)
     return _load_store(store, space, evaluator, src)
@@ -156,9 +160,12 @@ def fit(
     storage: Storage = None,
 ) -> None:
     """Fit a predictor on every stored result of a space and task; save it in the store."""
+    from naslab.core.paths import check_name
     from naslab.predictor_store import save_to_store
     from naslab.predictors.registry import get_predictor
 
+    if name is not None:
+        check_name("--name", name)
     predictor = get_predictor(model, parse_options(opt, "predictor"))
     src = _Source(space, task, source, metric, epochs, parse_list(features, "--features"),
                   space_opt, train_opt)

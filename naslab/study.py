@@ -52,7 +52,7 @@ from naslab.loop import TrialEvent, TrialLoop
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
 from naslab.searchers.objectives import Objective, parse_objectives
-from naslab.searchers.registry import check_objectives
+from naslab.searchers.registry import check_objectives, check_searcher
 from naslab.searchers.schedulers import Scheduler, get_scheduler
 from naslab.workers.executor import Executor, InProcessExecutor
 
@@ -183,15 +183,19 @@ class Study:
         self.searcher_options = searcher_options
         searcher_name = searcher if isinstance(searcher, str) else searcher.name
         self._searcher_by_name = isinstance(searcher, str)
-        self.name = name or default_study_name(self.space.name, self.evaluator.task_name,
-                                               searcher_name, self.seed)
+        self.name = name if name is not None else default_study_name(
+            self.space.name, self.evaluator.task_name, searcher_name, self.seed)
         check_name("study name", self.name)  # it becomes a file name (naslab export)
         #: Whether the searcher keeps state in the store's own database (an Optuna
         #: study there): then trials are committed one at a time.
         self.searcher_shares_store = False
         optuna_based = keeps_optuna_study(searcher)
-        if optuna_based:  # refuse a bad name or objectives before opening anything
+        if optuna_based:  # refuse a bad name, objectives or options before opening anything
             check_objectives(searcher, [str(o) for o in self.objectives])
+            trial_options = dict(searcher_options)
+            if self.multi_objective:
+                trial_options.setdefault("objectives", [str(o) for o in self.objectives])
+            check_searcher(searcher, self.space, self.seed, trial_options)
         else:
             self.searcher = self._resolve_searcher(searcher, searcher_options)
         self.executor = executor or InProcessExecutor()

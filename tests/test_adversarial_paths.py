@@ -362,7 +362,7 @@ def test_db_export_existing_file_needs_force(store_url, tmp_path, monkeypatch, c
         export_studies(store, out)
 
 
-@pytest.mark.parametrize("kind", ["file", "dev-null", "symlink", "non-empty"])
+@pytest.mark.parametrize("kind", ["file", "dev-null", "symlink", "non-empty", "empty"])
 def test_export_out_refusals(kind, store_url, tmp_path, monkeypatch, capsys):
     out = tmp_path / "dest"
     if kind == "file":
@@ -375,12 +375,15 @@ def test_export_out_refusals(kind, store_url, tmp_path, monkeypatch, capsys):
         (tmp_path / "real").mkdir()
         out.symlink_to(tmp_path / "real")
         expected = f"{str(out)!r} is a symbolic link; naslab never writes through or over a link"
+    elif kind == "empty":
+        out.mkdir()
+        expected = f"{str(out)!r} exists; pass --force to replace the files naslab writes in it"
     else:
         out.mkdir()
         (out / "mine.txt").write_text("mine")
         expected = (f"{str(out)!r} exists and is not empty; pass --force to replace the files "
                     "naslab writes in it")
-    for force in ([], ["--force"]) if kind != "non-empty" else ([],):
+    for force in ([], ["--force"]) if kind not in ("non-empty", "empty") else ([],):
         message = refused(monkeypatch, capsys, "export", "--study", TRAINED, "--out", str(out),
                           *force, "--storage", store_url)
         assert message.startswith(expected), message

@@ -274,10 +274,6 @@ def test_cli_refuses_bad_optuna_options_before_any_study_row(db, monkeypatch, ca
     assert _naslab_rows(url) == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "naslab/study.py builds the Optuna storage on the store (creating Optuna's tables) "
-    "before an optuna-* searcher's options are checked; calling "
-    "naslab.searchers.registry.check_searcher first would keep the file unchanged"))
 def test_cli_bad_optuna_option_leaves_the_whole_file_unchanged(db, monkeypatch, capsys):
     url, content = db
     before = content()

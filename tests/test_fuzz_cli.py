@@ -130,7 +130,7 @@ TABLE: dict[str, tuple[list[str], dict[str, list[str]]]] = {
         "--splits": _positive(),
         "--test-size": _positive(),
         "--seed": [*INT_JUNK, "-1"],
-        "--out": ["{existing_file}", "/dev/null", "/nonexistent/dir/x"],
+        "--out": ["{existing_file}", "/dev/null", "{existing_file}/x", "{existing_dir}"],
         "--model": NAME_JUNK,
     }),
     "predictor-rank": (["predictor", "rank", "--name", "fz-saved"], {
@@ -255,7 +255,7 @@ def _names(option: str, value: str) -> list[str]:
     if not stem:  # a positional argument: SQL or a file, refused in the database's words
         return []
     words = [stem, stem.replace("-", "_"), stem.replace("-", " "), stem.rstrip("s")]
-    words += re.split(r"[,:=\[\]]", value) + [value]
+    words += re.split(r"[,:=\[\]]", value) + [value, repr(value)]
     if "/" in value:
         words.append(str(Path(value.split("///")[-1]).parent))
     return [w.lower() for w in words if len(w) > 1]
