@@ -125,7 +125,7 @@ class RecordChecks:
         if arch.hash != values["hash"]:
             raise line_error(lineno, f"the architecture's 'hash' {values['hash']!r} is not "
                              f"that of its decisions ({arch.hash!r})")
-        if graph != json.loads(json.dumps(graph_to_json(arch.graph))):
+        if not _same_graph(graph, json.loads(json.dumps(graph_to_json(arch.graph)))):
             raise line_error(lineno, "the architecture's 'graph' is not the graph of its "
                              "decisions")
 
@@ -172,3 +172,18 @@ class RecordChecks:
         except NaslabError as exc:
             raise ConfigError(f"line {lineno}: {exc}") from None
         values["sha256"] = weights_digest(values["data"])
+
+
+def _same_graph(first: Mapping[str, Any], second: Mapping[str, Any]) -> bool:
+    """Whether two graph JSON objects hold the same nodes (with their attributes) and
+    edges, in whatever order (pruning a cell's dead nodes may list them in another)."""
+    def canonical(graph: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+        nodes = graph.get("nodes", [])
+        edges = graph.get("edges", [])
+        if not isinstance(nodes, list) or not isinstance(edges, list):
+            return [repr(graph)], []
+        return (sorted(json.dumps(n, sort_keys=True) for n in nodes),
+                sorted(json.dumps(e, sort_keys=True) for e in edges))
+
+    return set(first) == set(second) and canonical(first) == canonical(second) and all(
+        first[k] == second[k] for k in first if k not in ("nodes", "edges"))
