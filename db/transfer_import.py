@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from sqlalchemy import Connection, Table, insert, select
 
 from naslab.core.errors import ConfigError, StudyConflictError
+from naslab.core.paths import check_name
 from naslab.db.models import utcnow
 from naslab.db.transfer_checks import RecordChecks
 from naslab.db.transfer_format import (
@@ -186,6 +187,12 @@ def _target_names(in_file: list[str], selected: list[str], renames: Mapping[str,
             f"to import ({', '.join(selected) or 'none'})"
         )
     targets = {n: renames.get(n, n) for n in selected}
+    for old, new in targets.items():  # a name becomes a file name on export
+        try:
+            check_name("study name", new)
+        except ConfigError as exc:
+            hint = "" if old != new else f"; import it under another with --rename {old}=NEW"
+            raise ConfigError(f"{exc}{hint}") from None
     names = list(targets.values())
     clashes = sorted({t for t in names if names.count(t) > 1})
     if clashes:

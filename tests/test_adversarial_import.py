@@ -158,6 +158,31 @@ def test_a_graph_listed_in_another_order_is_the_same_graph(export_lines, tmp_pat
         assert import_studies(store, path).trials == 3
 
 
+def test_unsafe_study_names_are_refused_in_the_file_and_in_renames(export_lines, tmp_path):
+    """A study name becomes a file name on export: neither a name in the file nor a
+    new name given to the Python API may leave the export folder."""
+    url = f"sqlite:///{tmp_path / 'names.db'}"
+    path = tmp_path / "ok.jsonl"
+    path.write_text("\n".join(json.dumps(o) for o in export_lines) + "\n")
+    with Store(url) as store:
+        with pytest.raises(ConfigError, match="study name '../evil' is not accepted"):
+            import_studies(store, path, rename={"src": "../evil"})
+    before = snapshot(url)
+    lines = json.loads(json.dumps(export_lines))
+    for line in lines:
+        for field in ("name", "study"):
+            if line.get(field) == "src":
+                line[field] = "../evil"
+        if line["type"] == export_lines[0]["type"]:  # the header
+            line["studies"] = ["../evil" if n == "src" else n for n in line["studies"]]
+    path.write_text("\n".join(json.dumps(o) for o in lines) + "\n")
+    with Store(url) as store:
+        with pytest.raises(ConfigError, match="import it under another with --rename"):
+            import_studies(store, path)
+        assert snapshot(url) == before
+        assert import_studies(store, path, rename={"../evil": "src-safe"}).trials == 3
+
+
 def test_a_format_1_file_still_imports(export_lines, tmp_path):
     lines = json.loads(json.dumps(export_lines))
     lines[0]["format"] = 1
