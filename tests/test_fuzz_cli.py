@@ -16,6 +16,7 @@ import os
 import re
 import resource
 import sqlite3
+import stat
 import sys
 from pathlib import Path
 
@@ -274,6 +275,24 @@ def _verdict(code: object, err: str, option: str, value: str) -> str | None:
     if names and not any(name in lines[0].lower() for name in names):
         return f"the error does not name {names}: {lines[0][:300]}"
     return None
+
+
+DEVICES = {"/dev/null": (1, 3), "/dev/full": (1, 7)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def devices_intact():
+    """The bad destinations include /dev/null and /dev/full. A naslab that replaced
+    them (what the issue found `db export` doing) would break the machine for every
+    later test: fail loudly, and put them back where the test may (as root)."""
+    yield
+    broken = [path for path in DEVICES if not stat.S_ISCHR(os.lstat(path).st_mode)]
+    for path in broken:
+        if os.geteuid() == 0:
+            os.remove(path)
+            os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(*DEVICES[path]))
+            os.chmod(path, 0o666)
+    assert not broken, f"naslab replaced {broken} with regular files (restored: as root)"
 
 
 @pytest.fixture
