@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import sqlite3
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -42,3 +46,25 @@ def table_rows(output: str) -> list[list[str]]:
     body = output.split("┡", 1)[1] if "┡" in output else ""
     return [[cell.strip() for cell in line.strip().strip("│").split("│")]
             for line in body.splitlines() if line.startswith("│")]
+
+
+def content_hash(path: str | Path) -> str:
+    """A digest of every row of every table of the SQLite file ``path`` (not of its
+    bytes, which a checkpoint may change without changing the content)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
+    finally:
+        conn.close()
+
+
+def store_with_one_study(path: Path) -> tuple[str, Callable[[], str]]:
+    """A SQLite store at ``path`` holding one finished table study (``kept``): its URL,
+    and a function giving the digest of its content (to check that a refused command
+    changed nothing)."""
+    from naslab.study import Study
+
+    with Study("kept", space="nasbench_graph", budget=1, storage=f"sqlite:///{path}",
+               searcher="random") as study:
+        study.run()
+    return f"sqlite:///{path}", lambda: content_hash(path)

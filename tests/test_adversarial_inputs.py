@@ -4,9 +4,7 @@ raises a named error; nothing is silently coerced."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sqlite3
 import struct
 import time
 
@@ -31,23 +29,14 @@ from naslab.search_spaces.decisions import (
 from naslab.search_spaces.nb201 import NB201Space
 from naslab.study import Study
 from naslab.workers.training import TrainingEvaluator
-from tests.cli_helpers import one_line_error, run_main
+from tests.cli_helpers import one_line_error, run_main, store_with_one_study
 from tests.custom_space import TinyMLPSpace
 
 
 @pytest.fixture
 def db(tmp_path):
-    """A store with its schema and one study, and a function hashing its content."""
-    path = tmp_path / "adv.db"
-    with Study("kept", space="nasbench_graph", budget=1, storage=f"sqlite:///{path}",
-               searcher="random") as study:
-        study.run()
-
-    def content() -> str:
-        with sqlite3.connect(path) as conn:
-            return hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
-
-    return f"sqlite:///{path}", content
+    """A store with one study, and a function hashing its content."""
+    return store_with_one_study(tmp_path / "adv.db")
 
 
 SEARCH_REFUSED = [

@@ -6,7 +6,6 @@ the CLI each is one ``error:`` line, exit 2, and the store is unchanged."""
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import math
 import sqlite3
@@ -25,7 +24,7 @@ from naslab.searchers.registry import (
     searcher_class,
 )
 from naslab.study import Study
-from tests.cli_helpers import one_line_error, run_main
+from tests.cli_helpers import one_line_error, run_main, store_with_one_study
 
 #: Integer options and their smallest accepted value.
 INT_OPTIONS = {
@@ -203,16 +202,7 @@ def test_check_searcher_builds_an_optuna_searcher_without_its_storage(space, tmp
 @pytest.fixture
 def db(tmp_path):
     """A store with one study, and a function hashing its content."""
-    path = tmp_path / "opts.db"
-    with Study("kept", space="nasbench_graph", budget=1, storage=f"sqlite:///{path}",
-               searcher="random") as study:
-        study.run()
-
-    def content() -> str:
-        with sqlite3.connect(path) as conn:
-            return hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
-
-    return f"sqlite:///{path}", content
+    return store_with_one_study(tmp_path / "opts.db")
 
 
 CLI_REFUSED = [

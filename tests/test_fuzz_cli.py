@@ -11,11 +11,9 @@ KEY=VALUE pairs, ...). Run with ``-s`` to see the counts per command.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import re
 import resource
-import sqlite3
 import stat
 import sys
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from naslab import cli
+from tests.cli_helpers import content_hash
 
 HUGE = str(2**64)
 INT_JUNK = ["abc", "1.5", "", "1e3", HUGE, "-" + HUGE, "nan", "0x10"]
@@ -189,19 +188,6 @@ def fuzz_store(tmp_path_factory) -> dict[str, str]:
     return {"url": url, "db": str(db), "folder": str(folder)}
 
 
-def _content_hash(db: str) -> str:
-    """A digest of every row of every table (not the file's bytes, which a checkpoint
-    may change without changing the content)."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        digest = hashlib.sha256()
-        for line in conn.iterdump():
-            digest.update(line.encode())
-        return digest.hexdigest()
-    finally:
-        conn.close()
-
-
 def _fill(arg: str, store: dict[str, str], case: int) -> str:
     folder = Path(store["folder"])
     return (arg.replace("{fresh}", str(folder / f"fresh-{case}"))
@@ -315,7 +301,7 @@ def test_every_bad_value_is_refused_clearly(command, fuzz_store, monkeypatch, ca
     base, options = TABLE[command]
     monkeypatch.setenv("NASLAB_STORAGE", fuzz_store["url"])
     monkeypatch.chdir(tmp_path)
-    before = _content_hash(fuzz_store["db"])
+    before = content_hash(fuzz_store["db"])
     tried, bad = 0, []
     for option, values in options.items():
         for value in values:
@@ -324,7 +310,7 @@ def test_every_bad_value_is_refused_clearly(command, fuzz_store, monkeypatch, ca
             tried += 1
             code, _out, err = _run(args, monkeypatch, capsys)
             problem = _verdict(code, err, option, value)
-            after = _content_hash(fuzz_store["db"])
+            after = content_hash(fuzz_store["db"])
             if after != before:
                 problem = (problem or "") + " [the store changed]"
                 before = after
