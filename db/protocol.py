@@ -282,14 +282,12 @@ class TrialProtocol:
 
     # ------------------------------------------------------------------ claim
 
-    def claim(self, ctx: ClaimContext, arch: Architecture, *, reuse_own: bool = True) -> Claim:
+    def claim(self, ctx: ClaimContext, arch: Architecture) -> Claim:
         """Claim the evaluation of ``arch`` in the study of ``ctx`` (one transaction).
 
         A study holds each architecture at most once per fidelity, trained or
         reused: one it already holds is answered ``BUSY`` (running) or ``KNOWN``
-        (complete, its result read back), and nothing is stored. ``reuse_own`` is
-        accepted for compatibility and changes nothing (a study's own result is no
-        longer copied into a second trial).
+        (complete, its result read back), and nothing is stored.
         """
         arch_hash, decisions, graph = arch_json(arch)
         with self._db.writing("claim a trial") as conn:

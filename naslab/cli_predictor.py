@@ -88,9 +88,6 @@ def _load_table(space: Any, evaluator: Any, src: _Source) -> _Data:
         raise ConfigError(
             f"--source table needs a table benchmark's space ({', '.join(TABLE_BENCHMARKS)}); "
             f"{space.name} results come from the store (--source store)")
-    if src.metric not in evaluator.metrics:
-        raise ConfigError(f"the table holds {', '.join(evaluator.metrics)}; got --metric "
-                          f"{src.metric!r}")
     archs = evaluator.architectures()
     offered = [n for n in evaluator.table_columns if n not in evaluator.metrics]
     unknown = [n for n in src.features if n not in offered]

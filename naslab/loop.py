@@ -317,7 +317,7 @@ class TrialLoop:
         """Claim ``arch`` in the store. An architecture the study already holds
         (trained or reused, by this driver or another) is answered ``KNOWN``: a study
         holds each architecture once."""
-        return self.store.protocol.claim(self.context, arch, reuse_own=False)
+        return self.store.protocol.claim(self.context, arch)
 
     def handle(self, claim: Claim, arch: Architecture) -> None:
         """Act on a claim's outcome."""

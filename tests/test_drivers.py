@@ -41,7 +41,7 @@ def _running(store: Store, study, op: str, driver: str | None) -> int:
 def _start(store: Store, study, arch, driver: str | None = None) -> int:
     """A new running trial of ``arch`` claimed by ``driver``."""
     claim = store.protocol.claim(ClaimContext.of(study, driver=driver, worker="w", budget=None),
-                                 arch, reuse_own=False)
+                                 arch)
     assert claim.outcome is ClaimOutcome.NEW, claim
     return claim.trial_id
 
@@ -114,7 +114,7 @@ def test_claim_outcomes(db_url):
         busy = claim(a)
         assert busy.outcome is ClaimOutcome.BUSY and busy.trial_id == first.trial_id
         store.protocol.finish(first.trial_id, result(0.8), objective="val_accuracy")
-        known = claim(a, reuse_own=False)
+        known = claim(a)
         assert (known.outcome, known.trial_id, known.value) == (
             ClaimOutcome.KNOWN, first.trial_id, 0.8)
         assert known.metrics["val_accuracy"] == 0.8
@@ -129,7 +129,7 @@ def test_claim_outcomes(db_url):
         assert claim(d).outcome is ClaimOutcome.NEW  # the interrupted ones no longer count
         # the study has a complete evaluation of a: never a second one (no budget here)
         unbounded = ClaimContext.of(study, driver="d1", budget=None)
-        assert store.protocol.claim(unbounded, a, reuse_own=False).outcome is ClaimOutcome.KNOWN
+        assert store.protocol.claim(unbounded, a).outcome is ClaimOutcome.KNOWN
 
 
 def test_batch_commits_together_and_rolls_back_together(db_url):

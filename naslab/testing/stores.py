@@ -126,10 +126,9 @@ def context(study: StudyInfo, **overrides: Any) -> ClaimContext:
     return replace(ClaimContext.of(study, worker="w", reuse=False, budget=None), **overrides)
 
 
-def claim(store: Store, study: StudyInfo, arch: Architecture, *, reuse_own: bool = False,
-          **overrides: Any) -> Claim:
+def claim(store: Store, study: StudyInfo, arch: Architecture, **overrides: Any) -> Claim:
     """Claim ``arch`` in ``study`` (the :func:`context` with ``overrides``)."""
-    return store.protocol.claim(context(study, **overrides), arch, reuse_own=reuse_own)
+    return store.protocol.claim(context(study, **overrides), arch)
 
 
 def start(store: Store, study: StudyInfo, arch: Architecture, **overrides: Any) -> int:
@@ -286,7 +285,7 @@ class StoreContract:
                                  "flops": 20000.0, "latency_ms": 1.5}
         assert store.trials.count("s1") == 1
         # a study holds each architecture once: its own result is never copied again
-        own = claim(store, study, a, budget=3, reuse_own=True)
+        own = claim(store, study, a, budget=3)
         assert (own.outcome, own.trial_id) == (ClaimOutcome.KNOWN, ta)
         assert store.trials.count("s1") == 1
         # the budget counts every finished and running trial
