@@ -184,7 +184,7 @@ class DartsSpace(SearchSpace):
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<name>[A-Za-z_]\w*)|(?P<int>-?\d+)"
-    r"|(?P<str>'[^'\\\n]{0,64}'|\"[^\"\\\n]{0,64}\")|(?P<punct>[()\[\],=]))")
+    r"|(?P<str>'[^'\\\n]{0,64}'|\"[^\"\\\n]{0,64}\")|(?P<punct>[()\[\],=]))", re.ASCII)
 
 
 def _tokens(text: str) -> list[tuple[str, str, int]]:
@@ -306,7 +306,7 @@ def _cell_problems(cell: str, pairs: list[tuple[str, int]], concat: list[int]) -
     if len(pairs) != 2 * STEPS:
         problems.append(f"{cell} has {len(pairs)} (operation, input) pairs; a DARTS cell has "
                         f"{2 * STEPS} (2 for each of its {STEPS} intermediate nodes)")
-    for k, (op, index) in enumerate(pairs[:2 * STEPS]):
+    for k, (op, index) in enumerate(pairs):
         node = 2 + k // 2
         if op == "none":
             problems.append(f"{cell} pair {k} is 'none', which a derived DARTS genotype never "
@@ -317,10 +317,8 @@ def _cell_problems(cell: str, pairs: list[tuple[str, int]], concat: list[int]) -
         if not 0 <= index < node:
             problems.append(f"{cell} pair {k} takes input {index}; node {node} takes "
                             f"states 0 to {node - 1}")
-    for node in NODES:
-        both = pairs[2 * (node - 2):2 * (node - 1)]
-        if len(both) == 2 and both[0][1] == both[1][1]:
-            problems.append(f"{cell} node {node} takes state {both[0][1]} twice; a DARTS "
+        if k % 2 and index == pairs[k - 1][1]:
+            problems.append(f"{cell} node {node} takes state {index} twice; a DARTS "
                             "node sums two distinct inputs")
     if concat != CONCAT:
         problems.append(f"{cell}_concat is {concat}; this space's cells concatenate "

@@ -4,17 +4,23 @@ searcher."""
 
 from __future__ import annotations
 
+import os
+import time
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
+import torch
 
 from naslab.core.errors import ConfigError, InvalidArchitectureError
 from naslab.search_spaces.darts import (
     CELLS,
+    MAX_GENOTYPE_CHARS,
     NODES,
     OPERATIONS,
     DartsSpace,
     input_choices,
+    parse_genotype,
 )
 from naslab.testing.spaces import SearchSpaceContract
 
@@ -187,3 +193,252 @@ def test_decisions_refused_by_name(small):
                         ("normal_2_op_a", 3)]:
         with pytest.raises(InvalidArchitectureError, match=name):
             small.from_decisions({**good, name: value})
+
+
+# -- DARTS's genotype notation --------------------------------------------------------
+# The literals below are copied from DARTS's cnn/genotypes.py (quark0/darts).
+
+DARTS_V1 = "Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), ('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 0), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('avg_pool_3x3', 0)], reduce_concat=[2, 3, 4, 5])"  # noqa: E501
+DARTS_V2 = "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])"  # noqa: E501
+
+NASNET = """Genotype(
+  normal = [
+    ('sep_conv_5x5', 1),
+    ('sep_conv_3x3', 0),
+    ('sep_conv_5x5', 0),
+    ('sep_conv_3x3', 0),
+    ('avg_pool_3x3', 1),
+    ('skip_connect', 0),
+    ('avg_pool_3x3', 0),
+    ('avg_pool_3x3', 0),
+    ('sep_conv_3x3', 1),
+    ('skip_connect', 1),
+  ],
+  normal_concat = [2, 3, 4, 5, 6],
+  reduce = [
+    ('sep_conv_5x5', 1),
+    ('sep_conv_7x7', 0),
+    ('max_pool_3x3', 1),
+    ('sep_conv_7x7', 0),
+    ('avg_pool_3x3', 1),
+    ('sep_conv_5x5', 0),
+    ('skip_connect', 3),
+    ('avg_pool_3x3', 2),
+    ('sep_conv_3x3', 2),
+    ('max_pool_3x3', 1),
+  ],
+  reduce_concat = [4, 5, 6],
+)"""
+
+AMOEBANET = """Genotype(
+  normal = [
+    ('avg_pool_3x3', 0),
+    ('max_pool_3x3', 1),
+    ('sep_conv_3x3', 0),
+    ('sep_conv_5x5', 2),
+    ('sep_conv_3x3', 0),
+    ('avg_pool_3x3', 3),
+    ('sep_conv_3x3', 1),
+    ('skip_connect', 1),
+    ('skip_connect', 0),
+    ('avg_pool_3x3', 1),
+    ],
+  normal_concat = [4, 5, 6],
+  reduce = [
+    ('avg_pool_3x3', 0),
+    ('sep_conv_3x3', 1),
+    ('max_pool_3x3', 0),
+    ('sep_conv_7x7', 2),
+    ('sep_conv_7x7', 0),
+    ('avg_pool_3x3', 1),
+    ('max_pool_3x3', 0),
+    ('max_pool_3x3', 1),
+    ('conv_7x1_1x7', 0),
+    ('sep_conv_3x3', 5),
+  ],
+  reduce_concat = [3, 4, 6]
+)"""
+
+V2_NORMAL = [(("sep_conv_3x3", 0), ("sep_conv_3x3", 1)), (("sep_conv_3x3", 0), ("sep_conv_3x3", 1)),
+             (("sep_conv_3x3", 1), ("skip_connect", 0)), (("skip_connect", 0), ("dil_conv_3x3", 2))]
+V2_REDUCE = [(("max_pool_3x3", 0), ("max_pool_3x3", 1)), (("skip_connect", 2), ("max_pool_3x3", 1)),
+             (("max_pool_3x3", 0), ("skip_connect", 2)), (("skip_connect", 2), ("max_pool_3x3", 1))]
+
+
+@pytest.mark.parametrize("text", [DARTS_V1, DARTS_V2], ids=["DARTS_V1", "DARTS_V2"])
+def test_published_genotypes_round_trip(small, text):
+    arch = small.from_genotype(text)
+    assert small.to_genotype(arch) == text
+    assert small.from_genotype(small.to_genotype(arch)).decisions == arch.decisions
+
+
+def test_darts_v2_is_the_expected_architecture(small):
+    arch = small.from_genotype(DARTS_V2)
+    expected = small.from_decisions(_decisions(V2_NORMAL, V2_REDUCE))
+    assert arch == expected and dict(arch.decisions) == dict(expected.decisions)
+    assert small.from_genotype(DARTS_V1) != arch
+
+
+def test_v2_network_has_the_genotype_s_operations(small):
+    net = small.build(small.from_genotype(DARTS_V2), DIGITS)
+    normal, reduce = net.cells[0], net.cells[1]  # cells=3: reductions at 1 and 2
+    assert not normal.reduction and reduce.reduction
+    assert [type(m).__name__ for m in normal.ops] == [
+        "SepConv", "SepConv", "SepConv", "SepConv", "SepConv", "Identity", "Identity",
+        "DilConv"]
+    # in a reduction cell an op on a cell input has stride 2: skip becomes a
+    # FactorizedReduce; skips from intermediate nodes stay identities
+    assert [type(m).__name__ for m in reduce.ops] == [
+        "MaxPool2d", "MaxPool2d", "Identity", "MaxPool2d", "MaxPool2d", "Identity",
+        "Identity", "MaxPool2d"]
+    assert all(m.stride == 2 for m, i in zip(reduce.ops, reduce.indices)
+               if isinstance(m, torch.nn.MaxPool2d) and i < 2)
+    assert normal.indices == [0, 1, 0, 1, 1, 0, 0, 2]
+
+
+@pytest.mark.parametrize("text", [
+    DARTS_V2.replace("'", '"'),
+    DARTS_V2.replace(", ", ",\n    ").replace("(", "( ").replace("=", " = "),
+    DARTS_V2.replace("[2, 3, 4, 5]", "range(2, 6)"),
+    DARTS_V2.replace("[2, 3, 4, 5]", "[2, 3, 4, 5,]").replace(")]", "),]"),
+    "  " + DARTS_V2 + "\n",
+], ids=["double-quotes", "spaced", "range", "trailing-commas", "padded"])
+def test_accepted_spellings(small, text):
+    assert small.from_genotype(text).decisions == small.from_genotype(DARTS_V2).decisions
+
+
+def test_fields_in_any_order(small):
+    normal = DARTS_V2[DARTS_V2.index("normal=["):DARTS_V2.index(", normal_concat")]
+    reduce = DARTS_V2[DARTS_V2.index("reduce=["):DARTS_V2.index(", reduce_concat")]
+    text = f"Genotype(reduce_concat=[2, 3, 4, 5], {reduce}, normal_concat=[2, 3, 4, 5], {normal})"
+    assert small.from_genotype(text).decisions == small.from_genotype(DARTS_V2).decisions
+    exchanged = (text.replace("reduce=", "XX=").replace("normal=", "reduce=")
+                 .replace("XX=", "normal="))
+    assert small.from_genotype(exchanged).decisions["normal_2_op_a"] == "max_pool_3x3"
+
+
+def test_search_output_with_range_concat(small):
+    """DARTS's search prints ``normal_concat=range(2, 6)`` (Python 3's range repr)."""
+    text = DARTS_V1.replace("[2, 3, 4, 5]", "range(2, 6)")
+    assert small.to_genotype(small.from_genotype(text)) == DARTS_V1
+
+
+def test_sampled_architectures_round_trip(small):
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        arch = small.sample(rng)
+        text = small.to_genotype(arch)
+        assert text.startswith("Genotype(normal=[(")
+        assert text.endswith("reduce_concat=[2, 3, 4, 5])")
+        back = small.from_genotype(text)
+        assert back.decisions == arch.decisions and back == arch
+
+
+@pytest.mark.parametrize("text, needles", [
+    (NASNET, ["normal has 10 (operation, input) pairs", "'sep_conv_7x7'",
+              "takes state 0 twice", "normal_concat is [2, 3, 4, 5, 6]",
+              "reduce_concat is [4, 5, 6]"]),
+    (AMOEBANET, ["normal has 10", "'conv_7x1_1x7'", "'sep_conv_7x7'", "takes state 1 twice",
+                 "reduce_concat is [3, 4, 6]"]),
+], ids=["NASNet", "AmoebaNet"])
+def test_nasnet_and_amoebanet_refused_clearly(small, text, needles):
+    with pytest.raises(InvalidArchitectureError) as info:
+        small.from_genotype(text)
+    message = str(info.value)
+    assert message.startswith("invalid DARTS genotype: ")
+    for needle in needles:
+        assert needle in message
+
+
+def _v2_with(old, new, count=1):
+    assert old in DARTS_V2
+    return DARTS_V2.replace(old, new, count)
+
+
+@pytest.mark.parametrize("text, match", [
+    (_v2_with("('sep_conv_3x3', 0)", "('none', 0)"), "'none', which a derived DARTS genotype"),
+    (_v2_with("('dil_conv_3x3', 2)", "('dil_conv_3x3', 5)"),
+     "normal pair 7 takes input 5; node 5 takes states 0 to 4"),
+    (_v2_with("('sep_conv_3x3', 1)", "('sep_conv_3x3', 2)"),
+     "normal pair 1 takes input 2; node 2 takes states 0 to 1"),
+    (_v2_with("('sep_conv_3x3', 0)", "('sep_conv_3x3', -1)"), "takes input -1"),
+    (_v2_with("('sep_conv_3x3', 1)", "('sep_conv_3x3', 0)"), "normal node 2 takes state 0 twice"),
+    (_v2_with(", ('dil_conv_3x3', 2)]", "]"), "normal has 7 (operation, input) pairs"),
+    (_v2_with("('dil_conv_3x3', 2)]", "('dil_conv_3x3', 2), ('skip_connect', 1)]"),
+     "normal has 9"),
+    (_v2_with("normal=[", "normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "),
+     "normal has 10"),
+    (DARTS_V2.replace("normal=[", "normal=[]+["), "unexpected text at character 18"),
+    (_v2_with("normal=[", "reduce=["), "field 'reduce' is repeated"),
+    (_v2_with("normal_concat", "normal_concatenation"), "field 'normal_concatenation' is unknown"),
+    (_v2_with(", normal_concat=[2, 3, 4, 5]", ""), "missing field(s) normal_concat"),
+    (_v2_with("normal_concat=[2, 3, 4, 5]", "normal_concat=[2, 3, 4]"),
+     "normal_concat is [2, 3, 4]"),
+    (_v2_with("normal_concat=[2, 3, 4, 5]", "normal_concat=range(0, 600000)"),
+     "normal_concat is [0, 1, 2"),
+    (_v2_with("normal_concat=[2, 3, 4, 5]", "normal_concat=range(0, 6000000)"), "7 digits"),
+    (_v2_with("('sep_conv_3x3', 0)", "('sep_conv_3x3', 0, 1)"), "expected ')'"),
+    (_v2_with("('sep_conv_3x3', 0)", "('sep_conv_3x3', '0')"), "expected an integer"),
+    (_v2_with("('sep_conv_3x3', 0)", "(sep_conv_3x3, 0)"), "expected a quoted operation name"),
+    (_v2_with("('sep_conv_3x3', 0)", "('" + "x" * 70 + "', 0)"), "unexpected text at character"),
+    (_v2_with("('sep_conv_3x3', 0)", "('sep_conv_3x3', 1" + "0" * 5000 + ")"), "5001 digits"),
+    (DARTS_V2 + ")", "expected the end of the text"),
+    (DARTS_V2 + "; import os", "unexpected text at character"),
+    (DARTS_V2[:-1], "expected ')' at character"),
+    (DARTS_V2.replace("Genotype", "namedtuple"), "expected 'Genotype('"),
+    (DARTS_V2.replace("Genotype(", "Genotype(Genotype("), "field 'Genotype' is unknown"),
+    (DARTS_V2.replace("normal=", "normal=normal="), "expected a list of pairs for normal"),
+    ("Genotype(normal=__import__('os').system('touch HACKED'))", "unexpected text at character 32"),
+    ("Genotype(normal=[(__import__('os').system('touch HACKED'), 0)])",
+     "unexpected text at character 34"),
+    ("", "expected 'Genotype(' at character 0, found the end of the text"),
+    ("   \n\t ", "found the end of the text"),
+    ("garbage", "expected 'Genotype(' at character 0, found 'garbage'"),
+    ("Genotype()", "missing field(s) normal, normal_concat, reduce, reduce_concat"),
+    ("Génotype(normal=[])", "unexpected text at character 1"),
+    ("Genotype(normal=[('sep_conv_3x3'\x00, 0)])", "unexpected text"),
+    ("{'normal': []}", "unexpected text at character 0"),
+    ("Genotype" + "(" * 4000, "expected a field name"),
+])
+def test_bad_genotypes_refused(small, text, match, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidArchitectureError, match="genotype") as info:
+        small.from_genotype(text)
+    assert match in str(info.value)
+    assert len(str(info.value)) < 2000  # the offending text is quoted short
+    assert not os.listdir(tmp_path)  # never evaluated
+
+
+@pytest.mark.parametrize("size", [MAX_GENOTYPE_CHARS + 1, 1 << 20])
+def test_long_texts_refused_at_once(small, size):
+    text = (DARTS_V2 + " " * size)[:size]
+    start = time.perf_counter()
+    with pytest.raises(InvalidArchitectureError, match=f"{size:,} characters"):
+        small.from_genotype(text)
+    assert time.perf_counter() - start < 0.1
+
+
+def test_longest_accepted_text(small):
+    pad = (MAX_GENOTYPE_CHARS - len(DARTS_V2)) // DARTS_V2.count(", ")
+    text = DARTS_V2.replace(", ", "," + " " * (pad + 1))
+    assert len(text) <= MAX_GENOTYPE_CHARS
+    assert small.from_genotype(text) == small.from_genotype(DARTS_V2)
+
+
+@pytest.mark.parametrize("value", [DARTS_V2.encode(), None, 7, ["Genotype"], {"normal": []}])
+def test_non_text_refused(small, value):
+    with pytest.raises(InvalidArchitectureError, match="a DARTS genotype is a str, got"):
+        small.from_genotype(value)
+
+
+def test_parse_genotype_gives_decisions():
+    decisions = parse_genotype(DARTS_V2)
+    assert decisions == _decisions(V2_NORMAL, V2_REDUCE)
+
+
+def test_to_genotype_refuses_foreign_architectures(small):
+    from naslab.search_spaces.nb201 import NB201Space
+
+    foreign = NB201Space().sample(np.random.default_rng(0))
+    with pytest.raises(InvalidArchitectureError, match="belongs to space 'nb201'"):
+        small.to_genotype(foreign)
