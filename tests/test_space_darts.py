@@ -4,6 +4,7 @@ searcher."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from types import SimpleNamespace
@@ -22,6 +23,7 @@ from naslab.search_spaces.darts import (
     input_choices,
     parse_genotype,
 )
+from naslab.search_spaces.darts_network import FactorizedReduce
 from naslab.testing.spaces import SearchSpaceContract
 
 DIGITS = SimpleNamespace(name="digits-like", input_shape=(1, 8, 8), num_classes=10)
@@ -442,3 +444,112 @@ def test_to_genotype_refuses_foreign_architectures(small):
     foreign = NB201Space().sample(np.random.default_rng(0))
     with pytest.raises(InvalidArchitectureError, match="belongs to space 'nb201'"):
         small.to_genotype(foreign)
+
+
+# -- the network --------------------------------------------------------------------
+
+
+def test_darts_v2_at_darts_s_size_has_darts_s_parameter_count():
+    """C = 36, 20 cells, CIFAR-10 shapes: DARTS's training log reports "param size =
+    3.349342MB" for DARTS_V2 (its count leaves out the auxiliary head, as we do)."""
+    space = DartsSpace(channels=36, cells=20)
+    cifar = SimpleNamespace(name="cifar-like", input_shape=(3, 32, 32), num_classes=10)
+    net = space.build(space.from_genotype(DARTS_V2), cifar)
+    assert sum(p.numel() for p in net.parameters()) == 3_349_342
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 7, 7), (2, 3, 5), (1, 1, 1)])
+def test_sampled_networks_have_the_expected_output(shape):
+    space = DartsSpace(channels=2, cells=3)
+    task = SimpleNamespace(name="images", input_shape=shape, num_classes=3)
+    rng = np.random.default_rng(len(shape) + sum(shape))
+    for _ in range(3):
+        net = space.build(space.sample(rng), task)
+        out = net(torch.randn(5, *shape))
+        assert isinstance(out, torch.Tensor) and out.shape == (5, 3)
+        assert torch.isfinite(out).all()
+
+
+def test_reductions_at_one_and_two_thirds():
+    space = DartsSpace(channels=4, cells=5)
+    net = space.build(space.from_genotype(DARTS_V2), DIGITS)
+    shapes = []
+    for cell in net.cells:
+        cell.register_forward_hook(lambda m, i, o: shapes.append(tuple(o.shape[1:])))
+    net(torch.randn(2, 1, 8, 8))
+    assert net.stem[0].out_channels == 3 * 4  # DARTS's stem multiplier
+    assert [c.reduction for c in net.cells] == [False, True, False, True, False]
+    assert shapes == [(16, 8, 8), (32, 4, 4), (32, 4, 4), (64, 2, 2), (64, 2, 2)]
+    # FactorizedReduce on c_{k-2} in the cell after a reduction, ReLUConvBN elsewhere
+    assert [type(c.preprocess0).__name__ for c in net.cells] == [
+        "ReLUConvBN", "ReLUConvBN", "FactorizedReduce", "ReLUConvBN", "FactorizedReduce"]
+    assert net.classifier.in_features == 64
+    assert not any("auxiliary" in name for name, _ in net.named_modules())
+
+
+def test_reduction_skip_on_a_cell_input_is_factorized(small):
+    reduce = [(("skip_connect", 0), ("skip_connect", 1))] + PLAIN[1:]
+    net = small.build(small.from_decisions(_decisions(PLAIN, reduce)), DIGITS)
+    assert [type(m).__name__ for m in net.cells[1].ops[:2]] == ["FactorizedReduce"] * 2
+    assert type(net.cells[0].ops[0]).__name__ == "SepConv"
+
+
+def test_parameters_grow_with_channels_and_cells():
+    arch = DartsSpace().sample(np.random.default_rng(3))
+
+    def count(**options):
+        net = DartsSpace(**options).build(arch, DIGITS)
+        return sum(p.numel() for p in net.parameters())
+
+    by_width = [count(channels=c, cells=3) for c in (2, 4, 8, 16)]
+    assert by_width == sorted(set(by_width))
+    assert count(channels=4, cells=3) < count(channels=4, cells=6) < count(channels=4, cells=9)
+
+
+def test_isomorphic_architectures_build_alike(small):
+    swapped = [((op_b, ib), (op_a, ia)) for (op_a, ia), (op_b, ib) in PLAIN]
+    a = small.build(small.from_decisions(_decisions(PLAIN, PLAIN)), DIGITS)
+    b = small.build(small.from_decisions(_decisions(swapped, swapped)), DIGITS)
+    assert (sum(p.numel() for p in a.parameters()) == sum(p.numel() for p in b.parameters()))
+
+
+def test_a_training_step_reaches_every_operation(small):
+    torch.manual_seed(0)
+    net = small.build(small.sample(np.random.default_rng(4)), DIGITS)
+    loss = torch.nn.functional.cross_entropy(net(torch.randn(8, 1, 8, 8)),
+                                             torch.arange(8) % 10)
+    loss.backward()
+    grads = [p.grad for p in net.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("shape", [(12,), (8, 8), (1, 2, 8, 8)])
+def test_non_image_tasks_refused(small, shape):
+    task = SimpleNamespace(name="not-images", input_shape=shape, num_classes=3)
+    with pytest.raises(InvalidArchitectureError, match="image tasks"):
+        small.build(small.sample(np.random.default_rng(0)), task)
+
+
+def test_factorized_reduce_refuses_an_odd_width():
+    with pytest.raises(ValueError, match="even output width, got 3"):
+        FactorizedReduce(4, 3)
+
+
+# -- a real search per searcher ------------------------------------------------------------
+
+SEARCHERS = ["random", "evolution", "local", "nsga2", "guided-evolution", "guided-optuna",
+             "optuna-tpe"]
+
+
+@pytest.mark.parametrize("searcher", SEARCHERS)
+def test_search_on_digits(searcher, tmp_path):
+    import naslab
+
+    report = naslab.Study(
+        space=DartsSpace(channels=2, cells=3), task="digits", searcher=searcher, budget=3,
+        epochs=1, storage=f"sqlite:///{tmp_path}/s.db",
+        evaluator_options={"batch_size": 64, "latency_repeats": 1}).run()
+    assert report.complete == 3 and report.failed == 0
+    assert report.space_size == DartsSpace().size()
+    accuracy = report.best.metrics["val_accuracy"]
+    assert 0.0 <= accuracy <= 1.0 and not math.isnan(accuracy)
