@@ -457,6 +457,11 @@ def cifar10_task(root: str | Path, split_seed: int = 0, val_size: int | float = 
 TASKS = Registry("task", base=Task)
 TASKS.register("digits", digits_task)
 TASKS.register("cifar10", cifar10_task)
+TASKS.register("sbm", "naslab.workers.graph_task:sbm_task")
+TASKS.register("karate", "naslab.workers.graph_task:karate_task")
+TASKS.register("cora", "naslab.workers.graph_task:cora_task")
+TASKS.register("citeseer", "naslab.workers.graph_task:citeseer_task")
+TASKS.register("pubmed", "naslab.workers.graph_task:pubmed_task")
 
 
 def get_task(name: str, **kwargs: Any) -> Task:
