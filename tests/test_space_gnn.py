@@ -294,7 +294,10 @@ def test_sbm_is_deterministic_and_learnable_in_principle():
     assert {(int(s), int(d)) for s, d in zip(src, dst)} == {
         (int(d), int(s)) for s, d in zip(src, dst)}
     same_block = float((a.data.y[src] == a.data.y[dst]).float().mean())
-    assert same_block > 0.6  # homophily 0.8 by default
+    assert 0.5 < same_block < 0.7  # homophily 0.6 by default (chance: 0.25)
+    strong = sbm_task(num_nodes=120, seed=1, homophily=0.9)
+    s2, d2 = strong.data.edge_index
+    assert float((strong.data.y[s2] == strong.data.y[d2]).float().mean()) > 0.8
     assert 4 < a.num_edges / a.num_nodes < 12  # avg_degree 8
 
 
@@ -387,7 +390,7 @@ def test_from_pyg_corrupt_files_give_a_clear_error(tmp_path):
 
 @pytest.fixture(scope="module")
 def sbm():
-    return sbm_task(num_nodes=120, seed=0)
+    return get_task("sbm")  # the registered default: 1,000 nodes, 4 classes
 
 
 @pytest.fixture
@@ -411,10 +414,11 @@ class Recorder:
 
 
 def test_training_on_sbm_beats_chance_by_far(sbm, space, arch):
+    """Chance is 0.25 (4 balanced classes); 15 full-batch epochs reach 0.55+."""
     ev = sbm.make_evaluator(device="cpu", latency_repeats=2)
     rec = Recorder()
     result = ev.evaluate(space, arch, 15, 0, rec)
-    assert result.metrics["val_accuracy"] > 0.7 and result.metrics["test_accuracy"] > 0.7
+    assert result.metrics["val_accuracy"] > 0.55 and result.metrics["test_accuracy"] > 0.55
     assert [s for s, _ in rec.reports] == list(range(1, 16))
     assert all(set(m) == {"train_loss", "val_accuracy", "val_loss"} for _, m in rec.reports)
     assert rec.reports[-1][1]["train_loss"] < rec.reports[0][1]["train_loss"]
@@ -544,7 +548,7 @@ class _Fixed(nn.Module):
 
 
 @pytest.mark.parametrize("kind, error, match", [
-    ("wrong-shape", EvaluationError, r"\(120, 16\).*\(120, 4\)"),
+    ("wrong-shape", EvaluationError, r"\(1000, 16\).*\(1000, 4\)"),
     ("nan", EvaluationError, "diverged"),
     ("not-module", EvaluationError, "not a torch.nn.Module"),
     ("boom", EvaluationError, "could not build.*cannot build"),

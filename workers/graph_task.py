@@ -394,8 +394,8 @@ def _sbm_edges(blocks: torch.Tensor, p_in: float, p_out: float, gen: torch.Gener
     return torch.stack([torch.cat([r, c]), torch.cat([c, r])])
 
 
-def sbm_task(num_nodes: int = 400, num_classes: int = 4, num_features: int = 16,
-             avg_degree: float = 8.0, homophily: float = 0.8, feature_signal: float = 0.5,
+def sbm_task(num_nodes: int = 1000, num_classes: int = 4, num_features: int = 16,
+             avg_degree: float = 8.0, homophily: float = 0.6, feature_signal: float = 0.3,
              seed: int = 0, train: float = 0.5, val: float = 0.25) -> GraphTask:
     """A stochastic block model graph generated deterministically from ``seed``.
 
