@@ -22,6 +22,17 @@ from naslab.testing.spaces import SearchSpaceContract
 DIGITS = SimpleNamespace(name="digits-like", input_shape=(1, 8, 8), num_classes=10)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny networks on one intra-op thread: on a shared, loaded machine two threads
+    make each small operation wait for the other (10x slower measured); the count is
+    restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class TestMobileNetV3Contract(SearchSpaceContract):
     @pytest.fixture
     def space(self):
@@ -197,6 +208,7 @@ def small_study(tmp_path, searcher, **kw):
                  searcher=searcher, budget=kw.pop("budget", 3), epochs=1,
                  storage=kw.pop("storage", f"sqlite:///{tmp_path}/s.db"),
                  evaluator_options={"batch_size": 128}, **kw)
+
 
 
 SLOW = pytest.mark.slow
