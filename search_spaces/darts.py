@@ -44,7 +44,8 @@ from naslab.search_spaces.base import SearchSpace, image_shape
 from naslab.search_spaces.darts_network import OPERATIONS, STEPS, DartsNetwork
 from naslab.search_spaces.decisions import Categorical, Decision, Value
 
-__all__ = ["CELLS", "MAX_GENOTYPE_CHARS", "NODES", "OPERATIONS", "DartsSpace", "parse_genotype"]
+__all__ = ["CELLS", "MAX_GENOTYPE_CHARS", "NODES", "OPERATIONS", "DartsSpace", "input_choices",
+           "parse_genotype"]
 
 #: The two cell types, as DARTS's genotype names them.
 CELLS = ("normal", "reduce")

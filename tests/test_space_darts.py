@@ -172,19 +172,19 @@ def test_renumbered_intermediate_nodes_hash_alike(small):
     assert a == b
 
 
+OTHER = [(("dil_conv_5x5", 1), ("avg_pool_3x3", 0))] + PLAIN[1:]
+
+
 @pytest.mark.parametrize("change", ["cells", "states", "op"])
 def test_different_cells_hash_apart(small, change):
-    other = [(("sep_conv_3x3", 0), ("sep_conv_5x5", 1))] + PLAIN[1:]
-    if change == "cells":  # the same cells, normal and reduction exchanged
-        a = _decisions(PLAIN, other[:1] + [PLAIN[0]] + PLAIN[2:])
-        b = _decisions(other[:1] + [PLAIN[0]] + PLAIN[2:], PLAIN)
+    a = _decisions(PLAIN, OTHER)
+    if change == "cells":  # the same two cells, normal and reduction exchanged
+        b = _decisions(OTHER, PLAIN)
     elif change == "states":  # c_{k-2} and c_{k-1} exchanged on node 2
-        a = _decisions(PLAIN, PLAIN)
-        b = _decisions([(("sep_conv_3x3", 1), ("sep_conv_5x5", 0))] + PLAIN[1:], PLAIN)
+        b = _decisions([(("sep_conv_3x3", 1), ("sep_conv_5x5", 0))] + PLAIN[1:], OTHER)
     else:
-        a = _decisions(PLAIN, PLAIN)
-        b = _decisions([(("sep_conv_3x3", 0), ("dil_conv_5x5", 1))] + PLAIN[1:], PLAIN)
-    assert small.from_decisions(a) != small.from_decisions(b)
+        b = _decisions([(("sep_conv_3x3", 0), ("dil_conv_5x5", 1))] + PLAIN[1:], OTHER)
+    assert a != b and small.from_decisions(a) != small.from_decisions(b)
 
 
 def test_decisions_refused_by_name(small):
