@@ -285,7 +285,7 @@ class _Parser:
             name = self.take("name", what="a field name")
             if name not in _FIELDS or name in fields:
                 raise InvalidArchitectureError(
-                    f"invalid DARTS genotype: field {name!r} is "
+                    f"invalid DARTS genotype: field {name[:40]!r} is "
                     f"{'repeated' if name in fields else 'unknown'}; "
                     f"a genotype has the fields {', '.join(_FIELDS)}, each once")
             self.take("punct", "=")

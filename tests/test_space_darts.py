@@ -412,6 +412,9 @@ def _v2_with(old, new, count=1):
     ("Genotype(normal=[('sep_conv_3x3'\x00, 0)])", "unexpected text"),
     ("{'normal': []}", "unexpected text at character 0"),
     ("Genotype" + "(" * 4000, "expected a field name"),
+    ("Genotype(" + "n" * 9000 + "=[])", "field 'nnnnnnnn"),
+    (_v2_with("normal=[", "normal=[" + "('skip_connect', 0), " * 392), "normal has 400"),
+    (_v2_with("normal=[", "normal=[" + "('skip_connect', 0), " * 392), "more"),
 ])
 def test_bad_genotypes_refused(small, text, match, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
