@@ -238,8 +238,8 @@ def test_extraneous_vertex_is_pruned(space):
 
 def test_bad_decisions_refused(space):
     arch = space.sample(np.random.default_rng(0))
-    for name, value in [("e0_1", True), ("e0_1", 2), ("e0_1", "1"), ("op1", "conv5x5"),
-                        ("op1", None)]:
+    for name, value in [("e0_1", True), ("e0_1", 2), ("e0_1", "1"), ("e0_1", 1.0),
+                        ("e0_1", math.nan), ("op1", "conv5x5"), ("op1", None), ("op1", 0)]:
         with pytest.raises(InvalidArchitectureError, match=name):
             space.from_decisions({**arch.decisions, name: value})
 
@@ -369,6 +369,15 @@ def test_bad_specs_refused(matrix, ops, match):
         from_spec(matrix, ops)
 
 
+def test_huge_matrix_and_wrong_space_refused():
+    with pytest.raises(InvalidArchitectureError, match="square"):
+        from_spec([[0] * 10**6] * 10**6, [IN, OUT])
+    with pytest.raises(InvalidArchitectureError, match="square"):
+        from_spec({0: [0, 1], 1: [0, 0]}, [IN, OUT])
+    with pytest.raises(ConfigError, match="NB101Space"):
+        from_spec([[0, 1], [0, 0]], [IN, OUT], space="nb101")
+
+
 def test_numpy_spec_accepted_and_round_trips(space):
     arch = from_spec(np.array(INCEPTION[0], dtype=np.int8), list(INCEPTION[1]), space)
     again = from_spec(*to_spec(arch), space=space)
@@ -412,9 +421,9 @@ SLOW = ["local", "nsga2", "guided-evolution", "guided-optuna", "optuna-tpe"]
 def test_search(searcher, tmp_path):
     import naslab
 
-    report = naslab.Study(space=NB101Space(channels=8), task="digits", searcher=searcher,
+    report = naslab.Study(space=NB101Space(channels=5), task="digits", searcher=searcher,
                           budget=3, epochs=1, storage=f"sqlite:///{tmp_path}/s.db",
-                          evaluator_options={"batch_size": 64}).run()
+                          evaluator_options={"batch_size": 256, "latency_repeats": 1}).run()
     assert report.complete == 3 and report.failed == 0
     assert report.space_size == 423_624
     assert report.best is not None
