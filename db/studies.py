@@ -49,6 +49,19 @@ def _checked(spec: StudySpec) -> StudySpec:
     return spec
 
 
+def _refreshed(stored: dict[str, Any], given: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The ``keys`` of ``stored`` (mappings) updated with the non-None values given,
+    those that change."""
+    out = {}
+    for key in keys:
+        old, new = stored.get(key), given.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            merged = {**old, **{k: v for k, v in new.items() if v is not None}}
+            if merged != old:
+                out[key] = merged
+    return out
+
+
 def _conflicts(row: Any, spec: StudySpec) -> list[str]:
     return [f"{name}: stored {getattr(row, name)!r}, requested {getattr(spec, name)!r}"
             for name in IDENTITY if getattr(row, name) != getattr(spec, name)]
@@ -61,7 +74,8 @@ class StudyCatalog:
         self._db = db
 
     def create_or_load(self, spec: StudySpec, *,
-                       check_config: ConfigCheck | None = None) -> StudyInfo:
+                       check_config: ConfigCheck | None = None,
+                       refresh: tuple[str, ...] = ()) -> StudyInfo:
         """Create the study ``spec.name``, or load it if it exists.
 
         An existing study must have the same space key, task key, fidelity,
@@ -70,7 +84,9 @@ class StudyCatalog:
         :class:`~naslab.core.errors.StudyConflictError` names each difference, and
         nothing stored changes. Its budget is updated to ``spec.budget``; ``config``
         entries that it lacks (a study stored by an older naslab) are added from
-        ``spec.config``; its other settings stay as first stored.
+        ``spec.config``; the ``config`` entries named in ``refresh`` (mappings) are
+        updated with ``spec.config``'s non-None values; its other settings stay as
+        first stored.
         """
         _checked(spec)
         values = {name: getattr(spec, name) for name in (*IDENTITY, "budget")}
@@ -79,7 +95,7 @@ class StudyCatalog:
                       config=dumps("config", dict(spec.config)))
         for attempt in range(2):
             try:
-                return self._create_or_load(spec, values, check_config)
+                return self._create_or_load(spec, values, check_config, refresh)
             except StorageError as exc:
                 # a concurrent creator (another process) won the race: load its study
                 if attempt == 1 or not isinstance(exc.__cause__, IntegrityError):
@@ -87,7 +103,8 @@ class StudyCatalog:
         raise AssertionError("unreachable")
 
     def _create_or_load(self, spec: StudySpec, values: dict[str, Any],
-                        check_config: ConfigCheck | None) -> StudyInfo:
+                        check_config: ConfigCheck | None,
+                        refresh: tuple[str, ...] = ()) -> StudyInfo:
         with self._db.writing(f"create or load study {spec.name!r}") as conn:
             row = conn.execute(select(StudyRow).where(StudyRow.name == spec.name)).first()
             now = utcnow()
@@ -107,8 +124,9 @@ class StudyCatalog:
                 if row.budget != spec.budget:
                     changes["budget"] = spec.budget
                 missing = {k: v for k, v in spec.config.items() if k not in stored}
-                if missing:  # recorded from now on, checked on the next resume
-                    changes["config"] = dumps("config", {**stored, **missing})
+                refreshed = _refreshed(stored, spec.config, refresh)
+                if missing or refreshed:  # recorded from now on, checked on the next resume
+                    changes["config"] = dumps("config", {**stored, **refreshed, **missing})
                 if changes:
                     conn.execute(update(StudyRow).where(StudyRow.id == row.id)
                                  .values(**changes, updated_at=now))

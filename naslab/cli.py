@@ -34,12 +34,12 @@ from naslab.cli_common import (
     fmt,
     open_store,
     option,
-    parse_options,
     seconds,
     short_task,
 )
 from naslab.cli_db import db_app
 from naslab.cli_predictor import predictor_app
+from naslab.cli_spaces import spaces
 from naslab.core.errors import ConfigError, NaslabError
 
 app = typer.Typer(
@@ -50,12 +50,16 @@ app = typer.Typer(
 
 
 
-Space = Annotated[str, option("Search space: nb201, chain, nasbench_graph, or a registered "
-                               "one (naslab spaces).")]
+Space = Annotated[str | None, option(
+    "Search space: a name from 'naslab spaces' (default nb201), or your own class as "
+    "path/to/file.py:Class or package.module:Class (options via --space-opt).")]
 Task = Annotated[str | None, option(
-    "Task: digits (trained), or a data set of a table benchmark's space (e.g. cora for "
-    "nasbench_graph).")]
-SearcherName = Annotated[str, option(
+    "Task: digits (trained; 'naslab spaces' lists each space's tasks), a data set of a "
+    "table benchmark's space (e.g. cora for nasbench_graph), or your own as "
+    "module:function or file.py:function (options via --task-opt).")]
+TaskOpt = Annotated[list[str] | None, option(
+    "Task option KEY=VALUE, e.g. root=data/ for cifar10.", "--task-opt")]
+SearcherName = Annotated[str | None, option(
     "Searcher: evolution, random, local, nsga2, guided-evolution, guided-optuna, "
     "optuna-tpe|random|nsga2|nsga3|cmaes|gp|qmc (options via --searcher-opt).")]
 Objectives = Annotated[str | None, option(
@@ -79,7 +83,8 @@ Dashboard = Annotated[bool, option(
 GpusPerTrial = Annotated[float | None, option(
     "GPUs reserved by each Ray worker (fractions allowed, e.g. 0.5); default: none without "
     "GPUs, else an equal share of the cluster's GPUs, at most 1.")]
-SchedulerName = Annotated[str, option("Multi-fidelity early stopping: none, asha, hyperband.")]
+SchedulerName = Annotated[str | None, option(
+    "Multi-fidelity early stopping: none (default), asha, hyperband.")]
 MinEpochs = Annotated[int | None, option("Scheduler's first rung in epochs (default 1).")]
 Eta = Annotated[int | None, option(
     "Scheduler's reduction factor: ~1/eta of trials pass each rung (default 3).")]
@@ -122,14 +127,6 @@ def _ray_options(in_process: bool, workers: int | None, ray_address: str | None,
     if dashboard:
         require_dashboard()
     return given
-
-
-def _scheduler_options(scheduler: str, min_epochs: int | None, eta: int | None
-                       ) -> dict[str, int] | None:
-    options = {k: v for k, v in (("min_epochs", min_epochs), ("eta", eta)) if v is not None}
-    if scheduler == "none" and options:
-        raise ConfigError("--min-epochs and --eta need a --scheduler (asha or hyperband)")
-    return options or None
 
 
 def _print_header(s: Any) -> None:
@@ -223,17 +220,21 @@ def _check_numbers(cpus: float, gpus: float | None, timeout: float | None,
 
 @app.command()
 def search(
-    space: Space = "nb201",
+    space: Space = None,
     task: Task = None,
-    searcher: SearcherName = "evolution",
+    searcher: SearcherName = None,
     objectives: Objectives = None,
-    budget: Annotated[int, option("Trials to finish, resumed ones included.")] = 30,
+    budget: Annotated[int | None, option(
+        "Trials to finish, resumed ones included (default 30).")] = None,
     epochs: Annotated[int | None, option("Training epochs per candidate (fidelity).")] = None,
-    seed: Annotated[int, option("Seed of the searcher and of every training run.")] = 0,
+    seed: Annotated[int | None, option(
+        "Seed of the searcher and of every training run (default 0).")] = None,
     study: Annotated[str | None, option(
-        "Study name; re-running with the same name resumes it.")] = None,
+        "Study name; re-running with the same name resumes it, and --study NAME alone "
+        "resumes it with its stored settings.")] = None,
     storage: Storage = None,
     space_opt: SpaceOpt = None,
+    task_opt: TaskOpt = None,
     searcher_opt: SearcherOpt = None,
     train_opt: TrainOpt = None,
     workers: Workers = None,
@@ -242,24 +243,27 @@ def search(
     cpus_per_trial: Annotated[float, option("CPUs reserved by each Ray worker.")] = 1.0,
     dashboard: Dashboard = False,
     gpus_per_trial: GpusPerTrial = None,
-    scheduler: SchedulerName = "none",
+    scheduler: SchedulerName = None,
     min_epochs: MinEpochs = None,
     eta: Eta = None,
     trial_timeout: TrialTimeout = None,
     max_retries: MaxRetries = 2,
 ) -> None:
-    """Run a search, or resume the study of the same name."""
+    """Run a search, or resume the study of the same name (flags not given are taken
+    from the stored study)."""
+    from naslab.cli_launch import SearchFlags, search_settings
     from naslab.study import Study
 
     _check_numbers(cpus_per_trial, gpus_per_trial, trial_timeout, workers, max_retries)
     ray_given = _ray_options(in_process, workers, ray_address, trial_timeout, dashboard)
-    s = Study(study, space=space, task=task, searcher=searcher, budget=budget, epochs=epochs,
-              seed=seed, storage=storage, space_options=parse_options(space_opt, "space"),
-              searcher_options=parse_options(searcher_opt, "searcher"),
-              evaluator_options=parse_options(train_opt, "train"),
-              scheduler=None if scheduler == "none" else scheduler,
-              scheduler_options=_scheduler_options(scheduler, min_epochs, eta),
-              objectives=objectives)
+    scheduler_options = {k: v for k, v in (("min_epochs", min_epochs), ("eta", eta))
+                         if v is not None}
+    settings = search_settings(SearchFlags(
+        space=space, task=task, searcher=searcher, budget=budget, epochs=epochs, seed=seed,
+        objectives=objectives, space_opt=space_opt, task_opt=task_opt,
+        searcher_opt=searcher_opt, train_opt=train_opt, scheduler=scheduler,
+        scheduler_options=scheduler_options or None), study, storage)
+    s = Study(study, storage=storage, **settings)
     try:
         s.prepare()  # refuse a conflicting study before printing anything
         if not in_process and (ray_given or not s.evaluator.instant):
@@ -480,24 +484,10 @@ def export(
     console.print(f"exported to {fmt(folder)}: " + ", ".join(fmt(f) for f in files) + note)
 
 
-@app.command()
-def spaces() -> None:
-    """List the built-in search spaces, tasks and searchers."""
-    from naslab.components import default_task, task_choices
-    from naslab.search_spaces.registry import SPACES
-    from naslab.searchers.registry import SEARCHERS
-
-    table = Table("space", "default task", "tasks")
-    for name in SPACES:
-        table.add_row(name, default_task(name), ", ".join(task_choices(name)))
-    console.print(table)
-    console.print("searchers: " + ", ".join(SEARCHERS))
-
-
-
 app.add_typer(predictor_app, name="predictor")
 app.add_typer(db_app, name="db")
 app.command(name="bench")(bench)
+app.command(name="spaces")(spaces)
 
 
 def _usage_error(exc: Any) -> None:

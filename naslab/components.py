@@ -21,6 +21,64 @@ __all__ = ["SpaceChangedWarning", "default_task", "resolve", "resolve_searcher",
            "warn_if_space_changed"]
 
 
+def space_from_reference(ref: str, options: Mapping[str, Any]) -> SearchSpace:
+    """The space that reference ``ref`` (``file.py:Class`` or ``module:Class``) names,
+    built with ``options``: a SearchSpace subclass, or a function returning a space."""
+    from naslab.core.references import load_reference
+
+    factory = load_reference("space", ref)
+    if isinstance(factory, SearchSpace):
+        if options:
+            raise ConfigError(f"space {ref!r} is an instance; --space-opt needs a class")
+        return factory
+    if not callable(factory):
+        raise ConfigError(f"space {ref!r} is a {type(factory).__name__}, not a SearchSpace "
+                          "class")
+    made = _call(f"space {ref!r}", factory, options)
+    if not isinstance(made, SearchSpace):
+        raise ConfigError(f"space {ref!r} made a {type(made).__name__}, not a naslab "
+                          "SearchSpace (subclass naslab.SearchSpace)")
+    return made
+
+
+def task_from_reference(ref: str, options: Mapping[str, Any]) -> Any:
+    """The task (or evaluator) that ``ref`` names, called with ``options``."""
+    from naslab.core.references import load_reference
+    from naslab.workers.task import Task
+
+    factory = load_reference("task", ref)
+    made = factory if isinstance(factory, (Task, Evaluator)) and not options else (
+        _call(f"task {ref!r}", factory, options) if callable(factory) else factory)
+    if not isinstance(made, (Task, Evaluator)):
+        raise ConfigError(f"task {ref!r} gave a {type(made).__name__}; a task reference must "
+                          "name a naslab Task or Evaluator, or a function or class making one")
+    return made
+
+
+def _call(what: str, factory: Any, options: Mapping[str, Any]) -> Any:
+    """``factory(**options)``; options it does not take are refused listing those it
+    does."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = None
+    if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        accepted = [n for n, p in params.items()
+                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ConfigError(f"{what}: unknown option(s) {', '.join(map(repr, unknown))}; "
+                              f"it accepts: {', '.join(accepted) or 'none'}")
+    try:
+        return factory(**options)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what} refused its options: {exc}") from exc
+
+
 def default_task(space_name: str) -> str:
     """The task a built-in space uses when none is named (``digits`` otherwise)."""
     if space_name in SPACES:
@@ -30,12 +88,16 @@ def default_task(space_name: str) -> str:
 
 def task_choices(space_name: str) -> list[str]:
     """The task names accepted with space ``space_name``: its table's data sets for a
-    table benchmark, else the registered training tasks."""
+    table benchmark, else the registered training tasks of the kind of input its
+    networks take (``inputs`` in the registries' info: ``images`` or ``graphs``)."""
     if space_name in TABLE_BENCHMARKS:
         return TABLE_BENCHMARKS.load(space_name).tasks()  # type: ignore[attr-defined]
     from naslab.workers.task import TASKS
 
-    return list(TASKS)
+    if space_name not in SPACES:
+        return list(TASKS)
+    inputs = SPACES.entry(space_name).info.get("inputs", "images")
+    return [t for t in TASKS if TASKS.entry(t).info.get("inputs", "images") == inputs]
 
 
 def _table(space: str | SearchSpace, space_name: str, task: str,
@@ -63,38 +125,69 @@ def resolve(
     *,
     space_options: Mapping[str, Any] | None = None,
     evaluator_options: Mapping[str, Any] | None = None,
+    task_options: Mapping[str, Any] | None = None,
 ) -> tuple[SearchSpace, Evaluator]:
     """The search space and the evaluator for ``space`` and ``task``.
 
-    ``task`` may be a name (a training task such as ``digits``; for a table
-    benchmark's space, one of its data sets), a :class:`~naslab.workers.task.Task`
-    (trained with :class:`~naslab.workers.training.TrainingEvaluator`), an
+    ``space`` is a registered name, a reference (``file.py:Class`` or
+    ``module:Class``, see :mod:`naslab.core.references`) built with
+    ``space_options``, or a :class:`~naslab.search_spaces.base.SearchSpace`.
+    ``task`` may be a name (a training task such as ``digits``, built with
+    ``task_options``; for a table benchmark's space, one of its data sets), a
+    reference (``module:function`` returning a task or evaluator, called with
+    ``task_options``), a :class:`~naslab.workers.task.Task` (trained by its
+    ``make_evaluator`` if it has one, else by
+    :class:`~naslab.workers.training.TrainingEvaluator`), an
     :class:`~naslab.workers.evaluator.Evaluator`, or None for the space's default.
     """
+    from naslab.core.references import is_reference
+
     space_options = dict(space_options or {})
     evaluator_options = dict(evaluator_options or {})
+    task_options = dict(task_options or {})
+    if is_reference(space):
+        space = space_from_reference(space, space_options)  # type: ignore[arg-type]
     space_name = space.name if isinstance(space, SearchSpace) else space
     if not isinstance(space, SearchSpace):
         SPACES.entry(space)  # an unknown name lists the choices
     if task is None:
         task = default_task(space_name)
-    if space_name in TABLE_BENCHMARKS and isinstance(task, str):
+    if space_name in TABLE_BENCHMARKS and isinstance(task, str) and not is_reference(task):
+        if task_options:
+            raise ConfigError(f"the {space_name} table takes no task options")
         return _table(space, space_name, task, space_options, evaluator_options)
     if not isinstance(space, SearchSpace):
         space = SPACES.create(space_name, **space_options)
     space.check_definition()  # a broken space is refused before any study is stored
-    if isinstance(task, Evaluator):
-        return space, task
+    return space, _evaluator(task, task_options, evaluator_options)
+
+
+def _evaluator(task: Any, task_options: dict[str, Any],
+               evaluator_options: dict[str, Any]) -> Evaluator:
+    """The evaluator of ``task`` (a name, a reference, a Task or an Evaluator)."""
+    from naslab.core.references import is_reference
     from naslab.workers.task import Task, get_task
-    from naslab.workers.training import TrainingEvaluator
 
     if isinstance(task, str):
-        task = get_task(task)
+        task = (task_from_reference(task, task_options) if is_reference(task)
+                else get_task(task, **task_options))
+    elif task_options:
+        raise ConfigError("task options apply to a task given by name or reference")
+    if isinstance(task, Evaluator):
+        if evaluator_options:
+            raise ConfigError("training options (--train-opt) apply to a task, not to a "
+                              f"ready evaluator ({type(task).__name__})")
+        return task
     if not isinstance(task, Task):
         raise ConfigError(f"task must be a task name, a naslab Task or an Evaluator, got "
                           f"{type(task).__name__}")
+    make = getattr(task, "make_evaluator", None)
     try:
-        return space, TrainingEvaluator(task, **evaluator_options)
+        if callable(make):
+            return make(**evaluator_options)  # type: ignore[no-any-return]
+        from naslab.workers.training import TrainingEvaluator
+
+        return TrainingEvaluator(task, **evaluator_options)
     except TypeError as exc:
         raise ConfigError(f"bad options for evaluator {task.name!r}: {exc}") from exc
 

@@ -48,6 +48,7 @@ from naslab.core.validation import check_int
 from naslab.db.records import StudyInfo, StudySpec, TrialRecord, dumps
 from naslab.db.store import Store
 from naslab.fronts import pareto_trials
+from naslab.launch import launch_record
 from naslab.loop import TrialEvent, TrialLoop
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
@@ -110,10 +111,14 @@ class Study:
     Args:
         name: study name; re-running a study of that name resumes it. Default: made
             from space, task, searcher and seed.
-        space: a built-in space name (``nb201``, ``chain``, ``nasbench_graph``) or a
+        space: a registered space name (``nb201``, ``chain``, ... : ``naslab spaces``),
+            a reference to a space class (``path/to/file.py:Class`` or
+            ``package.module:Class``, built with ``space_options``; see
+            :mod:`naslab.core.references`), or a
             :class:`~naslab.search_spaces.base.SearchSpace`.
         task: a task name (``digits``; a data set name for ``nasbench_graph``), a
-            :class:`~naslab.workers.task.Task`, an
+            reference to a function or class making a task (``module:make_task``,
+            called with ``task_options``), a :class:`~naslab.workers.task.Task`, an
             :class:`~naslab.workers.evaluator.Evaluator`, or None for the default.
         searcher: ``evolution``, ``random``, or a
             :class:`~naslab.searchers.base.Searcher`.
@@ -145,9 +150,13 @@ class Study:
             batches keeps the write lock most of the time, so other drivers of the
             same file wait: batch a search that has the database to itself. Default
             1 (commit each trial).
-        space_options, searcher_options, evaluator_options, scheduler_options:
-            keyword options for components given by name (e.g. ``{"channels": 16}``
-            for ``nb201``; ``{"min_epochs": 1, "eta": 3}`` for a scheduler).
+        space_options, task_options, searcher_options, evaluator_options,
+        scheduler_options: keyword options for components given by name or reference
+            (e.g. ``{"channels": 16}`` for ``nb201``; ``{"root": "data/"}`` for the
+            ``cifar10`` task; ``{"min_epochs": 1, "eta": 3}`` for a scheduler).
+
+    The study stores how it was made (:attr:`launch`: names, references and options
+    of its parts) so that ``naslab search --study NAME`` alone resumes it.
     """
 
     def __init__(
@@ -169,12 +178,17 @@ class Study:
         scheduler_options: Mapping[str, Any] | None = None,
         objectives: str | Sequence[str | Objective] | None = None,
         batch_trials: int = 1,
+        task_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.budget = check_int("budget", budget, minimum=1)
         self.batch_trials = check_int("batch_trials", batch_trials, minimum=1)
         self.seed = check_int("seed", seed, minimum=0)
         self.space, self.evaluator = resolve(
-            space, task, space_options=space_options, evaluator_options=evaluator_options)
+            space, task, space_options=space_options, evaluator_options=evaluator_options,
+            task_options=task_options)
+        #: How the study was made, stored with it (see :func:`naslab.launch.launch_record`).
+        self.launch = launch_record(
+            space, self.space, space_options, task, task_options, evaluator_options)
         self.epochs = check_int("epochs", self.evaluator.default_fidelity if epochs is None
                                 else epochs, minimum=1)
         searcher_options = dict(searcher_options or {})
@@ -319,13 +333,18 @@ class Study:
                   "model_io": self.evaluator.model_io(),
                   "scheduler": self._scheduler_config(),
                   "objectives": self._objectives_config()}
+        self.launch.update(searcher=self.searcher.name, searcher_options=self.searcher_options,
+                           epochs=self.epochs, seed=self.seed,
+                           objectives=[str(o) for o in self.objectives],
+                           scheduler=self._scheduler_config())
+        config["launch"] = self.launch
         warn_if_space_changed(self.store, self.space)
         return self.store.studies.create_or_load(StudySpec(
             name=self.name, space=self.space.name, space_key=self.space.key,
             space_config=self.space.config(), task_key=self.evaluator.key,
             searcher=self.searcher.name, objective=self.evaluator.objective,
             budget=self.budget, fidelity=self.epochs, seed=self.seed,
-            config=config), check_config=self._config_check(config))
+            config=config), check_config=self._config_check(config), refresh=("launch",))
 
     def _config_check(self, config: Mapping[str, Any]) -> Callable[[Mapping[str, Any]],
                                                                      list[str]]:

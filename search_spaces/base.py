@@ -428,11 +428,42 @@ class SearchSpace(ABC):
         return out
 
     def size(self) -> int | None:
-        """Number of decision combinations (before isomorphism), if cheap to count."""
-        declared = self.decisions()
-        if any(d.condition is not None for d in declared):
-            return None
+        """Number of decision combinations (before isomorphism): the product of the
+        domains, summed over the branches that conditions open; None when the
+        conditions' parents have more than 100,000 value combinations."""
+        return count_combinations(self.decisions())
+
+
+#: Branches (combinations of condition parents' values) that size() walks at most.
+_MAX_BRANCHES = 100_000
+
+
+def count_combinations(declared: Sequence[Decision]) -> int | None:
+    """The number of valid decision combinations of ``declared`` (each active decision
+    takes any value of its domain); None if more than ``_MAX_BRANCHES`` combinations
+    of the values of condition parents would have to be walked."""
+    parents = {d.condition.parent for d in declared if d.condition is not None}
+    walked = [0]
+
+    def count(index: int, chosen: dict[str, Value]) -> int | None:
         total = 1
-        for d in declared:
-            total *= len(d.values)
+        for pos in range(index, len(declared)):
+            d = declared[pos]
+            if d.condition is not None and not d.condition.holds(chosen):
+                continue
+            if d.name not in parents:
+                total *= len(d.values)
+                continue
+            branches = 0
+            for value in d.values:
+                walked[0] += 1
+                if walked[0] > _MAX_BRANCHES:
+                    return None
+                sub = count(pos + 1, {**chosen, d.name: value})
+                if sub is None:
+                    return None
+                branches += sub
+            return total * branches
         return total
+
+    return count(0, {})

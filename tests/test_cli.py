@@ -384,14 +384,16 @@ def test_export_of_a_table_study_has_no_weights(tmp_path, url, monkeypatch, caps
 # ------------------------------------------------------------------ spaces, help
 
 
-def test_spaces_lists_spaces_tasks_and_searchers():
+def test_spaces_lists_spaces_tasks_and_searchers(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # one line per space
     out = invoke("spaces")
     rows = {r[0]: r for r in table_rows(out)}
-    assert set(rows) == {"nb201", "chain", "nasbench_graph"}
-    assert rows["nb201"][1] == rows["chain"][1] == "digits"
-    assert rows["nasbench_graph"][1] == "cora"
-    assert "digits" in rows["chain"][2].split(", ")
-    assert {"cora", "citeseer", "pubmed"} <= set(rows["nasbench_graph"][2].split(", "))
+    assert set(rows) == {"nb201", "nb101", "darts", "mbv3", "hybrid", "chain", "gnn",
+                         "nasbench_graph"}
+    assert rows["nb201"][3] == rows["chain"][3] == "digits"
+    assert rows["nasbench_graph"][3] == "cora"
+    assert "digits" in rows["chain"][4].split(", ")
+    assert {"cora", "citeseer", "pubmed"} <= set(rows["nasbench_graph"][4].split(", "))
     (searchers,) = [line for line in out.splitlines() if line.startswith("searchers: ")]
     from naslab.searchers import SEARCHERS
 
@@ -429,11 +431,13 @@ def test_ctrl_c_during_a_search_says_how_to_resume(url, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--space", "foo"], "unknown search space 'foo'; choose one of: chain, nasbench_graph, nb201"),
+    (["--space", "foo"], "unknown search space 'foo'; choose one of: chain, darts, gnn, hybrid, "
+     "mbv3, nasbench_graph, nb101, nb201"),
     (["--space", "nasbench_graph", "--task", "foo"],
      "unknown task for space nasbench_graph 'foo'; choose one of: arxiv, citeseer, computers, "
      "cora, cs, photo, physics, proteins, pubmed"),
-    (["--task", "foo"], "unknown task 'foo'; choose one of: cifar10, digits"),
+    (["--task", "foo"], "unknown task 'foo'; choose one of: cifar10, citeseer, cora, digits, "
+     "karate, pubmed, sbm"),
     (["--searcher", "foo"], "unknown searcher 'foo'; choose one of: evolution, guided-evolution, "
      "guided-optuna, local, nsga2, optuna-cmaes, optuna-gp, optuna-nsga2, optuna-nsga3, "
      "optuna-qmc, optuna-random, optuna-tpe, random"),

@@ -35,6 +35,7 @@ from naslab.workers.evaluator import Evaluator, Reporter, Result
 from naslab.workers.graph_task import GraphTask
 from naslab.workers.measure import count_params, measure_latency_ms
 from naslab.workers.task import get_task
+from naslab.workers.training import check_device
 
 if TYPE_CHECKING:
     from naslab.search_spaces.architecture import Architecture
@@ -90,28 +91,6 @@ class _WholeGraph(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x, self.edge_index)  # type: ignore[no-any-return]
-
-
-def _check_device(device: Any) -> str:
-    """``device`` if it is ``"auto"`` or a device this process has (as
-    TrainingEvaluator checks it)."""
-    accepted = "accepted: 'auto', 'cpu', 'cuda', 'cuda:N', ..."
-    if device == "auto":
-        return "auto"
-    if not isinstance(device, (str, torch.device)):
-        raise ConfigError(f"invalid device {device!r} ({accepted})")
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise ConfigError(f"invalid device {str(device)!r} ({accepted}): {exc}") from None
-    if parsed.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (parsed.index is not None and parsed.index >= count):
-            raise ConfigError(f"device {str(device)!r}: this machine has {count} CUDA device(s); "
-                              "use device=auto (a GPU where a worker has one) or device=cpu")
-    elif parsed.type not in ("cpu", "mps", "xpu"):
-        raise ConfigError(f"device {str(device)!r} is not supported ({accepted})")
-    return str(device)
 
 
 @contextlib.contextmanager
@@ -177,7 +156,7 @@ class GraphTrainingEvaluator(Evaluator):
         self.keep_weights = check_bool("keep_weights", keep_weights)
         self.latency_repeats = check_int("latency_repeats", latency_repeats, minimum=1,
                                          maximum=10_000)
-        self.device_spec = _check_device(device)
+        self.device_spec = check_device(device)
         self._device: torch.device | None = None
         self._data: Any = None
 

@@ -246,8 +246,13 @@ class RayExecutor(Executor):
     def start(self, evaluator: Evaluator, on_report: ReportCallback) -> None:
         """Connect to (or start) Ray and create the actor pool."""
         import ray
+        from ray import cloudpickle
         from ray.util.queue import Queue
 
+        from naslab.core.references import file_modules
+
+        for module in file_modules():  # spaces and tasks loaded from a file travel by value
+            cloudpickle.register_pickle_by_value(module)
         if not ray.is_initialized():
             if self.address is None:
                 start_local(os.cpu_count(), dashboard=self.dashboard)

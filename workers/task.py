@@ -455,13 +455,13 @@ def cifar10_task(root: str | Path, split_seed: int = 0, val_size: int | float = 
 #: Built-in tasks by name: factories returning a :class:`Task`. Add your own with
 #: ``TASKS.register("name", factory)``.
 TASKS = Registry("task", base=Task)
-TASKS.register("digits", digits_task)
-TASKS.register("cifar10", cifar10_task)
-TASKS.register("sbm", "naslab.workers.graph_task:sbm_task")
-TASKS.register("karate", "naslab.workers.graph_task:karate_task")
-TASKS.register("cora", "naslab.workers.graph_task:cora_task")
-TASKS.register("citeseer", "naslab.workers.graph_task:citeseer_task")
-TASKS.register("pubmed", "naslab.workers.graph_task:pubmed_task")
+TASKS.register("digits", digits_task, info={"inputs": "images"})
+TASKS.register("cifar10", cifar10_task, info={"inputs": "images"})
+TASKS.register("sbm", "naslab.workers.graph_task:sbm_task", info={"inputs": "graphs"})
+TASKS.register("karate", "naslab.workers.graph_task:karate_task", info={"inputs": "graphs"})
+TASKS.register("cora", "naslab.workers.graph_task:cora_task", info={"inputs": "graphs"})
+TASKS.register("citeseer", "naslab.workers.graph_task:citeseer_task", info={"inputs": "graphs"})
+TASKS.register("pubmed", "naslab.workers.graph_task:pubmed_task", info={"inputs": "graphs"})
 
 
 def get_task(name: str, **kwargs: Any) -> Task:

@@ -48,7 +48,7 @@ SCHEDULES = ("cosine", "constant")
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
-def _check_device(device: str | torch.device) -> str | torch.device:
+def check_device(device: str | torch.device) -> str | torch.device:
     """``device`` if it is ``"auto"`` or names a torch device that this process has.
 
     A CUDA device is refused where CUDA is not available (or its index is beyond
@@ -161,7 +161,7 @@ class TrainingEvaluator(Evaluator):
         self.latency_batch = check_int("latency_batch", latency_batch, minimum=1)
         self.latency_repeats = check_int("latency_repeats", latency_repeats, minimum=1)
         self.eval_batch_size = check_int("eval_batch_size", eval_batch_size, minimum=1)
-        self.device_spec = _check_device(device)
+        self.device_spec = check_device(device)
         self._device: torch.device | None = None
         self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
