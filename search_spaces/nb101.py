@@ -265,8 +265,9 @@ class NB101Space(SearchSpace):
         mask = int(masks[int(rng.integers(len(masks)))])
         return self._make(mask, [OPS[int(i)] for i in rng.integers(len(OPS), size=len(OP_NAMES))])
 
-    def _moves(self, arch: Architecture) -> list[tuple[str, Value]]:
-        """Every single-decision change that keeps the cell valid and changes it.
+    def _moves(self, arch: Architecture) -> list[dict[str, Value]]:
+        """Every single-decision change that keeps the cell valid and changes it (as
+        decisions to update), or, where there is none, :meth:`_grow`'s moves.
 
         An operation change matters only on a live vertex. Flipping an edge ``i->j``
         matters only when ``i`` is reached from the input and ``j`` reaches the output
@@ -284,31 +285,37 @@ class NB101Space(SearchSpace):
         for v, name in enumerate(OP_NAMES, start=1):
             if v in fwd and v in bwd:
                 moves.extend((name, op) for op in OPS if op != d[name])
+        return [{name: value} for name, value in moves] or self._grow(arch, mask)
+
+    def _grow(self, arch: Architecture, mask: int) -> list[dict[str, Value]]:
+        """The moves of a cell with no live intermediate vertex and no edge that
+        matters (the bare input->output cell): wire vertex ``v`` between the input
+        and the output, with each operation."""
+        table = valid_table()
+        moves: list[dict[str, Value]] = []
+        for v, name in enumerate(OP_NAMES, start=1):
+            a, b = EDGE_NAMES.index(f"e0_{v}"), EDGE_NAMES.index(f"e{v}_{_OUT}")
+            if table[mask | 1 << a | 1 << b]:
+                moves.extend({EDGE_NAMES[a]: 1, EDGE_NAMES[b]: 1, name: op} for op in OPS)
         return moves
 
     def mutate(
         self, arch: Architecture, rng: np.random.Generator, max_tries: int = 50
     ) -> Architecture:
         """Flip one edge or change one operation (NAS-Bench-101's mutation), chosen
-        uniformly among the changes that keep the cell valid and change it. A cell
-        with no such change (the bare input->output cell) is replaced by a sample."""
+        uniformly among the changes that keep the cell valid and change it; the bare
+        input->output cell, which has none, gains a vertex (see :meth:`_grow`).
+        ``max_tries`` is unused: no draw is wasted."""
         moves = self._moves(arch)
-        if moves:
-            name, value = moves[int(rng.integers(len(moves)))]
-            return self.from_decisions({**arch.decisions, name: value})
-        candidate = arch
-        for _ in range(max_tries):
-            candidate = self.sample(rng)
-            if candidate != arch:
-                break
-        return candidate
+        return self.from_decisions({**arch.decisions, **moves[int(rng.integers(len(moves)))]})
 
     def neighbours(self, arch: Architecture) -> list[Architecture]:
-        """Every distinct cell one edge flip or one operation change away."""
+        """Every distinct cell one edge flip or one operation change away (for the
+        bare input->output cell: one vertex added, see :meth:`_grow`)."""
         seen = {arch.hash}
         out: list[Architecture] = []
-        for name, value in self._moves(arch):
-            cand = self.from_decisions({**arch.decisions, name: value})
+        for move in self._moves(arch):
+            cand = self.from_decisions({**arch.decisions, **move})
             if cand.hash not in seen:
                 seen.add(cand.hash)
                 out.append(cand)

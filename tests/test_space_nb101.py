@@ -285,12 +285,34 @@ def test_mutation_and_neighbours_stay_valid(space):
             _assert_valid(space, n)
 
 
+def test_neighbours_are_every_valid_single_change(space):
+    """The bit checks that pick the moves lose none: brute force over all 31 decisions."""
+    rng = np.random.default_rng(4)
+    for _ in range(15):
+        arch = space.sample(rng)
+        expected = set()
+        for d in space.decisions():
+            for value in d.neighbour_values(arch.decisions[d.name]):
+                try:
+                    cand = space.from_decisions({**arch.decisions, d.name: value})
+                except InvalidArchitectureError:
+                    continue
+                if cand != arch:
+                    expected.add(cand.hash)
+        assert {n.hash for n in space.neighbours(arch)} == expected
+
+
 def test_bare_cell_mutates_and_has_neighbours(space):
     bare = from_spec([[0, 1], [0, 0]], [IN, OUT], space=space)
     child = space.mutate(bare, np.random.default_rng(0))
     _assert_valid(space, child)
     assert child != bare
-    assert space.neighbours(bare) == []  # no single change keeps it valid and changes it
+    # no single change keeps it valid and changes it: a vertex is wired in instead
+    nbrs = space.neighbours(bare)
+    assert len(nbrs) == 3 and {len(to_spec(n)[1]) for n in nbrs} == {3}
+    for n in nbrs:
+        _assert_valid(space, n)
+        assert sum(map(sum, to_spec(n)[0])) == 3  # in->v, v->out, in->out
 
 
 def test_crossover_stays_valid(space):
