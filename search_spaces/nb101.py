@@ -285,12 +285,14 @@ class NB101Space(SearchSpace):
         for v, name in enumerate(OP_NAMES, start=1):
             if v in fwd and v in bwd:
                 moves.extend((name, op) for op in OPS if op != d[name])
-        return [{name: value} for name, value in moves] or self._grow(arch, mask)
+        return [{name: value} for name, value in moves] or self._grow(mask)
 
-    def _grow(self, arch: Architecture, mask: int) -> list[dict[str, Value]]:
+    @staticmethod
+    def _grow(mask: int) -> list[dict[str, Value]]:
         """The moves of a cell with no live intermediate vertex and no edge that
         matters (the bare input->output cell): wire vertex ``v`` between the input
-        and the output, with each operation."""
+        and the output, with each operation. Never empty: wiring in vertex 5 adds
+        only its two edges (nothing it reaches but the output becomes live)."""
         table = valid_table()
         moves: list[dict[str, Value]] = []
         for v, name in enumerate(OP_NAMES, start=1):
