@@ -3,10 +3,13 @@
 The public API, re-exported here (loaded on first use, so ``import naslab`` is quick):
 
 - search spaces: :class:`Architecture`, :class:`SearchSpace`, :class:`Categorical`,
-  :class:`Integer`, :class:`Condition`, :class:`NB201Space`, :class:`ChainSpace`,
-  :class:`NasBenchGraphSpace`, :func:`get_space`;
+  :class:`Integer`, :class:`Condition`, :class:`NB201Space`, :class:`NB101Space`,
+  :class:`DartsSpace`, :class:`MobileNetV3Space`, :class:`HybridSpace`,
+  :class:`ChainSpace`, :class:`GNNSpace`, :class:`NasBenchGraphSpace`,
+  :func:`get_space`;
 - tasks and evaluation: :class:`Task`, :class:`TensorTask`, :class:`LoaderTask`,
-  :func:`digits_task`, :class:`TrainingEvaluator`, :class:`NasBenchGraphEvaluator`,
+  :class:`GraphTask`, :func:`digits_task`, :class:`TrainingEvaluator`,
+  :class:`GraphTrainingEvaluator`, :class:`NasBenchGraphEvaluator`,
   :class:`Evaluator`, :class:`Result`;
 - searchers: :class:`Searcher`, :class:`RandomSearch`, :class:`RegularizedEvolution`;
 - the search loop and the store: :class:`Study`, :class:`Store`;
@@ -53,12 +56,19 @@ _LAZY = {
     "SpaceChangedWarning": "naslab.components",
     "NB201Space": "naslab.search_spaces.nb201",
     "ChainSpace": "naslab.search_spaces.chain",
+    "NB101Space": "naslab.search_spaces.nb101",
+    "DartsSpace": "naslab.search_spaces.darts",
+    "MobileNetV3Space": "naslab.search_spaces.mbv3",
+    "HybridSpace": "naslab.search_spaces.hybrid",
+    "GNNSpace": "naslab.search_spaces.gnn",
     "NasBenchGraphSpace": "naslab.search_spaces.nasbench_graph",
     "GraphModule": "naslab.search_spaces.graph_module",
     "get_space": "naslab.search_spaces.registry",
     "Task": "naslab.workers.task",
     "TensorTask": "naslab.workers.task",
     "LoaderTask": "naslab.workers.task",
+    "GraphTask": "naslab.workers.graph_task",
+    "GraphTrainingEvaluator": "naslab.workers.graph_training",
     "digits_task": "naslab.workers.task",
     "TrainingEvaluator": "naslab.workers.training",
     "NasBenchGraphEvaluator": "naslab.workers.benchmark_table",

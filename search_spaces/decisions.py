@@ -12,6 +12,7 @@ an architecture hold exactly the active decisions.
 from __future__ import annotations
 
 import math
+import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -238,7 +239,8 @@ def check_decisions(
             continue
         value = decisions[d.name]
         if not d.contains(value):
-            problems.append(f"decision {d.name!r} = {value!r} is not {d.describe()}")
+            problems.append(f"decision {d.name!r} = {reprlib.repr(value)} is not "
+                            f"{d.describe()}")
             continue
         out[d.name] = int(value) if isinstance(d, Integer) else value
     inactive = [k for k in decisions if k in by_name and k not in active_names]
