@@ -81,7 +81,7 @@ def search_settings(flags: SearchFlags, study: str | None, storage: str | None
         "searcher_options": stored.searcher_options,
         "evaluator_options": stored.train_options,
     }
-    if flags.space is not None and flags.space != stored.space:
+    if flags.space is not None and _same_space(flags.space) != stored.space:
         # another space: the stored task and options were the old space's (the
         # resume is then refused as a conflict, naming what differs)
         for key in ("task", "space_options", "task_options"):
@@ -93,6 +93,13 @@ def search_settings(flags: SearchFlags, study: str | None, storage: str | None
     out["scheduler"], out["scheduler_options"] = scheduler or (None, None)
     _say_stored_code(out, flags)
     return out
+
+
+def _same_space(space: str) -> str:
+    """``space`` as a study stores it (a file reference with an absolute path)."""
+    from naslab.core.references import absolute_reference
+
+    return absolute_reference(space) if is_reference(space) else space
 
 
 def _given_scheduler(flags: SearchFlags) -> tuple[str | None, dict[str, int] | None] | None:
