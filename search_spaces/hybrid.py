@@ -44,7 +44,13 @@ from naslab.core.validation import check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace, image_shape
 from naslab.search_spaces.decisions import Categorical, Decision, Integer, Value
-from naslab.search_spaces.macro_blocks import AttentionBlock, Bottleneck, ConvBNAct, build_chain
+from naslab.search_spaces.macro_blocks import (
+    AttentionBlock,
+    Bottleneck,
+    ConvBNAct,
+    build_chain,
+    chain_graph,
+)
 
 __all__ = ["BLOCK_TYPES", "HybridSpace"]
 
@@ -126,11 +132,7 @@ class HybridSpace(SearchSpace):
                 attrs = {"op": "conv_block", "stage": stage, "width": width}
             nodes.append((f"block_{b}", attrs))
         nodes += [("head", {"op": "head", "width": width}), ("output", {"op": "output"})]
-        g = nx.DiGraph()
-        for name, attrs in nodes:
-            g.add_node(name, **attrs)
-        g.add_edges_from(zip([n for n, _ in nodes[:-1]], [n for n, _ in nodes[1:]]))
-        return g
+        return chain_graph(nodes)
 
     def build(self, arch: Architecture, task: Any) -> nn.Module:
         """The network for an image task (``input_shape`` = (C, H, W)), from the graph."""

@@ -162,6 +162,15 @@ class AttentionBlock(nn.Module):
 ChainOpFactory = Callable[[dict[str, Any], int], tuple[nn.Module, int]]
 
 
+def chain_graph(nodes: list[tuple[str, dict[str, Any]]]) -> nx.DiGraph:
+    """A DAG that chains ``nodes`` (``(name, attributes)`` pairs) in order."""
+    g = nx.DiGraph()
+    for name, attrs in nodes:
+        g.add_node(name, **attrs)
+    g.add_edges_from(zip([n for n, _ in nodes[:-1]], [n for n, _ in nodes[1:]], strict=True))
+    return g
+
+
 def chain_nodes(graph: nx.DiGraph) -> list[Any]:
     """The nodes of a single-path graph from its input to its output, in order, or
     :class:`InvalidArchitectureError` if the graph branches."""

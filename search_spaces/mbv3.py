@@ -51,7 +51,13 @@ from naslab.core.validation import check_float, check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace, image_shape
 from naslab.search_spaces.decisions import Categorical, Condition, Decision, Integer, Value
-from naslab.search_spaces.macro_blocks import ConvBNAct, MBConv, build_chain, make_divisible
+from naslab.search_spaces.macro_blocks import (
+    ConvBNAct,
+    MBConv,
+    build_chain,
+    chain_graph,
+    make_divisible,
+)
 
 __all__ = ["DEPTHS", "EXPANDS", "KERNELS", "OFA_STAGES", "MobileNetV3Space"]
 
@@ -142,7 +148,6 @@ class MobileNetV3Space(SearchSpace):
 
     def to_graph(self, decisions: Mapping[str, Value]) -> nx.DiGraph:
         """The chain of the stem, the first block, the active blocks and the head."""
-        g = nx.DiGraph()
         nodes: list[tuple[str, dict[str, Any]]] = [
             ("input", {"op": "input"}),
             ("stem", {"op": "conv", "kernel": 3, "stride": self.stem_stride,
@@ -166,10 +171,7 @@ class MobileNetV3Space(SearchSpace):
             ("classifier", {"op": "classifier"}),
             ("output", {"op": "output"}),
         ]
-        for name, attrs in nodes:
-            g.add_node(name, **attrs)
-        g.add_edges_from(zip([n for n, _ in nodes[:-1]], [n for n, _ in nodes[1:]]))
-        return g
+        return chain_graph(nodes)
 
     def build(self, arch: Architecture, task: Any) -> nn.Module:
         """The network for an image task (``input_shape`` = (C, H, W)), from the graph."""

@@ -35,7 +35,7 @@ from naslab.workers.evaluator import Evaluator, Reporter, Result
 from naslab.workers.graph_task import GraphTask
 from naslab.workers.measure import count_params, measure_latency_ms
 from naslab.workers.task import get_task
-from naslab.workers.training import check_device
+from naslab.workers.training import build_seeded, check_device
 
 if TYPE_CHECKING:
     from naslab.search_spaces.architecture import Architecture
@@ -215,7 +215,7 @@ class GraphTrainingEvaluator(Evaluator):
         fidelity = check_int("fidelity (epochs)", fidelity, minimum=1)
         seed = check_int("seed", seed, minimum=0)
         with _deterministic(self.device):
-            model = self._build(space, arch, seed)
+            model = build_seeded(space, arch, self.task, seed, self.device)
             params = count_params(model)
             trainable = [p for p in model.parameters() if p.requires_grad]
             if not trainable:
@@ -228,21 +228,6 @@ class GraphTrainingEvaluator(Evaluator):
                     break
             test_acc, flops, latency = self._test_and_measure(run)
         return self._result(run, params, test_acc, flops, latency, seed)
-
-    def _build(self, space: SearchSpace, arch: Architecture, seed: int) -> nn.Module:
-        """The network of ``arch``, initialised from ``seed``, on the device, in train mode."""
-        space.validate(arch)
-        torch.manual_seed(seed)
-        try:
-            model = space.build(arch, self.task)
-        except NaslabError:
-            raise
-        except Exception as exc:
-            raise EvaluationError(f"could not build {arch!r}: {exc}") from exc
-        if not isinstance(model, nn.Module):
-            raise EvaluationError(f"{type(space).__name__}.build returned "
-                                  f"{type(model).__name__}, not a torch.nn.Module")
-        return model.to(self.device).train()
 
     def _forward(self, model: nn.Module, data: Any) -> torch.Tensor:
         out = model(data.x, data.edge_index)

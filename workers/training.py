@@ -77,6 +77,24 @@ def check_device(device: str | torch.device) -> str | torch.device:
     return str(device) if isinstance(device, str) else device
 
 
+def build_seeded(space: SearchSpace, arch: Architecture, task: Any, seed: int,
+                 device: torch.device) -> nn.Module:
+    """The network of ``arch`` for ``task``, initialised from ``seed``, on ``device``,
+    in train mode; a build that fails (or returns no module) is an EvaluationError."""
+    space.validate(arch)
+    torch.manual_seed(seed)
+    try:
+        model = space.build(arch, task)
+    except NaslabError:
+        raise
+    except Exception as exc:
+        raise EvaluationError(f"could not build {arch!r}: {exc}") from exc
+    if not isinstance(model, nn.Module):
+        raise EvaluationError(f"{type(space).__name__}.build returned {type(model).__name__}, "
+                              "not a torch.nn.Module")
+    return model.to(device).train()
+
+
 @dataclass
 class _Run:
     """What the steps of one evaluation share: the network, its optimizer, the
@@ -334,7 +352,7 @@ class TrainingEvaluator(Evaluator):
         """
         fidelity = check_int("fidelity (epochs)", fidelity, minimum=1)
         seed = check_int("seed", seed, minimum=0)
-        model = self._build(space, arch, seed)
+        model = build_seeded(space, arch, self.task, seed, self.device)
         params = count_params(model)
         optimizer = self._make_optimizer(model)
         gen = torch.Generator().manual_seed(seed)
@@ -349,25 +367,6 @@ class TrainingEvaluator(Evaluator):
         return self._result(run, params, test_acc, flops, latency, seed)
 
     # -- the steps of an evaluation ------------------------------------------------
-
-    def _build(self, space: SearchSpace, arch: Architecture, seed: int) -> nn.Module:
-        """The network of ``arch``, initialised from ``seed``, on the device, in train mode."""
-        space.validate(arch)
-        torch.manual_seed(seed)
-        try:
-            model = space.build(arch, self.task)
-        except NaslabError:
-            raise
-        except Exception as exc:
-            raise EvaluationError(f"could not build {arch!r}: {exc}") from exc
-        if not isinstance(model, nn.Module):
-            raise EvaluationError(
-                f"{type(space).__name__}.build returned {type(model).__name__}, "
-                "not a torch.nn.Module"
-            )
-        model.to(self.device)
-        model.train()
-        return model
 
     def _train_and_validate(self, run: _Run, epoch: int, val_loader: Any) -> dict[str, float]:
         """Train one epoch, then score the validation split; the epoch's metrics
