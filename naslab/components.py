@@ -23,7 +23,8 @@ __all__ = ["SpaceChangedWarning", "default_task", "resolve", "resolve_searcher",
 
 def space_from_reference(ref: str, options: Mapping[str, Any]) -> SearchSpace:
     """The space that reference ``ref`` (``file.py:Class`` or ``module:Class``) names,
-    built with ``options``: a SearchSpace subclass, or a function returning a space."""
+    built with ``options``: a SearchSpace subclass (or a ready instance). Anything
+    else is refused before it is called."""
     from naslab.core.references import load_reference
 
     factory = load_reference("space", ref)
@@ -31,27 +32,40 @@ def space_from_reference(ref: str, options: Mapping[str, Any]) -> SearchSpace:
         if options:
             raise ConfigError(f"space {ref!r} is an instance; --space-opt needs a class")
         return factory
-    if not callable(factory):
-        raise ConfigError(f"space {ref!r} is a {type(factory).__name__}, not a SearchSpace "
-                          "class")
-    made = _call(f"space {ref!r}", factory, options)
-    if not isinstance(made, SearchSpace):
-        raise ConfigError(f"space {ref!r} made a {type(made).__name__}, not a naslab "
-                          "SearchSpace (subclass naslab.SearchSpace)")
-    return made
+    if not (isinstance(factory, type) and issubclass(factory, SearchSpace)):
+        raise ConfigError(f"space {ref!r} is {type(factory).__name__} "
+                          f"{getattr(factory, '__qualname__', '')!r}, not a SearchSpace class "
+                          "(subclass naslab.SearchSpace)")
+    return _call(f"space {ref!r}", factory, options)  # type: ignore[no-any-return]
 
 
 def task_from_reference(ref: str, options: Mapping[str, Any]) -> Any:
-    """The task (or evaluator) that ``ref`` names, called with ``options``."""
+    """The task (or evaluator) that ``ref`` names: a naslab Task or Evaluator (then no
+    options), a subclass of one, or a Python function returning one, called with
+    ``options``. Anything else (a built-in function such as ``os.abort``, a value) is
+    refused before it is called."""
+    import inspect
+
     from naslab.core.references import load_reference
     from naslab.workers.task import Task
 
+    kinds = (Task, Evaluator)
     factory = load_reference("task", ref)
-    made = factory if isinstance(factory, (Task, Evaluator)) and not options else (
-        _call(f"task {ref!r}", factory, options) if callable(factory) else factory)
-    if not isinstance(made, (Task, Evaluator)):
-        raise ConfigError(f"task {ref!r} gave a {type(made).__name__}; a task reference must "
-                          "name a naslab Task or Evaluator, or a function or class making one")
+    if isinstance(factory, kinds):
+        if options:
+            raise ConfigError(f"task {ref!r} is a ready {type(factory).__name__}; --task-opt "
+                              "needs a class or a function")
+        return factory
+    if not ((isinstance(factory, type) and issubclass(factory, kinds))
+            or inspect.isfunction(factory)):
+        raise ConfigError(f"task {ref!r} is {type(factory).__name__} "
+                          f"{getattr(factory, '__qualname__', '')!r}; a task reference names a "
+                          "naslab Task or Evaluator, a subclass of one, or a Python function "
+                          "returning one")
+    made = _call(f"task {ref!r}", factory, options)
+    if not isinstance(made, kinds):
+        raise ConfigError(f"task {ref!r} gave a {type(made).__name__}, not a naslab Task or "
+                          "Evaluator")
     return made
 
 
@@ -159,7 +173,27 @@ def resolve(
     if not isinstance(space, SearchSpace):
         space = SPACES.create(space_name, **space_options)
     space.check_definition()  # a broken space is refused before any study is stored
-    return space, _evaluator(task, task_options, evaluator_options)
+    evaluator = _evaluator(task, task_options, evaluator_options)
+    check_fits(space, evaluator)
+    return space, evaluator
+
+
+def check_fits(space: SearchSpace, evaluator: Evaluator) -> None:
+    """Refuse a space whose networks cannot take the evaluator's task (an image space
+    on a graph task, a GNN space on images), before any study is stored: one probe
+    architecture is built for the task (no training)."""
+    import numpy as np
+
+    from naslab.core.errors import InvalidArchitectureError
+
+    task = getattr(evaluator, "task", None)
+    if task is None or not hasattr(task, "input_shape"):
+        return  # a table, or an evaluator of the user's own: nothing to build for
+    try:
+        space.build(space.sample(np.random.default_rng(0)), task)
+    except (InvalidArchitectureError, ConfigError) as exc:
+        raise ConfigError(f"space {space.name!r} cannot build networks for task "
+                          f"{getattr(task, 'name', '?')!r}: {exc}") from exc
 
 
 def _evaluator(task: Any, task_options: dict[str, Any],

@@ -42,6 +42,8 @@ TRAIN = ["search", "--space", "chain", "--task", "digits", "--budget", "1", "--e
          "--study", "fz-train", "--in-process"]
 RAY = ["search", "--space", "chain", "--task", "digits", "--budget", "1", "--epochs", "1",
        "--study", "fz-ray", "--workers", "1"]
+GNN = ["search", "--space", "gnn", "--task", "sbm", "--budget", "1", "--epochs", "1",
+       "--study", "fz-gnn", "--in-process"]
 TABLE: dict[str, tuple[list[str], dict[str, list[str]]]] = {
     "search": (SEARCH, {
         "--budget": _positive(),
@@ -67,6 +69,37 @@ TABLE: dict[str, tuple[list[str], dict[str, list[str]]]] = {
                         "lr=abc", "batch_size=0", "batch_size=1.5", "device=cuda",
                         "device=nonsense", "bogus=1", "noequals"],
         "--trial-timeout": FLOAT_JUNK + ["0"],
+    }),
+    "search-refs": (TRAIN, {
+        "--space": ["x.py:Y", "/dev/null:X", "os:abort", "os:system", ":", "a:", "nosuchmod:X",
+                    "../../etc/passwd:X", "naslab.search_spaces.nb201:OPS",
+                    "naslab.workers.task:get_task", "x" * 5000 + ".py:X"],
+        "--task": ["x.py:Y", "os:abort", "nosuchmod:X", "naslab.search_spaces.nb201:OPS",
+                   "naslab.workers.task:TASKS"],
+        "--task-opt": ["bogus=1", "noequals", "=1", "split_seed=-1", "split_seed=1.5",
+                       "split_seed=true", "val_size=2", "val_size=nan"],
+    }),
+    "search-nb101": ([*TRAIN, "--space", "nb101"], {
+        "--space-opt": ["channels=1.5", "channels=true", "channels=4", f"channels={HUGE}",
+                        "cells_per_stack=0", "cells_per_stack=nan", "bogus=1"],
+    }),
+    "search-darts": ([*TRAIN, "--space", "darts"], {
+        "--space-opt": ["channels=0", "cells=2", "cells=1.5", f"cells={HUGE}", "bogus=1"],
+    }),
+    "search-mbv3": ([*TRAIN, "--space", "mbv3"], {
+        "--space-opt": ["width_mult=0", "width_mult=nan", "stages=6", "strides=[3]",
+                        "strides=\"x\"", "stem_stride=3", "bogus=1"],
+    }),
+    "search-hybrid": ([*TRAIN, "--space", "hybrid"], {
+        "--space-opt": ["blocks=0", "heads=3", "channels=true", "downsamplings=9",
+                        f"blocks={HUGE}", "bogus=1"],
+    }),
+    "search-gnn": (GNN, {
+        "--space-opt": ["hidden=0", "dropout=1.5", "dropout=nan", "ops=[]", "ops=\"bogus\"",
+                        "bogus=1"],
+        "--task-opt": ["bogus=1", "root=/nonexistent", "num_nodes=0", "seed=-1", "homophily=2",
+                       f"num_nodes={HUGE}", "train=0.9"],
+        "--task": ["digits", "cora", "mytask:x"],
     }),
     "search-nb201": ([*TRAIN, "--space", "nb201"], {
         "--space-opt": ["channels=1.5", "channels=true", "channels=Infinity", "channels=0",

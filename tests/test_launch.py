@@ -197,8 +197,9 @@ def test_a_database_cannot_make_a_resume_call_library_functions(stored, project,
     ("myspace.py:1bad", "is not 'path/to/file.py:Name'"),
     ("myspace.py:", "is not 'path/to/file.py:Name'"),
     ("../../../etc/passwd:X", "must be a Python file"),
-    ("mytasks:make", "not a naslab SearchSpace"),
-    ("mytasks:not_a_task", "not a naslab SearchSpace"),
+    ("mytasks:make", "not a SearchSpace class"),
+    ("mytasks:not_a_task", "not a SearchSpace class"),
+    ("os:abort", "not a SearchSpace class"),  # refused before it is called
     ("naslab.search_spaces.nb201:OPS", "not a SearchSpace class"),
 ])
 def test_bad_space_references_are_refused_in_one_line(project, monkeypatch, capsys, ref,
@@ -239,6 +240,19 @@ def test_space_options_reach_the_constructor_and_unknown_ones_are_listed(project
                               "--space-opt", "depth=1", "--budget", "1", "--epochs", "1",
                               "--storage", url, "--in-process")
     assert code == 0, err
+
+
+@pytest.mark.parametrize("ref, message", [
+    ("os:abort", "a task reference names a naslab Task"),  # refused, not called
+    ("naslab.workers.task:TASKS", "a task reference names a naslab Task"),
+    ("mytasks:not_a_task", "gave a int, not a naslab Task"),
+])
+def test_bad_task_references_are_refused_in_one_line(project, monkeypatch, capsys, ref,
+                                                     message):
+    code, _, err = run_main(monkeypatch, capsys, "search", "--task", ref, "--storage",
+                            f"sqlite:///{project / 'x.db'}", "--in-process", "--budget", "1")
+    assert code == 2
+    assert message in one_line_error(err)
 
 
 def test_task_options_reach_a_built_in_task(project, monkeypatch, capsys):
