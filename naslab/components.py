@@ -173,9 +173,22 @@ def resolve(
     if not isinstance(space, SearchSpace):
         space = SPACES.create(space_name, **space_options)
     space.check_definition()  # a broken space is refused before any study is stored
+    _check_task_name(space_name, task)
     evaluator = _evaluator(task, task_options, evaluator_options)
     check_fits(space, evaluator)
     return space, evaluator
+
+
+def _check_task_name(space_name: str, task: Any) -> None:
+    """Refuse an unknown task name, listing the tasks that suit the space."""
+    from naslab.core.references import is_reference
+    from naslab.workers.task import TASKS
+
+    if isinstance(task, str) and not is_reference(task) and task not in TASKS:
+        from naslab.core.errors import UnknownNameError
+
+        raise UnknownNameError(f"task for space {space_name}", task,
+                               task_choices(space_name) or list(TASKS))
 
 
 def check_fits(space: SearchSpace, evaluator: Evaluator) -> None:
