@@ -269,10 +269,17 @@ class SearchSpace(ABC):
         probe set of architectures has valid graphs (a DiGraph, acyclic, a path from
         input to output, ...). Studies call it before storing anything.
         """
-        declared = check_declarations(self.name, self.decisions())
+        check_declarations(self.name, self.decisions())
         self.__dict__["_declarations_checked"] = True
-        rng = np.random.default_rng(0)
-        for filled in probe_decisions(declared, rng):
+        try:
+            probes = self.probe_set()
+        except InvalidArchitectureError as exc:
+            raise SpaceDefinitionError(f"space {self.name!r} is not valid: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - user code in probe_set / to_graph
+            raise SpaceDefinitionError(
+                f"space {self.name!r} is not valid: probing it raised "
+                f"{type(exc).__name__}: {exc}") from None
+        for filled in probes:
             try:
                 self.from_decisions(filled)
             except InvalidArchitectureError as exc:
@@ -281,6 +288,13 @@ class SearchSpace(ABC):
                 raise SpaceDefinitionError(
                     f"space {self.name!r} is not valid: to_graph failed on {filled} with "
                     f"{type(exc).__name__}: {exc}") from None
+
+    def probe_set(self) -> list[dict[str, Value]]:
+        """The decisions of the fixed probe architectures that :meth:`check_definition`
+        and :meth:`fingerprint` build: by default every decision at its first value,
+        then three seeded random draws. A space whose first values do not make a valid
+        architecture (NAS-Bench-101: no edges) returns valid ones of its own."""
+        return probe_decisions(self.decisions(), np.random.default_rng(0))
 
     def __repr__(self) -> str:
         cfg = ", ".join(f"{k}={v!r}" for k, v in self.config().items())

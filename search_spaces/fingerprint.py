@@ -15,8 +15,6 @@ import json
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     from naslab.search_spaces.base import SearchSpace
 
@@ -51,11 +49,9 @@ def _module_text(space: SearchSpace, arch: Any) -> list[Any]:
 def space_fingerprint(space: SearchSpace) -> str:
     """A 10-hex-digit digest of ``space``'s declarations, the graphs of its probe
     architectures and the modules it builds for them."""
-    from naslab.search_spaces.base import probe_decisions
-
     declared = list(space.decisions())
     parts: list[Any] = [[repr(d) for d in declared]]
-    for decisions in probe_decisions(declared, np.random.default_rng(0)):
+    for decisions in space.probe_set():
         arch = space.from_decisions(decisions)
         parts.append([_graph_text(arch.graph), _module_text(space, arch)])
     text = json.dumps(parts, sort_keys=True, default=str)

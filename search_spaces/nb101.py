@@ -41,10 +41,9 @@ import numpy as np
 from naslab.core.errors import ConfigError, InvalidArchitectureError
 from naslab.core.validation import check_int
 from naslab.search_spaces.architecture import Architecture
-from naslab.search_spaces.base import SearchSpace, check_declarations, image_shape
+from naslab.search_spaces.base import SearchSpace, image_shape
 from naslab.search_spaces.canonical import canonical_form
-from naslab.search_spaces.decisions import Categorical, Decision, SpaceDefinitionError, Value
-from naslab.search_spaces.fingerprint import PROBE_TASK
+from naslab.search_spaces.decisions import Categorical, Decision, Value
 from naslab.search_spaces.nb101_count import (
     MAX_EDGES,
     NUM_VERTICES,
@@ -207,47 +206,17 @@ class NB101Space(SearchSpace):
 
     # -- definition checks on valid cells -------------------------------------------
 
-    def _probes(self) -> list[Architecture]:
-        """A fixed probe set of valid cells: NAS-Bench-101's README cell (edges
-        0->1, 0->2, 0->3, 0->5, 3->4 and 1, 2, 4, 5 -> 6) and three seeded samples."""
+    def probe_set(self) -> list[dict[str, Value]]:
+        """Valid probe cells for the definition checks and the fingerprint:
+        NAS-Bench-101's README cell (edges 0->1, 0->2, 0->3, 0->5, 3->4 and 1, 2, 4, 5
+        -> 6) and three seeded samples (the base class's first values have no edges,
+        which is not a valid cell)."""
         readme: dict[str, Value] = dict.fromkeys(EDGE_NAMES, 0)
         readme.update(dict.fromkeys(("e0_1", "e0_2", "e0_3", "e0_5", "e3_4", "e1_6", "e2_6",
                                      "e4_6", "e5_6"), 1))
-        readme.update(zip(OP_NAMES, (OPS[1], OPS[0], OPS[0], OPS[0], OPS[2])))
+        readme.update(zip(OP_NAMES, (OPS[1], OPS[0], OPS[0], OPS[0], OPS[2]), strict=True))
         rng = np.random.default_rng(0)
-        return [self.from_decisions(readme)] + [self.sample(rng) for _ in range(3)]
-
-    def check_definition(self) -> None:
-        """As :meth:`SearchSpace.check_definition`, on :meth:`_probes` (the base
-        class probes every decision at its first value: no edges, not a valid cell)."""
-        check_declarations(self.name, self.decisions())
-        self.__dict__["_declarations_checked"] = True
-        try:
-            self._probes()
-        except InvalidArchitectureError as exc:
-            raise SpaceDefinitionError(f"space {self.name!r} is not valid: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - a subclass's code
-            raise SpaceDefinitionError(
-                f"space {self.name!r} is not valid: probing it raised "
-                f"{type(exc).__name__}: {exc}") from None
-
-    def fingerprint(self) -> str:
-        """As :meth:`SearchSpace.fingerprint` (used in the keys of subclasses), on
-        :meth:`_probes`: declarations, probe graphs, module types and shapes."""
-        cached = self.__dict__.get("_fingerprint")
-        if cached is None:
-            import torch
-
-            self.check_definition()
-            parts: list[Any] = [[repr(d) for d in self.decisions()]]
-            for arch in self._probes():
-                with torch.random.fork_rng(devices=[]):
-                    module = self.build(arch, PROBE_TASK)
-                parts.append([arch.hash, [type(m).__name__ for m in module.modules()],
-                              [(k, list(v.shape)) for k, v in module.state_dict().items()]])
-            text = json.dumps(parts, sort_keys=True, default=str)
-            cached = self.__dict__["_fingerprint"] = hashlib.sha256(text.encode()).hexdigest()[:10]
-        return str(cached)
+        return [readme] + [dict(self.sample(rng).decisions) for _ in range(3)]
 
     # -- the generic operators, kept on valid cells -------------------------------
 
