@@ -92,8 +92,9 @@ class RecordChecks:
         name = values["space"]
         if name not in SPACES.names():
             raise line_error(lineno, f"the study's space {name!r} is not one this naslab "
-                             f"knows ({', '.join(SPACES.names())}); a custom space must be "
-                             "registered (SPACES.register) in the process that imports")
+                             f"knows ({', '.join(SPACES.names())}); name a custom space's class "
+                             "(naslab db import --space file.py:Class) or register it "
+                             "(SPACES.register) in the process that imports")
         try:
             space = get_space(name, **config)
         except (NaslabError, TypeError, ValueError) as exc:

@@ -116,6 +116,9 @@ def import_command(
         False, "--skip-existing",
         help="Leave out studies whose name the store already has (default: refuse the import).",
     ),
+    space: list[str] | None = typer.Option(
+        None, "--space", help="Your own space class that studies of the file use, as "
+        "file.py:Class or package.module:Class (repeatable); its results are checked with it."),
     storage: Storage = None,
 ) -> None:
     """Import studies from a JSON-lines file, all or nothing."""
@@ -124,6 +127,8 @@ def import_command(
     renames = parse_renames(rename)
     if not source.is_file():
         raise ConfigError(f"there is no file {str(source)!r} to import")
+    for ref in space or []:
+        register_space_class(ref)
     store = open_store(storage)
     try:
         summary = import_studies(
@@ -133,6 +138,26 @@ def import_command(
     finally:
         store.close()
     console.print(escape(summary.describe()) + f" into {escape(store.url)}", soft_wrap=True)
+
+
+def register_space_class(ref: str) -> None:
+    """Register the SearchSpace class that ``ref`` names under its ``name`` (for this
+    process), so that an import can rebuild and check its architectures. A name that
+    a different space already has is refused."""
+    from naslab.core.references import load_reference
+    from naslab.search_spaces.base import SearchSpace
+    from naslab.search_spaces.registry import SPACES
+
+    cls = load_reference("space", ref)
+    if not (isinstance(cls, type) and issubclass(cls, SearchSpace)):
+        raise ConfigError(f"--space {ref!r} is not a SearchSpace class")
+    name = cls.name
+    if name in SPACES:
+        if SPACES.load(name) is cls:
+            return
+        raise ConfigError(f"--space {ref!r}: its name {name!r} is already a space of naslab's "
+                          "or another class's; give your space another name")
+    SPACES.register(name, cls)
 
 
 @db_app.command("grant-reader")

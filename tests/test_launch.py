@@ -314,3 +314,38 @@ def test_naslab_spaces_lists_size_parameters_and_tasks(monkeypatch, capsys):
     assert "sbm" not in rows["nb201"][4] and "digits" in rows["nb201"][4]
     assert "cora" in rows["nasbench_graph"][4]
     assert "file.py:Class" in out
+
+
+def test_a_custom_space_study_moves_between_stores_with_db_import_space(stored, project,
+                                                                        monkeypatch, capsys):
+    out_file = project / "mine.jsonl"
+    code, _, err = run_main(monkeypatch, capsys, "db", "export", str(out_file), "--study",
+                            "mine", "--storage", stored)
+    assert code == 0, err
+    other = f"sqlite:///{project / 'other.db'}"
+    code, _, err = run_main(monkeypatch, capsys, "db", "import", str(out_file), "--storage",
+                            other)
+    assert code == 2 and "--space file.py:Class" in one_line_error(err)
+    code, _, err = run_main(monkeypatch, capsys, "db", "import", str(out_file), "--space",
+                            "mytasks:make", "--storage", other)
+    assert code == 2 and "is not a SearchSpace class" in one_line_error(err)
+    code, out, err = run_main(monkeypatch, capsys, "db", "import", str(out_file), "--space",
+                              "myspace.py:TinyMLPSpace", "--storage", other)
+    assert code == 0, err
+    # imported with its launch record: it resumes from the new store by name alone
+    code, out, err = run_main(monkeypatch, capsys, "search", "--study", "mine", "--budget", "3",
+                              "--storage", other, "--in-process")
+    assert code == 0, err
+    assert "study has 3 complete" in out
+
+
+def test_db_import_space_refuses_to_shadow_a_built_in_space(project, monkeypatch, capsys):
+    (project / "fake201.py").write_text(
+        "from naslab.search_spaces.chain import ChainSpace\n"
+        "class Fake(ChainSpace):\n"
+        "    name = 'nb201'\n")
+    (project / "empty.jsonl").write_text("")
+    code, _, err = run_main(monkeypatch, capsys, "db", "import", str(project / "empty.jsonl"),
+                            "--space", "fake201.py:Fake", "--storage",
+                            f"sqlite:///{project / 'x.db'}")
+    assert code == 2 and "already a space" in one_line_error(err)
