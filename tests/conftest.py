@@ -8,6 +8,21 @@ import tempfile
 import pytest
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks on one intra-op thread (the count is restored afterwards): on a
+    busy 2-core machine two threads make each small operation wait for the other (a
+    digits epoch of a small DARTS network took 44 s instead of 1.5 s, PyG's scatters
+    were ~100x slower). Test modules that train opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One local Ray instance (2 CPUs, no dashboard, listening on 127.0.0.1 only, as

@@ -29,15 +29,7 @@ from naslab.testing.spaces import SearchSpaceContract
 DIGITS = SimpleNamespace(name="digits-like", input_shape=(1, 8, 8), num_classes=10)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks on one intra-op thread: on the shared, loaded machine two threads
-    made one digits epoch of the default network take 44 s instead of 1.5 s; the count
-    is restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -33,14 +33,7 @@ from naslab.workers.task import TASKS, digits_task, get_task
 Data = pytest.importorskip("torch_geometric.data").Data
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: PyG's scatters on a busy 2-core machine are ~100x slower
-    with two threads fighting over the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # -- the space ------------------------------------------------------------------------

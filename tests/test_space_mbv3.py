@@ -22,15 +22,7 @@ from naslab.testing.spaces import SearchSpaceContract
 DIGITS = SimpleNamespace(name="digits-like", input_shape=(1, 8, 8), num_classes=10)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks on one intra-op thread: on a shared, loaded machine two threads
-    make each small operation wait for the other (10x slower measured); the count is
-    restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TestMobileNetV3Contract(SearchSpaceContract):

@@ -35,7 +35,7 @@ from naslab.workers.evaluator import Evaluator, Reporter, Result
 from naslab.workers.graph_task import GraphTask
 from naslab.workers.measure import count_params, measure_latency_ms
 from naslab.workers.task import get_task
-from naslab.workers.training import build_seeded, check_device
+from naslab.workers.training import build_seeded, check_device, resolve_device
 
 if TYPE_CHECKING:
     from naslab.search_spaces.architecture import Architecture
@@ -164,10 +164,7 @@ class GraphTrainingEvaluator(Evaluator):
     def device(self) -> torch.device:
         """The device this process trains on (``"auto"`` resolved on first use)."""
         if self._device is None:
-            spec = self.device_spec
-            if spec == "auto":
-                spec = "cuda" if torch.cuda.is_available() else "cpu"
-            self._device = torch.device(spec)
+            self._device = resolve_device(self.device_spec)
         return self._device
 
     @property

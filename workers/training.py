@@ -77,6 +77,14 @@ def check_device(device: str | torch.device) -> str | torch.device:
     return str(device) if isinstance(device, str) else device
 
 
+def resolve_device(spec: str | torch.device) -> torch.device:
+    """The device a checked spec (:func:`check_device`) means in this process:
+    ``"auto"`` is a GPU where this process sees one, else the CPU."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(spec)
+
+
 def build_seeded(space: SearchSpace, arch: Architecture, task: Any, seed: int,
                  device: torch.device) -> nn.Module:
     """The network of ``arch`` for ``task``, initialised from ``seed``, on ``device``,
@@ -187,10 +195,7 @@ class TrainingEvaluator(Evaluator):
     def device(self) -> torch.device:
         """The device this process trains on (``"auto"`` resolved on first use)."""
         if self._device is None:
-            spec = self.device_spec
-            if spec == "auto":
-                spec = "cuda" if torch.cuda.is_available() else "cpu"
-            self._device = torch.device(spec)
+            self._device = resolve_device(self.device_spec)
         return self._device
 
     # -- identity -----------------------------------------------------------------
