@@ -103,6 +103,17 @@ def test_a_custom_space_run_from_the_cli_killed_and_resumed_with_the_study_name_
     assert archs[0] == 20  # nothing trained twice
 
 
+@pytest.fixture(autouse=True)
+def registry_restored():
+    """``db import --space`` registers the class for the process: undo it."""
+    from naslab.search_spaces.registry import SPACES
+
+    before = set(SPACES)
+    yield
+    for name in set(SPACES) - before:
+        SPACES.unregister(name)
+
+
 @pytest.fixture
 def stored(project, monkeypatch, capsys):
     """A study made from the CLI with a custom space and task (3 trials)."""
