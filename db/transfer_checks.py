@@ -87,8 +87,12 @@ class RecordChecks:
         if values["direction"] not in DIRECTIONS:
             raise line_error(lineno, f"the study's 'direction' must be one of "
                              f"{', '.join(DIRECTIONS)}, got {values['direction']!r}")
-        _json(lineno, "study", "config", values["config"], dict)
+        study_config = _json(lineno, "study", "config", values["config"], dict)
         config = _json(lineno, "study", "space_config", values["space_config"], dict)
+        launch = study_config.get("launch")
+        options = launch.get("space_options") if isinstance(launch, dict) else None
+        if isinstance(options, dict):  # the constructor's own options, where recorded
+            config = options
         name = values["space"]
         if name not in SPACES.names():
             raise line_error(lineno, f"the study's space {name!r} is not one this naslab "
@@ -98,11 +102,11 @@ class RecordChecks:
         try:
             space = get_space(name, **config)
         except (NaslabError, TypeError, ValueError) as exc:
-            raise line_error(lineno, f"the study's space_config does not build space "
+            raise line_error(lineno, f"the study's space options do not build space "
                              f"{name!r}: {exc}") from None
         if space.key != values["space_key"]:
             raise line_error(lineno, f"the study's space_key {values['space_key']!r} is not "
-                             f"that of space {name!r} with its space_config ({space.key!r})")
+                             f"that of space {name!r} with its options ({space.key!r})")
         self.space, self.study = space, dict(values)
 
     def _architecture(self, lineno: int, kind: str, decisions: Any) -> Any:

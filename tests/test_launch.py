@@ -360,3 +360,51 @@ def test_db_import_space_refuses_to_shadow_a_built_in_space(project, monkeypatch
                             "--space", "fake201.py:Fake", "--storage",
                             f"sqlite:///{project / 'x.db'}")
     assert code == 2 and "already a space" in one_line_error(err)
+
+
+DEEP = '''
+from naslab.search_spaces.chain import ChainSpace
+
+
+class Deep(ChainSpace):
+    name = "deep"
+
+    def __init__(self, depth: int = 6):
+        super().__init__(max_depth=depth, widths=(16, 32))
+'''
+
+
+def test_db_import_rebuilds_a_space_with_its_constructor_options(project, monkeypatch,
+                                                                 capsys):
+    """A space whose config() is not its constructor's options (the README's Deep)
+    imports with the options its launch recorded; options edited in the file give
+    another key and are refused."""
+    import gzip
+    import json
+
+    (project / "deep.py").write_text(DEEP)
+    url = f"sqlite:///{project / 'd.db'}"
+    code, _, err = run_main(monkeypatch, capsys, "search", "--space", "deep.py:Deep",
+                            "--space-opt", "depth=3", "--budget", "1", "--epochs", "1",
+                            "--study", "deep", "--storage", url, "--in-process")
+    assert code == 0, err
+    dump = project / "deep.jsonl.gz"
+    code, _, err = run_main(monkeypatch, capsys, "db", "export", str(dump), "--study", "deep",
+                            "--storage", url)
+    assert code == 0, err
+    other = f"sqlite:///{project / 'o.db'}"
+    code, _, err = run_main(monkeypatch, capsys, "db", "import", str(dump), "--space",
+                            "deep.py:Deep", "--storage", other)
+    assert code == 0, err
+
+    lines = [json.loads(line) for line in gzip.open(dump, "rt")]
+    (study,) = [line for line in lines if line["type"] == "study"]
+    config = json.loads(study["config"])
+    assert config["launch"]["space_options"] == {"depth": 3}
+    config["launch"]["space_options"] = {"depth": 4}
+    study["config"] = json.dumps(config)
+    edited = project / "edited.jsonl"
+    edited.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    code, _, err = run_main(monkeypatch, capsys, "db", "import", str(edited), "--space",
+                            "deep.py:Deep", "--rename", "deep=deep2", "--storage", other)
+    assert code == 2 and "space_key" in one_line_error(err)
