@@ -101,14 +101,13 @@ def _file_module(kind: str, where: str) -> ModuleType:
 
 
 def _pickle_by_value(module: ModuleType) -> None:
-    """Have cloudpickle (Ray's copy, and the package if installed) send ``module``'s
-    objects by value: another process cannot import it by its made-up name."""
-    for name in ("ray.cloudpickle", "cloudpickle"):
-        if name.partition(".")[0] not in sys.modules and name == "ray.cloudpickle":
-            continue  # Ray is not loaded: file_modules() lets the executor do it later
+    """Have cloudpickle send ``module``'s objects by value (another process cannot
+    import it by its made-up name): the plain package where installed, and Ray's copy
+    where Ray is loaded (a Ray executor registers :func:`file_modules` when it starts)."""
+    names = ["cloudpickle"] + (["ray.cloudpickle"] if "ray" in sys.modules else [])
+    for name in names:
         try:
-            cp = importlib.import_module(name)
-            cp.register_pickle_by_value(module)
+            importlib.import_module(name).register_pickle_by_value(module)
         except (ImportError, AttributeError, ValueError):
             continue
 

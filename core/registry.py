@@ -29,7 +29,7 @@ from typing import Any
 
 from naslab.core.errors import ConfigError, NaslabError, UnknownNameError
 
-__all__ = ["Entry", "Registry", "declare", "registry", "resolve"]
+__all__ = ["Entry", "Registry", "build", "declare", "registry", "resolve"]
 
 _REGISTRIES: dict[str, Registry] = {}
 _PROVIDERS: dict[str, str] = {}
@@ -121,15 +121,7 @@ class Registry:
     def create(self, name: str, /, **options: Any) -> Any:
         """A new component ``name`` built with its fixed options and ``options``."""
         entry = self.entry(name)
-        factory = entry.load()
-        kwargs = {**entry.defaults, **options}
-        _check_signature(self.kind, name, factory, kwargs)
-        try:
-            made = factory(**kwargs)
-        except NaslabError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"bad options for {self.kind} {name!r}: {exc}") from exc
+        made = build(self.kind, name, entry.load(), {**entry.defaults, **options})
         if self.base is not None and not isinstance(made, self.base):
             raise ConfigError(f"{self.kind} {name!r} built a {type(made).__name__}, not a "
                               f"{self.base.__name__}")
@@ -148,6 +140,20 @@ class Registry:
             raise ConfigError(f"a {self.kind} must be {expected}one of the names "
                               f"{', '.join(self._entries)}; got {type(name_or_object).__name__}")
         return self.create(name_or_object, **options)
+
+
+def build(kind: str, name: str, factory: Callable[..., Any], options: Mapping[str, Any]
+          ) -> Any:
+    """``factory(**options)``: options it does not take are refused (ConfigError listing
+    those it does), as are the TypeError and ValueError it raises; ``kind`` and ``name``
+    say what is built in the messages."""
+    _check_signature(kind, name, factory, options)
+    try:
+        return factory(**options)
+    except NaslabError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad options for {kind} {name!r}: {exc}") from exc
 
 
 def _check_signature(kind: str, name: str, factory: Callable[..., Any],

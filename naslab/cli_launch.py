@@ -104,17 +104,13 @@ def _same_space(space: str) -> str:
 
 def _given_scheduler(flags: SearchFlags) -> tuple[str | None, dict[str, int] | None] | None:
     """The scheduler flags as (name or None for 'none', options), None if not given."""
-    if flags.scheduler is None:
-        if flags.scheduler_options:
-            from naslab.core.errors import ConfigError
+    if flags.scheduler in (None, "none") and flags.scheduler_options:
+        from naslab.core.errors import ConfigError
 
-            raise ConfigError("--min-epochs and --eta need a --scheduler (asha or hyperband)")
+        raise ConfigError("--min-epochs and --eta need a --scheduler (asha or hyperband)")
+    if flags.scheduler is None:
         return None
     if flags.scheduler == "none":
-        if flags.scheduler_options:
-            from naslab.core.errors import ConfigError
-
-            raise ConfigError("--min-epochs and --eta need a --scheduler (asha or hyperband)")
         return (None, None)
     return (flags.scheduler, flags.scheduler_options)
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from naslab.core.errors import ConfigError
+from naslab.core.registry import build
 from naslab.search_spaces.base import SearchSpace
 from naslab.search_spaces.registry import SPACES
 from naslab.searchers.base import Searcher
@@ -36,7 +37,7 @@ def space_from_reference(ref: str, options: Mapping[str, Any]) -> SearchSpace:
         raise ConfigError(f"space {ref!r} is {type(factory).__name__} "
                           f"{getattr(factory, '__qualname__', '')!r}, not a SearchSpace class "
                           "(subclass naslab.SearchSpace)")
-    return _call(f"space {ref!r}", factory, options)  # type: ignore[no-any-return]
+    return build("space", ref, factory, options)  # type: ignore[no-any-return]
 
 
 def task_from_reference(ref: str, options: Mapping[str, Any]) -> Any:
@@ -62,35 +63,11 @@ def task_from_reference(ref: str, options: Mapping[str, Any]) -> Any:
                           f"{getattr(factory, '__qualname__', '')!r}; a task reference names a "
                           "naslab Task or Evaluator, a subclass of one, or a Python function "
                           "returning one")
-    made = _call(f"task {ref!r}", factory, options)
+    made = build("task", ref, factory, options)
     if not isinstance(made, kinds):
         raise ConfigError(f"task {ref!r} gave a {type(made).__name__}, not a naslab Task or "
                           "Evaluator")
     return made
-
-
-def _call(what: str, factory: Any, options: Mapping[str, Any]) -> Any:
-    """``factory(**options)``; options it does not take are refused listing those it
-    does."""
-    import inspect
-
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        params = None
-    if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        accepted = [n for n, p in params.items()
-                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"]
-        unknown = sorted(set(options) - set(accepted))
-        if unknown:
-            raise ConfigError(f"{what}: unknown option(s) {', '.join(map(repr, unknown))}; "
-                              f"it accepts: {', '.join(accepted) or 'none'}")
-    try:
-        return factory(**options)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{what} refused its options: {exc}") from exc
 
 
 def default_task(space_name: str) -> str:

@@ -31,7 +31,7 @@ from naslab.core.references import (
 __all__ = ["StoredLaunch", "launch_record", "stored_launch"]
 
 
-def _plain(what: str, value: Any) -> Any:
+def _plain(value: Any) -> Any:
     """``value`` as JSON reads it back, or None if it is not JSON (an object)."""
     try:
         return json.loads(json.dumps(value))
@@ -39,31 +39,29 @@ def _plain(what: str, value: Any) -> Any:
         return None
 
 
-def _named(arg: Any, made: Any) -> str | None:
-    """How a component can be named again: the name or reference it was given as, a
-    reference to the class of an object, or None."""
+def _named(arg: Any) -> str | None:
+    """How a component can be named again: the name or reference it was given as (a
+    file reference made absolute), a reference to the class of an object, or None."""
     if isinstance(arg, str):
         return absolute_reference(arg) if is_reference(arg) else arg
-    if arg is None:
-        return None
-    return reference_of(made)
+    return None if arg is None else reference_of(arg)
 
 
-def launch_record(space_arg: Any, space: Any, space_options: Mapping[str, Any] | None,
+def launch_record(space_arg: Any, space_options: Mapping[str, Any] | None,
                   task_arg: Any, task_options: Mapping[str, Any] | None,
                   evaluator_options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The launch settings of a study's space and task (the application adds the
-    searcher, epochs, seed, objectives and scheduler)."""
-    space_ref = _named(space_arg, space)
-    given_object = not isinstance(space_arg, str)
+    """The launch settings of a study's space (a name, a reference or a ready space)
+    and task (the application adds the searcher, epochs, seed, objectives and
+    scheduler)."""
+    space_ref = _named(space_arg)
     record: dict[str, Any] = {
         "space": space_ref,
         # options of a ready object are unknown; its config() is what made it
-        "space_options": _plain("space options", dict(space_options or {}))
-        if not given_object else None,
-        "task": _named(task_arg, None) if isinstance(task_arg, str) else None,
-        "task_options": _plain("task options", dict(task_options or {})),
-        "train_options": _plain("training options", dict(evaluator_options or {})),
+        "space_options": _plain(dict(space_options or {}))
+        if isinstance(space_arg, str) else None,
+        "task": _named(task_arg) if isinstance(task_arg, str) else None,
+        "task_options": _plain(dict(task_options or {})),
+        "train_options": _plain(dict(evaluator_options or {})),
     }
     if isinstance(space_ref, str) and is_reference(space_ref):
         record["space_sha256"] = source_digest(space_ref)

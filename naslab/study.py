@@ -187,8 +187,8 @@ class Study:
             space, task, space_options=space_options, evaluator_options=evaluator_options,
             task_options=task_options)
         #: How the study was made, stored with it (see :func:`naslab.launch.launch_record`).
-        self.launch = launch_record(
-            space, self.space, space_options, task, task_options, evaluator_options)
+        self.launch = launch_record(space, space_options, task, task_options,
+                                    evaluator_options)
         self.epochs = check_int("epochs", self.evaluator.default_fidelity if epochs is None
                                 else epochs, minimum=1)
         searcher_options = dict(searcher_options or {})

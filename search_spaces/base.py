@@ -271,23 +271,17 @@ class SearchSpace(ABC):
         """
         check_declarations(self.name, self.decisions())
         self.__dict__["_declarations_checked"] = True
+        filled: dict[str, Value] | None = None
         try:
-            probes = self.probe_set()
+            for filled in self.probe_set():
+                self.from_decisions(filled)
         except InvalidArchitectureError as exc:
             raise SpaceDefinitionError(f"space {self.name!r} is not valid: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - user code in probe_set / to_graph
+            step = "probing it raised" if filled is None else f"to_graph failed on {filled} with"
             raise SpaceDefinitionError(
-                f"space {self.name!r} is not valid: probing it raised "
-                f"{type(exc).__name__}: {exc}") from None
-        for filled in probes:
-            try:
-                self.from_decisions(filled)
-            except InvalidArchitectureError as exc:
-                raise SpaceDefinitionError(f"space {self.name!r} is not valid: {exc}") from None
-            except Exception as exc:  # noqa: BLE001 - user code in to_graph
-                raise SpaceDefinitionError(
-                    f"space {self.name!r} is not valid: to_graph failed on {filled} with "
-                    f"{type(exc).__name__}: {exc}") from None
+                f"space {self.name!r} is not valid: {step} {type(exc).__name__}: {exc}"
+            ) from None
 
     def probe_set(self) -> list[dict[str, Value]]:
         """The decisions of the fixed probe architectures that :meth:`check_definition`

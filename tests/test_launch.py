@@ -246,7 +246,8 @@ def test_space_options_reach_the_constructor_and_unknown_ones_are_listed(project
     url = f"sqlite:///{project / 'w.db'}"
     code, _, err = run_main(monkeypatch, capsys, "search", "--space", "wide.py:Wide",
                             "--space-opt", "colour=red", "--storage", url, "--in-process")
-    assert code == 2 and "unknown option(s) 'colour'; it accepts: depth" in one_line_error(err)
+    message = one_line_error(err)
+    assert code == 2 and "'colour'" in message and "it accepts: depth" in message
     code, out, err = run_main(monkeypatch, capsys, "search", "--space", "wide.py:Wide",
                               "--space-opt", "depth=1", "--budget", "1", "--epochs", "1",
                               "--storage", url, "--in-process")

@@ -27,7 +27,6 @@ Ways to get one:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +35,7 @@ import torch
 
 from naslab.core.errors import ConfigError
 from naslab.core.validation import check_bool, check_choice, check_float, check_int
-from naslab.workers.task import Task
+from naslab.workers.task import Task, data_key
 
 if TYPE_CHECKING:
     from torch_geometric.data import Data
@@ -306,13 +305,9 @@ class GraphTask(Task):
     def key(self) -> str:
         """The given key, or the name plus a digest of the graph and its split."""
         if self._key is None:
-            h = hashlib.sha256()
-            for what in ("x", "edge_index", "y", *MASKS):
-                t = getattr(self.data, what)
-                h.update(f"{what}:{t.dtype}:{tuple(t.shape)};".encode())
-                h.update(t.numpy().tobytes())
-            h.update(f"classes={self.num_classes}".encode())
-            self._key = f"{self.name}(sha256={h.hexdigest()[:12]})"
+            self._key = data_key(self.name, [(what, getattr(self.data, what)) for what in
+                                             ("x", "edge_index", "y", *MASKS)],
+                                 self.num_classes)
         return self._key
 
     @property

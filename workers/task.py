@@ -55,6 +55,18 @@ __all__ = [
 ]
 
 
+def data_key(name: str, tensors: Sequence[tuple[str, torch.Tensor]], num_classes: int) -> str:
+    """``name(sha256=...)``: a digest of labelled CPU tensors (label, dtype, shape and
+    bytes of each) and the number of classes, so that different data never share a
+    task key."""
+    h = hashlib.sha256()
+    for label, t in tensors:
+        h.update(f"{label}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.numpy().tobytes())
+    h.update(f"classes={num_classes}".encode())
+    return f"{name}(sha256={h.hexdigest()[:12]})"
+
+
 def _seeded_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
 
@@ -265,13 +277,8 @@ class TensorTask(Task):
     def key(self) -> str:
         """The given key, or the name plus a digest of the data (computed once)."""
         if self._key is None:
-            h = hashlib.sha256()
-            for split in _SPLITS:
-                for t in self._tensors[split]:
-                    h.update(f"{split}:{t.dtype}:{tuple(t.shape)};".encode())
-                    h.update(t.numpy().tobytes())
-            h.update(f"classes={self.num_classes}".encode())
-            self._key = f"{self.name}(sha256={h.hexdigest()[:12]})"
+            self._key = data_key(self.name, [(split, t) for split in _SPLITS
+                                             for t in self._tensors[split]], self.num_classes)
         return self._key
 
     def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
