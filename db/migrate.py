@@ -23,6 +23,7 @@ is transactional, so a failed upgrade leaves the database as it was.
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -190,31 +191,63 @@ def open_schema(db: Database, *, upgrade: bool = True, init: bool = False
             read or changed.
     """
     check_ownership(db, init=init, version_table=VERSION_TABLE, base_columns=_base_columns)
-    head = head_revision()
-    for attempt in range(3):
+    deadline = time.monotonic() + db.busy_ms / 1000
+    while True:
         try:
-            with db.connect() as conn:
-                found = current_revision(conn)
-                conn.rollback()
-                if found == head:
-                    return head, None
-                if not upgrade:
-                    raise StorageError(
-                        f"the naslab schema of {db.url} is at revision {found or 'none'}, "
-                        f"not {head}; run `naslab db upgrade` (or open the store with "
-                        "upgrade=True)")
-                if db.is_sqlite:
-                    conn.execution_options(naslab_begin="IMMEDIATE")
-                with conn.begin():
-                    lock(conn)
-                    before, after = upgrade_in_transaction(conn,
-                                                           check_old=_check_schema_current)
-            return after, (before if before != after else None)
+            return _open_once(db, upgrade=upgrade)
         except SQLAlchemyError as exc:
-            # another process may have created the same objects meanwhile
-            if attempt == 2 or "already exists" not in str(exc):
+            # another process may have created the same objects meanwhile, or holds
+            # the write lock (then it is usually creating the schema: read again)
+            retry = "already exists" in str(exc) or _locked(exc)
+            if not retry or time.monotonic() >= deadline:
                 raise db.error("open the store", exc) from exc
-    raise AssertionError("unreachable")
+            time.sleep(0.05)
+
+
+#: How long one try at the schema lock waits on SQLite before the revision is read
+#: again: a busy search in another process takes the write lock again and again, and
+#: SQLite's busy handler, which sleeps between its tries, could starve behind it
+#: until the busy timeout, although that process created the schema long before.
+SCHEMA_LOCK_SLICE_MS = 500
+
+
+def _locked(exc: SQLAlchemyError) -> bool:
+    """Whether ``exc`` is SQLite's "database is locked" (busy)."""
+    message = str(getattr(exc, "orig", exc)).lower()
+    return "locked" in message or "busy" in message
+
+
+def _busy_timeout(conn: Connection, ms: int) -> None:
+    """Set an SQLite connection's busy timeout through the driver, outside any
+    transaction (a statement through SQLAlchemy would begin one)."""
+    conn.connection.driver_connection.execute(f"PRAGMA busy_timeout = {int(ms)}")
+
+
+def _open_once(db: Database, *, upgrade: bool) -> tuple[str, str | None]:
+    """One try of :func:`open_schema` after the ownership check: read the revision,
+    and if it is not the newest, upgrade under the schema lock."""
+    head = head_revision()
+    with db.connect() as conn:
+        found = current_revision(conn)
+        conn.rollback()
+        if found == head:
+            return head, None
+        if not upgrade:
+            raise StorageError(
+                f"the naslab schema of {db.url} is at revision {found or 'none'}, "
+                f"not {head}; run `naslab db upgrade` (or open the store with "
+                "upgrade=True)")
+        if db.is_sqlite:
+            _busy_timeout(conn, min(db.busy_ms, SCHEMA_LOCK_SLICE_MS))
+            conn.execution_options(naslab_begin="IMMEDIATE")
+        try:
+            with conn.begin():
+                lock(conn)
+                before, after = upgrade_in_transaction(conn, check_old=_check_schema_current)
+        finally:
+            if db.is_sqlite:
+                _busy_timeout(conn, db.busy_ms)
+    return after, (before if before != after else None)
 
 
 __all__ = [

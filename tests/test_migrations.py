@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,40 @@ def test_the_head_constant_is_the_newest_script():
     scripts = ScriptDirectory.from_config(migrate._config())
     assert scripts.get_current_head() == migrate.HEAD_REVISION == migrate.revisions()[-1]
     assert migrate.revisions()[0] == migrate.BASE_REVISION
+
+
+def test_opening_a_new_database_does_not_starve_behind_a_busy_writer(tmp_path):
+    """A process that found no schema waits for the schema lock; meanwhile another
+    creates the schema and then takes the write lock again and again (a fast search).
+    The waiting one reads the revision again between short tries and opens at once,
+    instead of starving in SQLite's busy handler until its busy timeout (a CI failure:
+    two ``naslab search`` commands started together on a new file)."""
+    from naslab.db.engine import Database
+
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    writer = Database(url)
+    holding, stop = threading.Event(), threading.Event()
+
+    def busy_writer() -> None:
+        with writer.connect(write=True) as conn:
+            with conn.begin():
+                holding.set()
+                stop.wait(1.0)  # the opener now waits for the lock
+                migrate.upgrade_in_transaction(conn)
+            while not stop.is_set():  # then write without a pause
+                with conn.begin():
+                    conn.exec_driver_sql("UPDATE naslab_alembic_version SET version_num "
+                                         "= version_num")
+                    stop.wait(0.02)
+
+    thread = threading.Thread(target=busy_writer)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        start = time.monotonic()
+        Store(url, busy_timeout_s=8).close()
+        assert time.monotonic() - start < 5
+    finally:
+        stop.set()
+        thread.join()
+        writer.close()
