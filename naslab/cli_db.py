@@ -20,7 +20,7 @@ from naslab.cli_common import Init, Storage, console, open_store
 from naslab.core.errors import ConfigError
 from naslab.core.paths import check_name
 
-db_app = typer.Typer(
+db_app = typer.Typer(rich_markup_mode=None,
     no_args_is_help=True,
     help="Database maintenance: schema upgrades, and export and import of studies (JSON "
     "lines, gzip-compressed when the file name ends with .gz), e.g. to move them between "

@@ -31,7 +31,7 @@ from naslab.cli_common import (
 from naslab.core.errors import ConfigError
 from naslab.core.validation import MAX_CANDIDATES, check_int
 
-predictor_app = typer.Typer(
+predictor_app = typer.Typer(rich_markup_mode=None,
     no_args_is_help=True,
     help="Performance predictors: fit on stored results, evaluate rank quality, list, rank.",
 )
