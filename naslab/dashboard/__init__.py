@@ -1,0 +1,1 @@
+"""The web dashboard: a read-only app over a naslab store (``naslab dashboard``)."""
