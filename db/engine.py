@@ -19,17 +19,19 @@ storage when it keeps an Optuna study in the store's file.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from naslab.core.errors import ConfigError, StorageError
 
@@ -40,6 +42,7 @@ __all__ = [
     "Database",
     "configure_sqlite",
     "parse_url",
+    "sqlite_readonly",
     "storage_url",
 ]
 
@@ -113,6 +116,60 @@ def configure_sqlite(engine: Engine, *, busy_ms: int, wal: bool = True,
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def sqlite_readonly(path: Path, *, busy_ms: int = 0) -> sqlite3.Connection:
+    """A read-only connection to the SQLite file ``path`` (``mode=ro``; ``immutable=1``
+    where even that needs a write, e.g. a WAL database in a read-only place), usable
+    from any thread, that begins no transaction by itself and refuses writes
+    (``query_only``)."""
+    base = f"file:{quote(str(path))}?mode=ro"
+
+    def connect(uri: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        conn.isolation_level = None  # SQLAlchemy, not sqlite3, emits BEGIN
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        # a read-only file or place: nothing can change it, and even a read-only
+        # connection would try to create the WAL index next to it
+        return connect(base + "&immutable=1")
+    conn = connect(base)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        return conn
+    except sqlite3.OperationalError:  # a read-only place where the WAL index cannot be made
+        conn.close()
+    return connect(base + "&immutable=1")
+
+
+def _readonly_engine(url: URL, path: Path | None, shown: str, busy_ms: int) -> Engine:
+    """An engine whose connections cannot write: the SQLite file opened read-only
+    (it must exist), or PostgreSQL sessions read-only by default."""
+    if url.get_backend_name() == "sqlite":
+        if path is None:
+            raise ConfigError(f"a read-only store needs an SQLite file, not {shown!r}")
+        if not path.is_file():
+            raise ConfigError(f"there is no SQLite database at {str(path)!r}")
+        engine = create_engine("sqlite://", creator=lambda: sqlite_readonly(
+            path, busy_ms=busy_ms), poolclass=NullPool)
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+        return engine
+    if url.get_backend_name() != "postgresql" or url.get_driver_name() not in (
+            "psycopg", "psycopg2"):
+        raise ConfigError(f"a read-only store is SQLite or PostgreSQL (psycopg), not {shown!r}")
+    try:
+        return create_engine(url, pool_pre_ping=True, connect_args={
+            "options": "-c default_transaction_read_only=on"})
+    except ImportError as exc:
+        raise ConfigError(f"the database driver for {shown!r} is not installed ({exc}); "
+                          "pip install 'psycopg[binary]'") from exc
+
+
 def _new_engine(url: URL, shown: str, memory: bool) -> Engine:
     kwargs: dict[str, Any] = {}
     if memory:  # one shared connection, else every connection has its own database
@@ -161,17 +218,26 @@ class Database:
     Args:
         url: an SQLAlchemy URL; None for ``$NASLAB_STORAGE`` or :data:`DEFAULT_URL`.
         busy_timeout_s: how long an SQLite writer waits for another's lock.
+        read_only: connections that cannot write (an existing SQLite file opened
+            ``mode=ro``; PostgreSQL sessions with ``default_transaction_read_only``);
+            :meth:`writing` and :meth:`batch` raise StorageError.
     """
 
-    def __init__(self, url: str | None = None, *, busy_timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str | None = None, *, busy_timeout_s: float = 30.0,
+                 read_only: bool = False) -> None:
         self.busy_ms = int(busy_timeout_s * 1000)
         self.sa_url, self.sqlite_path = parse_url(storage_url(url))
         self.dialect = self.sa_url.get_backend_name()
         self.is_sqlite = self.dialect == "sqlite"
+        #: Whether the connections cannot write.
+        self.read_only = read_only
         #: An SQLite database in memory (or given as a URI filename): one connection.
         self.memory = self.is_sqlite and self.sqlite_path is None
-        self.engine = _new_engine(self.sa_url, self.url, self.memory)
-        if self.is_sqlite:
+        if read_only:
+            self.engine = _readonly_engine(self.sa_url, self.sqlite_path, self.url, self.busy_ms)
+        else:
+            self.engine = _new_engine(self.sa_url, self.url, self.memory)
+        if self.is_sqlite and not read_only:
             configure_sqlite(self.engine, busy_ms=self.busy_ms, wal=not self.memory)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._local = _Batches()  # each thread's open batch, if any
@@ -203,6 +269,11 @@ class Database:
         if self._closed:
             raise StorageError(f"the store for {self.url} is closed")
 
+    def check_writable(self, action: str) -> None:
+        """Raise StorageError if the database is open read-only."""
+        if self.read_only:
+            raise StorageError(f"cannot {action} in {self.url}: the store is open read-only")
+
     def error(self, action: str, exc: SQLAlchemyError) -> StorageError:
         """A StorageError for ``exc``, naming ``action``, the URL and a likely cause."""
         orig = getattr(exc, "orig", None)
@@ -229,6 +300,7 @@ class Database:
         rolled back if it raises. Inside this thread's open :meth:`batch`, a savepoint
         of the batch's transaction instead."""
         self.check_open()
+        self.check_writable(action)
         batch = self._local.conn
         try:
             if batch is not None:
@@ -267,6 +339,7 @@ class Database:
             yield
             return
         self.check_open()
+        self.check_writable("commit a batch of trials")
         try:
             with self.connect(write=True) as conn, conn.begin():
                 self._local.conn, self._local.savepoints = conn, savepoints

@@ -39,6 +39,7 @@ from naslab.db.engine import DEFAULT_URL, STORAGE_ENV, Database
 from naslab.db.migrate import open_schema
 from naslab.db.protocol import TrialProtocol
 from naslab.db.queries import TrialQueries
+from naslab.db.readonly import check_at_head
 from naslab.db.studies import StudyCatalog
 
 __all__ = ["DEFAULT_URL", "STORAGE_ENV", "Store"]
@@ -58,6 +59,10 @@ class Store:
             False, a database that is not at the newest revision is refused.
         init: add naslab's tables to a database that holds other tables and no
             naslab schema (refused otherwise, unchanged: see :mod:`naslab.db.ownership`).
+        read_only: open connections that cannot write (see
+            :class:`~naslab.db.engine.Database`): the SQLite file must exist, the schema
+            is never created or migrated (a database not at the newest revision is
+            refused: run ``naslab db upgrade``), and every write raises StorageError.
 
     Raises:
         ConfigError: the URL is malformed, names an unknown backend or a driver
@@ -72,12 +77,16 @@ class Store:
 
     def __init__(
         self, url: str | None = None, *, busy_timeout_s: float = 30.0, upgrade: bool = True,
-        init: bool = False,
+        init: bool = False, read_only: bool = False,
     ) -> None:
         #: The engine and its transactions.
-        self.database = Database(url, busy_timeout_s=busy_timeout_s)
+        self.database = Database(url, busy_timeout_s=busy_timeout_s, read_only=read_only)
         try:
-            revision, upgraded_from = open_schema(self.database, upgrade=upgrade, init=init)
+            if read_only:
+                revision, upgraded_from = check_at_head(self.database), None
+            else:
+                revision, upgraded_from = open_schema(self.database, upgrade=upgrade,
+                                                      init=init)
         except BaseException:
             self.database.close()
             raise
@@ -128,9 +137,14 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
 
+    @property
+    def read_only(self) -> bool:
+        """Whether the store was opened read-only."""
+        return self.database.read_only
+
     def __reduce__(self) -> tuple[Any, ...]:
         # A store sent to another process reopens the same database there.
-        return (Store, (self.connect_url,))
+        return (_reopen, (self.connect_url, self.read_only))
 
     def __enter__(self) -> Store:
         return self
@@ -142,3 +156,8 @@ class Store:
         """Close every connection; the store cannot be used afterwards."""
         self.sql.close()
         self.database.close()
+
+
+def _reopen(url: str, read_only: bool) -> Store:
+    """The store at ``url`` opened again (in another process)."""
+    return Store(url, read_only=read_only)
