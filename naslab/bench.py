@@ -315,8 +315,10 @@ class Summary:
         return int(hits[0]) + 1 if len(hits) else None
 
 
-def summarise(store: Any, runs: Sequence[BenchRun]) -> Summary:
-    """Read every run back from the store and aggregate per searcher and data set."""
+def summarise(store: Any, runs: Sequence[BenchRun],
+              on_read: Callable[[BenchRun], None] | None = None) -> Summary:
+    """Read every run back from the store and aggregate per searcher and data set;
+    ``on_read(run)`` is called after each run is read (e.g. to show progress)."""
     from naslab.workers.benchmark_table import load_table
 
     searchers = list(dict.fromkeys(r.searcher.label for r in runs))
@@ -348,6 +350,8 @@ def summarise(store: Any, runs: Sequence[BenchRun]) -> Summary:
             low, high = bounds[run.dataset]
             hv.setdefault(key, []).append(
                 hypervolume_curve(curves.points, run.objectives, low, high))
+        if on_read is not None:
+            on_read(run)
     return Summary(
         queries=queries, searchers=searchers, datasets=datasets,
         regret={k: np.array(v) for k, v in regret.items()},
@@ -426,6 +430,17 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
+def plot_band(ax: Any, x: np.ndarray, ys: np.ndarray, label: str) -> None:
+    """One anytime curve on ``ax``: the mean of the rows of ``ys`` (one per seed)
+    against ``x``, with a band of ± one standard error (none for a single row)."""
+    ys = np.atleast_2d(np.asarray(ys, dtype=float))
+    mean = np.nanmean(ys, axis=0)
+    se = np.nanstd(ys, axis=0, ddof=1) / math.sqrt(len(ys)) if len(ys) > 1 else 0 * mean
+    ax.plot(x[: len(mean)], mean, label=label, linewidth=1.3)
+    if len(ys) > 1:
+        ax.fill_between(x[: len(mean)], mean - se, mean + se, alpha=0.2)
+
+
 def plot_curves(summary: Summary, path: str | Path, kind: str = "regret") -> Path:
     """Anytime curves, one panel per data set, one line per searcher (mean, with a band
     of ± one standard error over seeds). ``kind``: ``regret`` (validation regret, log
@@ -445,11 +460,7 @@ def plot_curves(summary: Summary, path: str | Path, kind: str = "regret") -> Pat
             if (s, d) not in data:
                 continue
             y = data[(s, d)]
-            y = 100 * y if kind != "hypervolume" else y
-            mean = np.nanmean(y, axis=0)
-            se = np.nanstd(y, axis=0, ddof=1) / math.sqrt(len(y)) if len(y) > 1 else 0 * mean
-            ax.plot(x[: len(mean)], mean, label=s, linewidth=1.3)
-            ax.fill_between(x[: len(mean)], mean - se, mean + se, alpha=0.2)
+            plot_band(ax, x, 100 * y if kind != "hypervolume" else y, s)
         ax.set_title(d, fontsize=10)
         ax.set_xlabel("queries", fontsize=8)
         if kind == "regret":

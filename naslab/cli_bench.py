@@ -84,6 +84,7 @@ def bench(
         summarise,
         write_outputs,
     )
+    from naslab.cli_progress import progress
     from naslab.core.paths import atomic_folder, check_name, checked_destination
     from naslab.db.store import Store
 
@@ -108,15 +109,11 @@ def bench(
         console.print(f"{len(runs)} runs ({len(labels)} searchers x {len(names)} data sets x "
                       f"{seeds} seeds, {queries} queries each) in {n_proc} processes")
 
-        def on_done(run, seconds: float, count: int) -> None:
-            if count % max(1, len(runs) // 20) == 0 or count == len(runs):
-                console.print(f"  {count}/{len(runs)} runs done (last: {run.study}, "
-                              f"{seconds:.1f} s)")
-
-        wall = execute(runs, url, n_proc, on_done)
+        with progress("runs", len(runs)) as bar:
+            wall = execute(runs, url, n_proc, lambda run, seconds, count: bar.advance())
         console.print(f"ran in {wall:.0f} s")
-    with Store(url) as store:
-        summary = summarise(store, runs)
+    with Store(url) as store, progress("reading runs", len(runs)) as bar:
+        summary = summarise(store, runs, on_read=lambda run: bar.advance())
     with atomic_folder(out, force=force) as tmp:  # all files, or none of them
         figures = write_outputs(summary, tmp, reference)
     console.print((out / "regret.md").read_text(), markup=False, soft_wrap=True)

@@ -210,6 +210,7 @@ def evaluate(
 ) -> None:
     """Rank quality against training-set size: Kendall tau, Spearman, top-10% precision,
     coverage of the 1- and 2-sigma intervals; PNGs of tau vs size and predicted vs actual."""
+    from naslab.cli_progress import progress
     from naslab.core.paths import atomic_folder, checked_destination
     from naslab.predictors.evaluation import format_table, learning_curve, summarise
     from naslab.predictors.registry import get_predictor
@@ -231,10 +232,12 @@ def evaluate(
     usable = _usable_sizes(parse_list(sizes, "--sizes", int), len(data.archs))
     console.print(f"evaluating {', '.join(names)} on {data.description}")
     rows: list[dict[str, Any]] = []
-    for n in names:
-        rows += learning_curve(
-            lambda n=n: get_predictor(n, {**options, **_seeded(n, options, seed)}),
-            data.archs, data.targets, usable, splits, seed, data.features, test_size, name=n)
+    with progress("fits", len(names) * splits * len(set(usable))) as bar:
+        for n in names:
+            rows += learning_curve(
+                lambda n=n: get_predictor(n, {**options, **_seeded(n, options, seed)}),
+                data.archs, data.targets, usable, splits, seed, data.features, test_size,
+                name=n, on_row=lambda row: bar.advance())
     summary = summarise(rows)
     for metric_name in ("kendall_tau", "spearman", "top10_precision", "coverage_1sigma",
                         "coverage_2sigma", "fit_seconds"):
@@ -316,18 +319,22 @@ def list_predictors(
 def rank(
     name: str = typer.Option(..., help="Saved predictor name."),
     version: int | None = typer.Option(None, help="Version (default: the latest)."),
-    candidates: int = typer.Option(10000, help="Random candidates to sample and score "
-                                   "(at most 100,000)."),
+    candidates: int | None = typer.Option(
+        None, help="Candidates to score (at most 100,000): the whole space, each "
+        "architecture once, when it has at most this many, else this many random samples. "
+        "Default: the whole space when it has at most 100,000, else 10,000 samples."),
     top: int = typer.Option(10, help="How many of the best to list."),
     seed: int = typer.Option(0, help="Seed of the sampling."),
     space_opt: list[str] | None = typer.Option(None, "--space-opt", help="Space option."),
     storage: Storage = None,
 ) -> None:
-    """Sample candidates from the predictor's space and list those it predicts best."""
+    """Score candidates of the predictor's space (all of them when the space is small
+    enough) and list those it predicts best."""
     from naslab.predictor_store import load_from_store
     from naslab.search_spaces.registry import get_space
 
-    check_int("--candidates", candidates, minimum=1, maximum=MAX_CANDIDATES)
+    if candidates is not None:
+        check_int("--candidates", candidates, minimum=1, maximum=MAX_CANDIDATES)
     check_int("--top", top, minimum=1, maximum=MAX_CANDIDATES)
     check_int("--seed", seed, minimum=0)
     if version is not None:
@@ -345,25 +352,63 @@ def rank(
             "rank candidates from Python with predictor.predict(archs, features)"
         )
     space = get_space(record.space, **parse_options(space_opt, "space"))
-    rng = np.random.default_rng(seed)
     started = time.perf_counter()
-    archs = [space.sample(rng) for _ in range(candidates)]
-    sampled = time.perf_counter()
-    pred = predictor.predict(archs)
+    pool = _candidates(space, candidates, seed)
+    drawn = time.perf_counter()
+    mean, std = _score(predictor, pool.archs)
     scored = time.perf_counter()
-    order = np.argsort(-pred.mean, kind="stable")
+    console.print(_top_table(pool.archs, mean, std, top))
+    how = (f"enumerated the whole space ({pool.drawn} decision combinations, "
+           f"{len(pool.archs)} distinct architectures)" if pool.enumerated
+           else f"sampled {pool.drawn} candidates")
+    console.print(f"{how} in {drawn - started:.2f} s, scored them in {scored - drawn:.2f} s "
+                  f"({record.name} v{record.version})")
+
+
+#: Candidates scored per call of the predictor (the progress advances per chunk).
+SCORE_CHUNK = 2048
+
+
+def _candidates(space: Any, candidates: int | None, seed: int) -> Any:
+    """The candidate pool of ``rank``, with progress on stderr."""
+    from contextlib import ExitStack
+
+    from naslab.candidates import candidate_pool
+    from naslab.cli_progress import progress
+
+    with ExitStack() as stack:
+        def start(what: str, total: int) -> Any:
+            return stack.enter_context(progress(what, total)).advance
+
+        return candidate_pool(space, candidates, seed, MAX_CANDIDATES, start)
+
+
+def _score(predictor: Any, archs: list) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted mean and std of every candidate, scored in chunks (with progress)."""
+    from naslab.cli_progress import progress
+
+    means, stds = [], []
+    with progress("scoring candidates", len(archs)) as bar:
+        for begin in range(0, len(archs), SCORE_CHUNK):
+            chunk = archs[begin:begin + SCORE_CHUNK]
+            pred = predictor.predict(chunk)
+            means.append(np.asarray(pred.mean, dtype=float))
+            stds.append(np.asarray(pred.std, dtype=float))
+            bar.advance(len(chunk))
+    return np.concatenate(means), np.concatenate(stds)
+
+
+def _top_table(archs: list, mean: np.ndarray, std: np.ndarray, top: int) -> Table:
+    """The ``top`` distinct architectures by predicted mean (ties: first drawn)."""
+    order = np.argsort(-mean, kind="stable")
     seen: set[str] = set()
     table = Table("rank", "predicted", "std", "hash", "decisions")
     for i in order:
         if archs[i].hash in seen:
             continue
         seen.add(archs[i].hash)
-        table.add_row(str(len(seen)), f"{pred.mean[i]:.4f}", f"{pred.std[i]:.4f}",
+        table.add_row(str(len(seen)), f"{mean[i]:.4f}", f"{std[i]:.4f}",
                       archs[i].hash[:10], fmt(compact_decisions(dict(archs[i].decisions))))
         if len(seen) >= top:
             break
-    console.print(table)
-    console.print(
-        f"sampled {candidates} candidates in {sampled - started:.2f} s, "
-        f"scored them in {scored - sampled:.2f} s ({record.name} v{record.version})"
-    )
+    return table

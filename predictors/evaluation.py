@@ -77,6 +77,7 @@ def learning_curve(
     test_size: int | None = None,
     *,
     name: str | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Fit fresh predictors on random training sets of each size and score them.
 
@@ -107,6 +108,8 @@ def learning_curve(
         test_size: number of test architectures per split; ``None`` tests on all
             architectures outside the training set.
         name: when given, every row gets ``"predictor": name``.
+        on_row: called with each row as soon as it is scored (e.g. to show
+            progress: there are ``n_splits * len(set(sizes))`` rows).
 
     Returns:
         One row per (split, size), in split-major order: the figures of
@@ -135,6 +138,8 @@ def learning_curve(
             row.update(_fit_and_score(make_predictor(), archs, y, table, order[:size], test,
                                       f"training-set size {size}, split {split}"))
             rows.append(row)
+            if on_row is not None:
+                on_row(row)
     return rows
 
 
