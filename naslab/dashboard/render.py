@@ -42,12 +42,12 @@ def _short_task(task_key: str) -> str:
     return task_key
 
 
-def _embed(value: Any) -> Any:
-    from markupsafe import Markup
-
+def _embed(value: Any) -> str:
+    """JSON for a ``<script type="application/json">`` element (mark it ``|safe``: it
+    is escaped for that place by :func:`~naslab.dashboard.params.embeddable_json`)."""
     from naslab.dashboard.params import embeddable_json
 
-    return Markup(embeddable_json(value))  # noqa: S704 - escaped for a script element
+    return embeddable_json(value)
 
 
 @functools.lru_cache(maxsize=1)
