@@ -110,6 +110,10 @@ TrialTimeout = Annotated[float | None, option(
     "Seconds a trial may run on a Ray worker before it fails.")]
 MaxRetries = Annotated[int, option(
     "Re-runs of a trial whose Ray worker process died, before it fails.")]
+RunTimeout = Annotated[float | None, option(
+    "Wall-clock limit of this run in seconds: no new trial starts after it, trials "
+    "running finish and are stored; re-run to resume. (--trial-timeout limits one Ray "
+    "trial.)", "--timeout")]
 
 
 def _describe_executor(executor: Any) -> str:
@@ -156,9 +160,14 @@ def _print_header(s: Any) -> None:
         + f"store {s.store.url}", soft_wrap=True)
 
 
-def _run_with_progress(s: Any) -> Any:
-    """Run the study with a progress bar and one line per finished trial."""
+def _run_with_progress(s: Any, timeout: float | None = None) -> Any:
+    """Run the study with a progress bar and one line per finished trial; a warning
+    that every trial fails is one ``warning:`` line (the summary says the rest)."""
+    import warnings
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from naslab.run_control import FailingTrialsWarning, NoCompleteTrialWarning
 
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -173,10 +182,21 @@ def _run_with_progress(s: Any) -> Any:
         progress.update(bar, completed=ev.finished, best=fmt(ev.best_value),
                         elapsed=seconds(ev.elapsed_s), eta=seconds(ev.eta_s))
 
-    with progress:
-        report = s.run(on_trial)
+    def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, FailingTrialsWarning):
+            progress.console.print(f"[yellow]warning:[/] {fmt(message)}", soft_wrap=True)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    with progress, warnings.catch_warnings():
+        shown = warnings.showwarning
+        warnings.showwarning = show
+        warnings.simplefilter("always", FailingTrialsWarning)
+        warnings.simplefilter("ignore", NoCompleteTrialWarning)  # the summary says it
+        report = s.run(on_trial, progress=False, timeout=timeout)
         done = report.complete + report.stopped + report.failed
-        progress.update(bar, completed=done, total=done if report.exhausted else s.budget)
+        progress.update(bar, completed=done,
+                        total=s.budget if report.stopped_by == "budget" else done)
     return report
 
 
@@ -207,6 +227,9 @@ def _print_summary(s: Any, report: Any) -> None:
         + _retry_note(report), soft_wrap=True)
     if report.exhausted:
         console.print(f"stopped before the budget: {fmt(report.exhausted)}", soft_wrap=True)
+    elif report.stopped_by == "timeout":
+        console.print("stopped before the budget: the --timeout passed (trials running "
+                      "then finished); re-run the same command to continue", soft_wrap=True)
     if s.multi_objective:
         print_front(s.store, s.name)
     elif report.best is not None:
@@ -221,9 +244,9 @@ def _print_summary(s: Any, report: Any) -> None:
 
 
 def _check_numbers(cpus: float, gpus: float | None, timeout: float | None,
-                   workers: int | None, max_retries: int) -> None:
-    """Refuse NaN, infinite, negative or 64-bit-overflowing Ray numbers before a study
-    is stored."""
+                   workers: int | None, max_retries: int, run_timeout: float | None) -> None:
+    """Refuse NaN, infinite, negative or 64-bit-overflowing numbers before a study is
+    stored."""
     from naslab.core.validation import check_float, check_int
 
     check_float("--cpus-per-trial", cpus, minimum=0, strict_minimum=True)
@@ -234,6 +257,8 @@ def _check_numbers(cpus: float, gpus: float | None, timeout: float | None,
     if workers is not None:
         check_int("--workers", workers, minimum=1)
     check_int("--max-retries", max_retries, minimum=0)
+    if run_timeout is not None:
+        check_float("--timeout (seconds)", run_timeout, minimum=0, strict_minimum=True)
 
 
 @app.command()
@@ -266,13 +291,15 @@ def search(
     eta: Eta = None,
     trial_timeout: TrialTimeout = None,
     max_retries: MaxRetries = 2,
+    timeout: RunTimeout = None,
 ) -> None:
     """Run a search, or resume the study of the same name (flags not given are taken
     from the stored study)."""
     from naslab.cli_launch import SearchFlags, search_settings
     from naslab.study import Study
 
-    _check_numbers(cpus_per_trial, gpus_per_trial, trial_timeout, workers, max_retries)
+    _check_numbers(cpus_per_trial, gpus_per_trial, trial_timeout, workers, max_retries,
+                   timeout)
     ray_given = _ray_options(in_process, workers, ray_address, trial_timeout, dashboard)
     scheduler_options = {k: v for k, v in (("min_epochs", min_epochs), ("eta", eta))
                          if v is not None}
@@ -293,7 +320,7 @@ def search(
                                      trial_timeout=trial_timeout, max_retries=max_retries,
                                      dashboard=dashboard)
         _print_header(s)
-        report = _run_with_progress(s)
+        report = _run_with_progress(s, timeout)
         _print_summary(s, report)
     finally:
         s.close()

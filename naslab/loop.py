@@ -34,10 +34,18 @@ Two cases take another path at step 2:
   <naslab.search_spaces.base.SearchSpace.size>`), or when the searcher proposes only
   held architectures :data:`EXHAUSTED_AFTER` times in a row; :attr:`TrialLoop.exhausted`
   says which.
+- **Enqueued architectures** (:meth:`Study.enqueue <naslab.study.Study.enqueue>`)
+  are claimed in order after the retries; one the study holds is skipped (logged).
+  The searcher is told their results as a resume replays them.
+
+A ``stop_reason`` (a wall-clock limit, :meth:`Study.stop <naslab.study.Study.stop>`)
+ends a run early; trials in flight finish. :attr:`TrialLoop.stopped_by` says why it
+ended; the ``naslab.loop`` logger says what the loop decided.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import zlib
@@ -51,10 +59,13 @@ from naslab.core.drivers import Heartbeat, driver_id
 from naslab.core.errors import InvalidArchitectureError
 from naslab.db.protocol import Claim, ClaimContext, ClaimOutcome
 from naslab.db.records import StudyInfo, TrialRecord
+from naslab.events import TrialEvent
 from naslab.fronts import trial_metrics
 from naslab.search_spaces.architecture import Architecture
 from naslab.workers.evaluator import Result
 from naslab.workers.executor import EvaluationJob, JobOutcome, worker_name
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from naslab.study import Study
@@ -75,31 +86,6 @@ DONE_STATES = ("complete", "stopped", "failed")
 EXHAUSTED_AFTER = 10
 #: An architecture interrupted this many times is not retried on resume.
 MAX_INTERRUPTIONS = 3
-
-
-@dataclass(frozen=True)
-class TrialEvent:
-    """What a progress callback receives after each finished trial."""
-
-    study: str
-    number: int
-    state: str
-    value: float | None
-    reused: bool
-    finished: int
-    budget: int
-    best_value: float | None
-    elapsed_s: float
-    trained_this_run: int
-    error: str | None = None
-
-    @property
-    def eta_s(self) -> float | None:
-        """Estimated seconds left, from this run's pace (None before any trial)."""
-        done_here = max(self.trained_this_run, 0)
-        if done_here == 0 or self.finished >= self.budget:
-            return None if done_here == 0 else 0.0
-        return self.elapsed_s / done_here * (self.budget - self.finished)
 
 
 def objective_error(result: Result, objective: str) -> str | None:
@@ -133,12 +119,28 @@ class TrialLoop:
         study: the study, holding its store, searcher, executor, evaluator,
             scheduler, budget, fidelity and seed.
         info: its stored record.
-        callback: called with a :class:`TrialEvent` after each finished trial.
+        callback: called with a :class:`TrialEvent` after each finished trial (an
+            exception it raises ends the run, after committing what is stored).
+        queued: architectures to claim, in order, before asking the searcher; the
+            loop takes them off this list as it claims them (those left stay).
+        only_queued: claim only ``queued`` (no retries, never ask the searcher).
+        stop_reason: asked before each new trial; a string ends the run (its trials
+            in flight finish) and becomes :attr:`stopped_by`.
     """
 
     def __init__(self, study: Study, info: StudyInfo,
-                 callback: Callable[[TrialEvent], None] | None = None) -> None:
+                 callback: Callable[[TrialEvent], None] | None = None, *,
+                 queued: list[Architecture] | None = None, only_queued: bool = False,
+                 stop_reason: Callable[[], str | None] | None = None) -> None:
         self.study, self.info, self.callback = study, info, callback
+        self.queued = queued if queued is not None else []
+        self.only_queued = only_queued
+        self.stop_reason = stop_reason
+        #: The claims made for enqueued architectures, by hash.
+        self.queued_claims: dict[str, Claim] = {}
+        self._from_queue: set[int] = set()  # trial ids of enqueued architectures
+        #: Why the run ended early (the ``stop_reason`` answer), or None.
+        self.halted: str | None = None
         self.store, self.searcher = study.store, study.searcher
         self.executor, self.scheduler = study.executor, study.scheduler
         self.objective = study.evaluator.objective
@@ -216,6 +218,10 @@ class TrialLoop:
         self._seen_number = max((t.number for t in history), default=-1)
         self._held = {t.arch_hash for t in history}
         self.queue_retries()
+        logger.info("study %s: %d of %d trials finished; %d running trial(s) of stopped "
+                    "drivers marked interrupted; %d interrupted architecture(s) to retry "
+                    "first, %d not retried", self.info.name, len(history), self.study.budget,
+                    self.interrupted_found, len(self._retry), len(self.given_up))
 
     def queue_retries(self) -> None:
         """Queue the study's interrupted architectures to be claimed before anything
@@ -247,33 +253,75 @@ class TrialLoop:
             self.finish(self.executor.wait_any())
             return True
         self._commit_batch()
-        if self.full and self.store.protocol.interrupt_abandoned(self.info.id):
+        if self.halted is None and self.full and self.store.protocol.interrupt_abandoned(
+                self.info.id):
             self.queue_retries()  # a dead driver's trials were freed: claim them again
             self.full = False
-        return not self.full
+        return not self.full and self.halted is None
+
+    @property
+    def stopped_by(self) -> str:
+        """Why the run ended: ``budget``, ``exhausted`` (the space is used up), or the
+        ``stop_reason`` that ended it (``timeout``, ``stopped``)."""
+        return self.halted or ("exhausted" if self.exhausted else "budget")
 
     def fill(self) -> None:
         """Ask and claim candidates until the executor is busy or the budget is taken."""
-        while not self.full and len(self.in_flight) < self.executor.capacity:
+        while (not self.full and self.halted is None
+               and len(self.in_flight) < self.executor.capacity):
             if time.monotonic() - self._last_sync > SYNC_EVERY_S:
                 self._commit_batch()  # reads see the batch, and never run inside it
                 self.sync()
             if self.counts.finished + len(self.in_flight) >= self.study.budget:
                 self.full = True  # by this driver's count; the store counts them all
                 return
-            retry = bool(self._retry)
-            arch = self._retry.pop(0) if retry else self.ask()
-            if arch is None:  # the space is exhausted
+            if self._halt():
+                return
+            arch, source = self.next_candidate()
+            if arch is None:  # the space is exhausted (or the queue, with only_queued)
                 self.full = True
+                if self.exhausted:
+                    logger.info("study %s: %s", self.info.name, self.exhausted)
                 return
             if self.inline:
                 self._open_batch()
             claim = self.claim(arch)
             if self.inline and claim.outcome is not ClaimOutcome.NEW:
                 self._commit_batch_if_due()  # before the searcher hears of it
-            if retry and claim.outcome in (ClaimOutcome.NEW, ClaimOutcome.REUSED):
+            if source == "retry" and claim.outcome in (ClaimOutcome.NEW, ClaimOutcome.REUSED):
                 self.retried += 1
-            self.handle(claim, arch)
+                logger.info("study %s: interrupted architecture %s claimed again (%s)",
+                            self.info.name, arch.hash[:12], claim.outcome.name.lower())
+            if source == "queue":
+                self.handle_queued(claim, arch)
+            else:
+                self.handle(claim, arch)
+
+    def _halt(self) -> bool:
+        """Whether ``stop_reason`` ends the run now (then no new trial is claimed)."""
+        reason = None if self.stop_reason is None else self.stop_reason()
+        if reason is None:
+            return False
+        self.halted = reason
+        logger.info("study %s: run ends (%s) after %.1f s; %d trial(s) in flight finish "
+                    "first", self.info.name, reason, time.perf_counter() - self.started,
+                    len(self.in_flight))
+        return True
+
+    def next_candidate(self) -> tuple[Architecture | None, str]:
+        """The next architecture to claim and where it comes from (``retry``,
+        ``queue`` or ``searcher``); None when there is none (see :attr:`exhausted`)."""
+        if self._retry and not self.only_queued:
+            return self._retry.pop(0), "retry"
+        while self.queued:
+            arch = self.queued.pop(0)
+            if arch.hash not in self._held:
+                return arch, "queue"
+            logger.info("study %s: enqueued architecture %s skipped: the study already holds "
+                        "it", self.info.name, arch.hash[:12])
+        if self.only_queued:
+            return None, "queue"
+        return self.ask(), "searcher"
 
     def close(self) -> None:
         """Stop the executor; interrupt this driver's trials still in flight (the next
@@ -350,6 +398,39 @@ class TrialLoop:
             self.counts.reused += 1
             self._record(claim.number, "complete", claim.value, reused=True)
 
+    def handle_queued(self, claim: Claim, arch: Architecture) -> None:
+        """Act on the claim of an enqueued architecture: as :meth:`handle`, but the
+        searcher, which never proposed it, is told its result as a replayed one; one
+        another driver holds is skipped; with the budget taken it stays queued."""
+        self.queued_claims[arch.hash] = claim
+        outcome = claim.outcome
+        if outcome is ClaimOutcome.FULL:
+            self.queued.insert(0, arch)
+            self.full = True
+        elif outcome is ClaimOutcome.NEW:
+            assert claim.trial_id is not None
+            self._held.add(arch.hash)
+            self._from_queue.add(claim.trial_id)
+            self.dispatch(claim, arch)
+        elif outcome is ClaimOutcome.REUSED:
+            assert claim.trial_id is not None and claim.number is not None
+            self._held.add(arch.hash)
+            self._seen.add(claim.trial_id)
+            self._tell_replayed(arch, claim.value, claim.metrics)
+            self.counts.reused += 1
+            self._record(claim.number, "complete", claim.value, reused=True)
+        elif outcome is ClaimOutcome.KNOWN and claim.trial_id not in self._seen:
+            self.handle(claim, arch)  # another driver's result: learn it
+        else:  # BUSY, or KNOWN and told
+            logger.info("study %s: enqueued architecture %s skipped: %s", self.info.name,
+                        arch.hash[:12], "another driver is evaluating it"
+                        if outcome is ClaimOutcome.BUSY else "the study already holds it")
+
+    def _tell_replayed(self, arch: Architecture, value: float | None,
+                       metrics: Mapping[str, float] | None) -> None:
+        """Tell the searcher a result it did not propose, as a resume replays it."""
+        self.searcher.replay([(arch, value, metrics or {})])
+
     def dispatch(self, claim: Claim, arch: Architecture) -> None:
         """Submit a newly claimed trial to the executor."""
         assert claim.trial_id is not None and claim.number is not None
@@ -401,7 +482,11 @@ class TrialLoop:
         if self.inline:
             self._commit_batch_if_due()  # stored (and committed) before the searcher hears
         told = None if value is None or result is None else trial_metrics(result)
-        self.searcher.tell(job.arch, value, told)
+        if job.trial_id in self._from_queue:
+            self._from_queue.discard(job.trial_id)
+            self._tell_replayed(job.arch, value, told)
+        else:
+            self.searcher.tell(job.arch, value, told)
         self.stopped.discard(job.trial_id)
         self.counts.trained += 1
         self._record(self.numbers[job.trial_id], state, value, reused=False, error=error)
@@ -411,9 +496,14 @@ class TrialLoop:
         """Tell the progress callback about a finished trial."""
         if self.callback is not None:
             c = self.counts
-            self.callback(TrialEvent(self.info.name, number, state, value, reused, c.finished,
-                                     self.study.budget, c.best,
-                                     time.perf_counter() - self.started, c.trained, error))
+            event = TrialEvent(self.info.name, number, state, value, reused, c.finished,
+                               self.study.budget, c.best, time.perf_counter() - self.started,
+                               c.trained, error)
+            try:
+                self.callback(event)
+            except BaseException:
+                self._commit_batch()  # the trial is stored and told: keep it
+                raise
 
     def _record(self, number: int, state: str, value: float | None, *, reused: bool,
                 error: str | None = None) -> None:

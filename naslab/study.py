@@ -24,12 +24,19 @@ searcher is told that (lower-fidelity) objective value.
 
 A crash therefore loses at most the evaluations in flight, and re-running the same
 study resumes where it stopped.
+
+Besides: :meth:`Study.enqueue` (architectures to evaluate first),
+:meth:`Study.evaluate` (one now), ``run(timeout=...)``, ``run(callbacks=[...])`` and
+:meth:`Study.stop` (see :mod:`naslab.run_control`), a progress bar
+(:mod:`naslab.progress`), and log lines on the ``naslab`` logger, which prints
+nothing until the application configures :mod:`logging`.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,17 +54,24 @@ from naslab.core.paths import check_name, safe_name_from
 from naslab.core.validation import check_int
 from naslab.db.records import StudyInfo, StudySpec, TrialRecord, dumps
 from naslab.db.store import Store
+from naslab.events import TrialEvent
 from naslab.fronts import pareto_trials
 from naslab.launch import launch_record
-from naslab.loop import TrialEvent, TrialLoop
+from naslab.loop import TrialLoop
+from naslab.run_control import RunControl, StudyCallback
+from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.base import Searcher
 from naslab.searchers.objectives import Objective, parse_objectives
 from naslab.searchers.registry import check_objectives, check_searcher
 from naslab.searchers.schedulers import Scheduler, get_scheduler
+from naslab.study_queue import as_architecture, evaluate_now
 from naslab.workers.executor import Executor, InProcessExecutor
 
 __all__ = ["RESULT_SETTINGS", "Study", "StudyReport", "TrialEvent", "default_study_name"]
+
+logger = logging.getLogger(__name__)
+logging.getLogger("naslab").addHandler(logging.NullHandler())
 
 #: The settings kept in a study's config that change its results: a resume that
 #: asks for other values is refused (with space, task, fidelity, searcher and seed,
@@ -71,7 +85,11 @@ RESULT_SETTINGS = ("searcher_options", "scheduler", "objectives")
 @dataclass(frozen=True)
 class StudyReport:
     """The state of a study after :meth:`Study.run`. ``best`` is None when no trial
-    of the study is complete (all failed, or none ran).
+    of the study is complete (all failed, or none ran): test it before reading it.
+
+    ``stopped_by``: why the run ended: ``budget`` (reached), ``exhausted`` (the space
+    is used up, see ``exhausted``), ``timeout`` (``run(timeout=...)``) or ``stopped``
+    (:meth:`Study.stop`). ``queued``: enqueued architectures left for a later run.
 
     ``interrupted_found``: running trials of dead drivers that this run marked
     interrupted. ``retried``: interrupted architectures (of this or earlier runs)
@@ -97,6 +115,8 @@ class StudyReport:
     not_retried: int = 0
     exhausted: str | None = None
     space_size: int | None = None
+    stopped_by: str = "budget"
+    queued: int = 0
 
 
 def default_study_name(space: str, task: str, searcher: str, seed: int) -> str:
@@ -215,6 +235,8 @@ class Study:
         self.executor = executor or InProcessExecutor()
         self.scheduler = self._resolve_scheduler(scheduler, scheduler_options)
         self._owns_store = not isinstance(storage, Store)
+        self._queue: list[Architecture] = []  # enqueued, not yet claimed (in memory)
+        self._control: RunControl | None = None  # of the run in progress
         self.store = storage if isinstance(storage, Store) else Store(storage)
         if optuna_based:  # its Optuna storage goes in the store's database
             try:
@@ -384,12 +406,16 @@ class Study:
     def _scheduler_config(self) -> dict[str, Any] | None:
         return None if self.scheduler is None else self.scheduler.config()
 
-    def run(self, callback: Callable[[TrialEvent], None] | None = None) -> StudyReport:
-        """Run (or resume) the study until its budget of trials has finished, or its
-        search space is exhausted (:attr:`StudyReport.exhausted`).
+    def run(self, callback: Callable[[TrialEvent], None] | None = None, *,
+            callbacks: Sequence[StudyCallback] = (), progress: bool | None = None,
+            timeout: float | None = None) -> StudyReport:
+        """Run (or resume) the study until its budget of trials has finished, its
+        search space is exhausted (:attr:`StudyReport.exhausted`), ``timeout`` has
+        passed, or :meth:`stop` is called.
 
         A resumed run first claims again the architectures of interrupted trials
-        (:attr:`StudyReport.retried`), then asks the searcher for new ones.
+        (:attr:`StudyReport.retried`), then the enqueued ones (:meth:`enqueue`), then
+        asks the searcher for new ones.
 
         Several drivers (processes, machines) may run the same study on one database
         at once: each claims its trials in the store (one evaluation per
@@ -398,10 +424,41 @@ class Study:
         they finish. A driver stops claiming once finished and running trials reach
         the budget, and returns when its own trials are done.
 
-        Returns a :class:`StudyReport`; its ``best`` is None if no trial is complete.
+        Args:
+            callback: called as ``callback(event)`` with a :class:`TrialEvent` after
+                each finished trial.
+            callbacks: functions called as ``fn(study, event)`` after each finished
+                trial, in order; one may call :meth:`stop`. An exception raised by
+                a callback ends the run and propagates: the trials finished are
+                stored, those in flight are marked interrupted (the next run
+                retries them).
+            progress: draw a progress bar on stderr (trials, best so far, elapsed,
+                time left); None: when stderr is a terminal or in a Jupyter notebook.
+            timeout: seconds of wall clock (a positive finite number) after which no
+                new trial is started; trials in flight finish and are stored, so a
+                run may end later than this (a Ray trial's own limit is the
+                executor's ``trial_timeout``). Re-running resumes.
+
+        Returns a :class:`StudyReport`; its ``best`` is None if no trial is complete
+        (a :class:`~naslab.run_control.FailingTrialsWarning` says so when trials failed),
+        and its ``stopped_by`` says why the run ended.
         """
-        loop = TrialLoop(self, self.prepare(), callback)
-        loop.run()
+        control = RunControl(self, callback=callback, callbacks=callbacks, progress=progress,
+                             timeout=timeout)
+        loop = TrialLoop(self, self.prepare(), control, queued=self._queue,
+                         stop_reason=control.stop_reason)
+        self._control = control
+        try:
+            with control:
+                loop.run()
+                report = self._report(loop)
+                control.finish(report)
+        finally:
+            self._control = None
+        control.warn_if_nothing_complete(report)
+        return report
+
+    def _report(self, loop: TrialLoop) -> StudyReport:
         trials = self.store.trials
         counts = {state: trials.count(loop.info.id, [state])
                   for state in ("complete", "failed", "stopped")}
@@ -412,8 +469,57 @@ class Study:
             reused_this_run=loop.counts.reused, trained_this_run=loop.counts.trained,
             interrupted_found=loop.interrupted_found, retried=loop.retried,
             not_retried=len(loop.given_up), exhausted=loop.exhausted,
-            space_size=loop.space_size,
+            space_size=loop.space_size, stopped_by=loop.stopped_by, queued=len(self._queue),
             elapsed_s=time.perf_counter() - loop.started, best=best[0] if best else None)
+
+    def stop(self) -> None:
+        """End the run in progress gracefully: no new trial is started, those in flight
+        finish and are stored, and :meth:`run` returns with ``stopped_by ==
+        "stopped"``. Call it from a callback, or from another thread; without a run
+        in progress it does nothing (the next run is not affected)."""
+        control = self._control
+        if control is not None:
+            control.stop()
+
+    def enqueue(self, arch: Architecture | Mapping[str, Any]) -> Architecture:
+        """Evaluate ``arch`` (an architecture of the study's space, or a mapping of its
+        decisions) before the searcher's candidates, in the order enqueued (after
+        the retries of interrupted trials), as Optuna's ``enqueue_trial``.
+
+        It is checked now: an invalid one raises
+        :class:`~naslab.core.errors.InvalidArchitectureError` and nothing is queued.
+        It counts towards the budget like any trial, and the searcher is told its
+        result. One the study already holds (or that is queued) is skipped, with a
+        log line. The queue lives in this object: what a run did not reach (its
+        budget was used) stays for the next :meth:`run`, and is lost when the process
+        ends (:attr:`queued` lists it). Returns the architecture.
+        """
+        candidate = as_architecture(self.space, arch)
+        if any(a.hash == candidate.hash for a in self._queue):
+            logger.info("study %s: architecture %s is already enqueued", self.name,
+                        candidate.hash[:12])
+        else:
+            self._queue.append(candidate)
+        return candidate
+
+    @property
+    def queued(self) -> tuple[Architecture, ...]:
+        """The enqueued architectures no run has claimed yet, in order."""
+        return tuple(self._queue)
+
+    def evaluate(self, arch: Architecture | Mapping[str, Any]) -> TrialRecord:
+        """Evaluate one architecture (or mapping of decisions) now, store it as a trial
+        of this study, tell the searcher, and return the stored record.
+
+        The trial counts towards the budget: with the budget taken this raises
+        :class:`~naslab.core.errors.ConfigError` and stores nothing (raise
+        :attr:`budget` first). An architecture the study already holds is not
+        evaluated again: its stored trial is returned. One evaluated by another study
+        on the same space, task and fidelity is reused. A failed evaluation is
+        returned as a ``failed`` record (it does not raise). Runs in this thread
+        through the study's executor; interrupted trials are not retried here.
+        """
+        return evaluate_now(self, as_architecture(self.space, arch))
 
 
 def _in_memory(storage: Any) -> bool:
