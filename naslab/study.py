@@ -443,6 +443,7 @@ class Study:
         (a :class:`~naslab.run_control.FailingTrialsWarning` says so when trials failed),
         and its ``stopped_by`` says why the run ended.
         """
+        self._not_running("run()")
         control = RunControl(self, callback=callback, callbacks=callbacks, progress=progress,
                              timeout=timeout)
         loop = TrialLoop(self, self.prepare(), control, queued=self._queue,
@@ -492,7 +493,8 @@ class Study:
         result. One the study already holds (or that is queued) is skipped, with a
         log line. The queue lives in this object: what a run did not reach (its
         budget was used) stays for the next :meth:`run`, and is lost when the process
-        ends (:attr:`queued` lists it). Returns the architecture.
+        ends (:attr:`queued` lists it). During a run (from a callback) it is claimed
+        before the searcher is asked again. Returns the architecture.
         """
         candidate = as_architecture(self.space, arch)
         if any(a.hash == candidate.hash for a in self._queue):
@@ -519,7 +521,13 @@ class Study:
         returned as a ``failed`` record (it does not raise). Runs in this thread
         through the study's executor; interrupted trials are not retried here.
         """
+        self._not_running("evaluate()")
         return evaluate_now(self, as_architecture(self.space, arch))
+
+    def _not_running(self, what: str) -> None:
+        if self._control is not None:
+            raise ConfigError(f"{what} was called while study {self.name!r} runs (from a "
+                              "callback?); use enqueue() to add an architecture to the run")
 
 
 def _in_memory(storage: Any) -> bool:

@@ -75,6 +75,14 @@ def store(tmp_path):
     s.close()
 
 
+@pytest.fixture
+def db_store(db_url):
+    """A store on SQLite, and on PostgreSQL (NASLAB_TEST_POSTGRES_URL; see tests/databases.py)."""
+    s = Store(db_url)
+    yield s
+    s.close()
+
+
 def table(store, name="s", budget=10, evaluator=None, **kw):
     return Study(name, space="nasbench_graph", task=evaluator or "cora", searcher="random",
                  budget=budget, storage=store, **kw)
@@ -221,17 +229,35 @@ def test_the_cli_prints_the_failure_warning_as_one_line(tmp_path, monkeypatch, c
 # ---------------------------------------------------------------- enqueue
 
 
-def test_enqueued_architectures_are_evaluated_first_in_order_and_told(store):
-    study = table(store, "q", budget=6)
+def test_enqueued_architectures_are_evaluated_first_in_order_and_told(db_store):
+    study = table(db_store, "q", budget=6)
     a, b = sample(study.space, 1), sample(study.space, 2)
     assert study.enqueue(dict(b.decisions)) == b
     assert study.enqueue(a) == a
     assert study.queued == (b, a)
     study.run()
-    trials = store.trials.list("q")
+    trials = db_store.trials.list("q")
     assert [t.arch_hash for t in trials[:2]] == [b.hash, a.hash]
     assert len(trials) == 6 and study.queued == ()
     assert [o.arch.hash for o in study.searcher.history[:2]] == [b.hash, a.hash]
+
+
+def test_enqueue_from_a_callback_joins_the_running_search_and_nesting_is_refused(store):
+    study = table(store, "live", budget=4)
+    extra = sample(study.space, 31)
+    refused = []
+
+    def on_trial(s, event):
+        if event.finished == 1:
+            s.enqueue(extra)
+            for nested in (lambda: s.evaluate(extra), s.run):
+                with pytest.raises(ConfigError, match="while study 'live' runs"):
+                    nested()
+                refused.append(nested)
+
+    study.run(callbacks=[on_trial])
+    assert store.trials.list("live")[1].arch_hash == extra.hash and len(refused) == 2
+    assert store.trials.count("live") == 4
 
 
 def test_held_or_duplicate_enqueued_architectures_are_skipped_with_a_log_line(store, caplog):
@@ -336,27 +362,27 @@ def test_an_architecture_of_another_space_or_a_forged_graph_is_refused(store):
 # ---------------------------------------------------------------- evaluate
 
 
-def test_evaluate_stores_one_trial_tells_the_searcher_and_counts_in_the_budget(store):
-    study = table(store, "ev", budget=4)
+def test_evaluate_stores_one_trial_tells_the_searcher_and_counts_in_the_budget(db_store):
+    study = table(db_store, "ev", budget=4)
     arch = sample(study.space, 5)
     record = study.evaluate(dict(arch.decisions))
     assert record.state == "complete" and record.arch_hash == arch.hash
     assert record.number == 0 and record.objective_value == record.metrics["val_accuracy"]
-    assert store.trials.list("ev") == [record]
+    assert db_store.trials.list("ev") == [record]
     assert [o.arch.hash for o in study.searcher.history] == [arch.hash]
     # the same again: the stored trial, nothing new
-    assert study.evaluate(arch) == record and store.trials.count("ev") == 1
+    assert study.evaluate(arch) == record and db_store.trials.count("ev") == 1
     report = study.run()
     assert report.complete == 4 and report.trained_this_run == 3
 
 
-def test_evaluate_with_the_budget_taken_is_refused_and_stores_nothing(store):
-    study = table(store, "full", budget=2)
+def test_evaluate_with_the_budget_taken_is_refused_and_stores_nothing(db_store):
+    study = table(db_store, "full", budget=2)
     study.run()
-    held = store.trials.list("full")[1]
+    held = db_store.trials.list("full")[1]
     with pytest.raises(ConfigError, match=r"budget of 2 trials.*study.budget = 3"):
         study.evaluate(sample(study.space, 77))
-    assert store.trials.count("full") == 2
+    assert db_store.trials.count("full") == 2
     assert study.evaluate(held.architecture()) == held  # a held one is still answered
     study.budget = 3
     assert study.evaluate(sample(study.space, 77)).number == 2
@@ -391,14 +417,14 @@ def test_evaluate_trains_a_real_network(store):
 # ---------------------------------------------------------------- timeout
 
 
-def test_timeout_stops_asking_and_the_study_resumes(store):
-    study = table(store, "timed", budget=20_000)
+def test_timeout_stops_asking_and_the_study_resumes(db_store):
+    study = table(db_store, "timed", budget=20_000)
     started = time.perf_counter()
     report = study.run(timeout=0.3)
     took = time.perf_counter() - started
     assert report.stopped_by == "timeout"
     assert 0 < report.complete < 20_000 and took < 5
-    assert store.trials.count("timed", ["running", "interrupted"]) == 0
+    assert db_store.trials.count("timed", ["running", "interrupted"]) == 0
     again = study.run(timeout=0.2)
     assert again.stopped_by == "timeout" and again.complete > report.complete
 
@@ -480,16 +506,16 @@ def test_stop_from_another_thread_lets_the_running_trial_finish(store):
 
 @pytest.mark.parametrize("evaluator, batch", [(None, 16), (SlowTable(0.01), 1)],
                          ids=["batched-table", "dispatched"])
-def test_a_callback_error_propagates_and_keeps_every_finished_trial(store, evaluator, batch):
+def test_a_callback_error_propagates_and_keeps_every_finished_trial(db_store, evaluator, batch):
     def explode(study, event):
         if event.finished == 4:
             raise KeyError("callback bug")
 
-    study = table(store, "boom", budget=30, evaluator=evaluator, batch_trials=batch)
+    study = table(db_store, "boom", budget=30, evaluator=evaluator, batch_trials=batch)
     with pytest.raises(KeyError, match="callback bug"):
         study.run(callbacks=[explode])
-    assert store.trials.count("boom", ["complete"]) == 4  # committed, even mid-batch
-    assert store.trials.count("boom", ["running"]) == 0
+    assert db_store.trials.count("boom", ["complete"]) == 4  # committed, even mid-batch
+    assert db_store.trials.count("boom", ["running"]) == 0
     assert len(study.searcher.history) == 4
     assert study.run().complete == 30  # resumes
 
