@@ -1,4 +1,5 @@
-"""Studies in the store: create or resume one, look one up, list them with counts."""
+"""Studies in the store: create or resume one, look one up (and its trials by
+number), list them with counts, delete or rename one (:mod:`naslab.db.study_changes`)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from naslab.core.validation import check_choice, check_int, check_str
 from naslab.db.engine import Database
 from naslab.db.models import DIRECTIONS, StudyRow, TrialRow, utcnow
 from naslab.db.records import StudyInfo, StudySpec, StudySummary, dumps, loads, study_info
+from naslab.db.study_changes import StudyDeletion, delete_study, deletion_plan, rename_study
 
-__all__ = ["ConfigCheck", "StudyCatalog", "study_row"]
+__all__ = ["ConfigCheck", "StudyCatalog", "StudyDeletion", "study_row"]
 
 #: Compares a stored study's ``config`` with the one requested: returns one
 #: ``"name: stored X, requested Y"`` text per difference (none: the same).
@@ -175,3 +177,53 @@ class StudyCatalog:
             )
             for s, nc, ns, nf, nr, ni, best_max, best_min in rows
         ]
+
+    def trial_id(self, study: str, number: int) -> int:
+        """The id of trial ``number`` of ``study``; ConfigError (saying which numbers
+        exist) if it has none, UnknownNameError if there is no such study."""
+        with self._db.reading(f"find trial {number} of study {study!r}") as session:
+            sid = study_row(session, study).id
+            found = session.scalar(select(TrialRow.id).where(
+                TrialRow.study_id == sid, TrialRow.number == number))
+            if found is not None:
+                return int(found)
+            last = session.scalar(select(func.max(TrialRow.number))
+                                  .where(TrialRow.study_id == sid))
+        held = "it has no trials" if last is None else f"its trials are numbered 0 to {last}"
+        raise ConfigError(f"study {study!r} has no trial {number}; {held}")
+
+    def trial_origin(self, trial_id: int) -> tuple[str, int] | None:
+        """(study name, trial number) of the trial with id ``trial_id``, or None."""
+        with self._db.reading(f"find trial {trial_id}") as session:
+            row = session.execute(
+                select(StudyRow.name, TrialRow.number)
+                .join(TrialRow, TrialRow.study_id == StudyRow.id)
+                .where(TrialRow.id == trial_id)).first()
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    def deletion_plan(self, name: str, *, optuna_study: str | None = None) -> StudyDeletion:
+        """What :meth:`delete` would remove (nothing changes); the same refusals."""
+        with self._db.writing(f"plan deleting study {name!r}") as conn:
+            return deletion_plan(conn, name, optuna_study)[1]
+
+    def delete(self, name: str, *, optuna_study: str | None = None) -> StudyDeletion:
+        """Delete the study ``name`` with its trials, metrics, weights and Pareto front
+        (and the Optuna study ``optuna_study`` if this database holds it), in one
+        transaction; what it removed.
+
+        Raises:
+            UnknownNameError: no such study.
+            StudyConflictError: other studies reuse its results, or it has live drivers
+                (see :mod:`naslab.db.study_changes`); nothing is changed.
+        """
+        with self._db.writing(f"delete study {name!r}") as conn:
+            return delete_study(conn, name, optuna_study)
+
+    def rename(self, old: str, new: str, *,
+               optuna_names: tuple[str, str] | None = None) -> bool:
+        """Rename the study ``old`` to ``new`` (and the Optuna study
+        ``optuna_names[0]`` to ``optuna_names[1]`` if this database holds it: returns
+        whether it did), in one transaction. See
+        :func:`naslab.db.study_changes.rename_study` for the refusals."""
+        with self._db.writing(f"rename study {old!r}") as conn:
+            return rename_study(conn, old, new, optuna_names=optuna_names)

@@ -1,10 +1,10 @@
-"""Export of a study's best architecture, and loading it back.
+"""Export of a study's best architecture (or any of its trials), and loading it back.
 
-``export_best`` writes a folder:
+``export_best`` (or ``export_trial``, for a trial given by number) writes a folder:
 
 - ``architecture.json``: space name and parameters, decisions, graph, canonical hash;
-- ``trial.json``: study, task, fidelity, seed, final metrics, params, FLOPs, latency,
-  and the weights file's name and SHA-256;
+- ``trial.json``: study, task, trial number and state, fidelity, seed, final metrics,
+  params, FLOPs, latency, and the weights file's name and SHA-256;
 - ``weights.safetensors``: the trained weights (safetensors: loading runs no code),
   when the trial has weights (table benchmarks have none).
 
@@ -34,19 +34,28 @@ from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.search_spaces.registry import get_space
 
-__all__ = ["EXPORTS_FOLDER", "WEIGHTS_FILE", "default_export_folder", "export_best",
-           "load_exported"]
+__all__ = ["EXPORTABLE_STATES", "EXPORTS_FOLDER", "WEIGHTS_FILE", "default_export_folder",
+           "export_best", "export_trial", "load_exported"]
 
 #: Where ``naslab export`` writes when no folder is given (one subfolder per study).
 EXPORTS_FOLDER = Path("naslab-exports")
 #: The weights file of an export.
 WEIGHTS_FILE = "weights.safetensors"
+#: The states of a trial that can be exported: finished, or stopped early by a
+#: scheduler (its metrics are those of the epochs it reached).
+EXPORTABLE_STATES = ("complete", "stopped")
 
 
-def default_export_folder(study: str) -> Path:
-    """``naslab-exports/<study>`` (a study name that is not a safe file name, stored
-    before names were checked, is mapped to one: never a path outside the folder)."""
-    folder = EXPORTS_FOLDER / safe_file_name(study)
+def default_export_folder(study: str, trial: int | None = None) -> Path:
+    """``naslab-exports/<study>`` (the best trial), or ``naslab-exports/<study>-trialN``
+    for trial ``N``. A study name that is not a safe file name (stored before names
+    were checked) is mapped to one: never a path outside the folder."""
+    name = safe_file_name(study)
+    if trial is not None:
+        if isinstance(trial, bool) or not isinstance(trial, int) or trial < 0:
+            raise ConfigError(f"a trial number is an integer >= 0, got {trial!r}")
+        name = f"{name}-trial{trial}"
+    folder = EXPORTS_FOLDER / name
     if folder.parent != EXPORTS_FOLDER:  # safe_file_name never has separators
         raise ConfigError(f"cannot name an export folder after study {study!r}")
     return folder
@@ -63,12 +72,45 @@ def export_best(store: Store, study: str, out_dir: str | Path | None = None, *,
         NaslabError: the study has no completed trial, or its weights are not finite.
         StorageError: the folder could not be written (nothing is left behind).
     """
+    return export_trial(store, study, None, out_dir, force=force)
+
+
+def _chosen_trial(store: Store, study: str, number: int | None) -> Any:
+    """The best trial (``number`` None) or trial ``number`` of ``study``, which must
+    be exportable."""
+    if number is None:
+        best = store.trials.best(study, 1)
+        if not best:
+            raise NaslabError(f"study {study!r} has no completed trial to export")
+        return best[0]
+    trial = store.trials.get(store.studies.trial_id(study, number))
+    if trial is None:  # deleted in between
+        raise NaslabError(f"trial {number} of study {study!r} is gone")
+    if trial.state not in EXPORTABLE_STATES:
+        lines = (trial.error or "").strip().splitlines()
+        why = f" ({lines[0][:200]})" if lines else ""
+        raise NaslabError(
+            f"trial {number} of study {study!r} is {trial.state}{why}; only a "
+            f"{' or '.join(EXPORTABLE_STATES)} trial has a model to export")
+    return trial
+
+
+def export_trial(store: Store, study: str, number: int | None = None,
+                 out_dir: str | Path | None = None, *, force: bool = False) -> Path:
+    """Write trial ``number`` of ``study`` (None: its best trial) into ``out_dir``
+    (default: :func:`default_export_folder`); returns the folder.
+
+    Raises:
+        ConfigError: an unknown study or trial number, or ``out_dir`` is not a folder
+            naslab may write (see :func:`export_best`).
+        NaslabError: the trial is not complete or stopped (failed, running,
+            interrupted), the study has no completed trial (``number`` None), or the
+            weights are not finite.
+        StorageError: the folder could not be written (nothing is left behind).
+    """
     info = store.studies.require(study)
-    best = store.trials.best(study, 1)
-    if not best:
-        raise NaslabError(f"study {study!r} has no completed trial to export")
-    trial = best[0]
-    out = Path(out_dir) if out_dir is not None else default_export_folder(info.name)
+    trial = _chosen_trial(store, study, number)
+    out = Path(out_dir) if out_dir is not None else default_export_folder(info.name, number)
     arch = trial.architecture()
     weights = store.trials.weights(trial.id)  # follows reused_from to the trained trial
     if weights is not None:
@@ -77,6 +119,7 @@ def export_best(store: Store, study: str, out_dir: str | Path | None = None, *,
         "study": info.name,
         "task": info.task_key,
         "trial_number": trial.number,
+        "state": trial.state,
         "fidelity": trial.fidelity,
         "seed": trial.seed,
         "metrics": trial.metrics,

@@ -52,6 +52,13 @@ def url(db):
     return f"sqlite:///{db}"
 
 
+@pytest.fixture
+def store_url(url):
+    """``url`` with an empty store made there (read commands refuse a missing file)."""
+    Store(url).close()
+    return url
+
+
 def sql_json(url: str, query: str) -> list[dict]:
     return json.loads(invoke("sql", query, "--format", "json", "--storage", url))
 
@@ -195,8 +202,8 @@ def test_studies_lists_every_study(url):
     ]
 
 
-def test_studies_of_an_empty_store(url):
-    assert table_rows(invoke("studies", "--storage", url)) == []
+def test_studies_of_an_empty_store(store_url):
+    assert table_rows(invoke("studies", "--storage", store_url)) == []
 
 
 # ------------------------------------------------------------------ results
@@ -267,8 +274,8 @@ def test_sql_metrics_csv_as_in_the_readme(url):
     assert {r[0] for r in rows[1:]} >= {"val_accuracy", "test_accuracy"}
 
 
-def test_sql_table_shows_text_as_is(url):
-    out = invoke("sql", "SELECT '[/x] and [bold]y' AS \"[/c]\"", "--storage", url)
+def test_sql_table_shows_text_as_is(store_url):
+    out = invoke("sql", "SELECT '[/x] and [bold]y' AS \"[/c]\"", "--storage", store_url)
     assert "┃ [/c]" in out
     assert table_rows(out) == [["[/x] and [bold]y"]]
 
@@ -301,8 +308,8 @@ def test_sql_refuses_writes(url, monkeypatch, capsys, statement):
      "only one SQL statement is allowed per query; remove what follows the ';'"),
     ("  ", "the query is empty; give one SQL statement such as SELECT ..."),
 ])
-def test_sql_malformed_is_one_line_error(url, monkeypatch, capsys, query, message):
-    code, out, err = run_main(monkeypatch, capsys, "sql", query, "--storage", url)
+def test_sql_malformed_is_one_line_error(store_url, monkeypatch, capsys, query, message):
+    code, out, err = run_main(monkeypatch, capsys, "sql", query, "--storage", store_url)
     assert code == 2 and out == ""
     assert one_line_error(err) == message
 

@@ -84,6 +84,7 @@ def test_malformed_sql_gets_the_database_message(db_url, monkeypatch, capsys):
 
 
 def test_schema_lists_the_documented_tables_and_views(db_url):
+    Store(db_url).close()  # a missing SQLite file is refused, never made
     text = invoke("schema", "--storage", db_url)
     assert text.startswith(f"naslab schema revision {migrate.head_revision()}")
     for name in TABLES:
