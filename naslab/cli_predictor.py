@@ -66,8 +66,7 @@ def _load(store: Any, src: _Source) -> _Data:
     """The architectures, targets and features to fit or evaluate on."""
     from naslab.components import resolve
 
-    if src.source not in SOURCES:
-        raise ConfigError(f"--source must be one of {', '.join(SOURCES)}, got {src.source!r}")
+    _check_source(src.source)
     space, evaluator = resolve(src.space, src.task,
                                space_options=parse_options(src.space_opt, "space"),
                                evaluator_options=parse_options(src.train_opt, "training"))
@@ -78,6 +77,11 @@ def _load(store: Any, src: _Source) -> _Data:
     if src.source == "table":
         return _load_table(space, evaluator, src)
     return _load_store(store, space, evaluator, src)
+
+
+def _check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise ConfigError(f"--source must be one of {', '.join(SOURCES)}, got {source!r}")
 
 
 def _load_table(space: Any, evaluator: Any, src: _Source) -> _Data:
@@ -164,10 +168,13 @@ def fit(
     if name is not None:
         check_name("--name", name)
     predictor = get_predictor(model, parse_options(opt, "predictor"))
+    _check_source(source)
     src = _Source(space, task, source, metric, epochs, parse_list(features, "--features"),
                   space_opt, train_opt)
-    with open_store(storage) as store:
-        data = _load(store, src)
+    table = _load(None, src) if source == "table" else None  # checked before the store
+    # a table-fitted predictor may start a new store; a store-fitted one needs results
+    with open_store(storage, create=table is not None) as store:
+        data = table or _load(store, src)
         console.print(f"fitting {model} on {data.description}")
         started = time.perf_counter()
         predictor.fit(data.archs, data.targets, data.features)
@@ -222,6 +229,7 @@ def evaluate(
         get_predictor(n, options)  # refuse bad names and options before any work
     if splits < 1:
         raise ConfigError(f"--splits must be >= 1, got {splits}")
+    _check_source(source)
     src = _Source(space, task, source, metric, epochs, parse_list(features, "--features"),
                   space_opt, train_opt)
     if source == "store":

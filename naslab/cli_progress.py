@@ -5,10 +5,10 @@ done/total, elapsed time and an estimate of the time remaining:
 
 - when stderr is a terminal: a Rich progress bar, redrawn in place;
 - otherwise (a log file, a pipe, a test): a plain line of text at most every
-  ``interval`` seconds (30 by default), no control codes, and nothing at all for a
-  loop that ends sooner.
+  ``interval`` seconds (30 by default, or ``$NASLAB_PROGRESS_INTERVAL``), no
+  control codes, and nothing at all for a loop that ends sooner.
 
-``NASLAB_PROGRESS=0`` turns both off; ``NASLAB_PROGRESS=1`` forces the bar (a
+``NASLAB_PROGRESS=0`` turns both off; ``NASLAB_PROGRESS=1`` forces the bar (for a
 terminal that does not say it is one)::
 
     with progress("fits", total=len(jobs)) as bar:
@@ -90,19 +90,37 @@ def _mode(console: Console) -> str:
     setting = os.environ.get("NASLAB_PROGRESS", "").strip().lower()
     if setting in ("0", "no", "false", "off"):
         return "off"
-    if setting in ("1", "yes", "true", "on") or console.is_terminal:
-        return "bar"
-    return "lines"
+    if setting in ("1", "yes", "true", "on"):
+        return "forced"
+    return "bar" if console.is_terminal else "lines"
+
+
+def _interval(default: float) -> float:
+    """``$NASLAB_PROGRESS_INTERVAL`` seconds (a number >= 0), else ``default``."""
+    from naslab.core.errors import ConfigError
+
+    raw = os.environ.get("NASLAB_PROGRESS_INTERVAL", "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"NASLAB_PROGRESS_INTERVAL must be a number of seconds >= 0, "
+                          f"got {raw!r}")
+    return value
 
 
 @contextmanager
 def progress(description: str, total: int, *, console: Console | None = None,
-             interval: float = PLAIN_INTERVAL) -> Iterator[ProgressBar]:
+             interval: float | None = None) -> Iterator[ProgressBar]:
     """Show the progress of a loop of ``total`` steps on ``console`` (default: the
     CLI's stderr console) while the block runs; the block calls ``advance()``.
 
-    A bar when the console is a terminal, else a plain line at most every
-    ``interval`` seconds; nothing with ``NASLAB_PROGRESS=0``.
+    A bar when the console is a terminal (or ``NASLAB_PROGRESS=1``), else a plain
+    line at most every ``interval`` seconds (default ``$NASLAB_PROGRESS_INTERVAL``
+    or 30); nothing with ``NASLAB_PROGRESS=0``.
     """
     if console is None:
         from naslab.cli_common import err_console as console
@@ -111,8 +129,11 @@ def progress(description: str, total: int, *, console: Console | None = None,
         yield _Silent()
         return
     if mode == "lines":
-        yield _PlainLines(description, total, console, interval)
+        seconds = _interval(PLAIN_INTERVAL) if interval is None else interval
+        yield _PlainLines(description, total, console, seconds)
         return
+    if mode == "forced" and not console.is_terminal:
+        console = Console(file=console.file, force_terminal=True, width=console.width)
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

@@ -539,6 +539,7 @@ def test_cli_eval_on_the_table_writes_both_plots(tmp_path, monkeypatch):
 ])
 def test_cli_errors_are_one_line_exit_2(tmp_path, monkeypatch, capsys, args, message):
     url = f"sqlite:///{tmp_path / 'empty.db'}"
+    Store(url).close()  # an empty store (a missing one is refused before these checks)
     code, out, err = run_main(monkeypatch, capsys, "predictor", *args, "--storage", url)
     assert code == 2, (out, err)
     assert one_line_error(err) == message
