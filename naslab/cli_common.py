@@ -55,6 +55,7 @@ __all__ = [
     "parse_list",
     "parse_options",
     "print_table",
+    "printable",
     "seconds",
     "short_task",
     "write_records",
@@ -148,7 +149,7 @@ def parse_list(text: str | None, what: str, cast: Any = str) -> list[Any]:
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def _shown(text: str) -> str:
+def printable(text: str) -> str:
     """``text`` with its control characters (but newlines and tabs) escaped as
     ``\\xNN``: stored text never drives the terminal."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
@@ -161,7 +162,7 @@ def fmt(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return f"{value:.4f}"
-    return escape(_shown(str(value)))
+    return escape(printable(str(value)))
 
 
 def seconds(value: float | None) -> str:

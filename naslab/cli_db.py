@@ -1,7 +1,9 @@
 """``naslab db ...``: database maintenance.
 
 ``naslab db upgrade`` applies pending schema migrations (any naslab command also
-applies them when it opens the store) and says what it did; ``naslab db version``
+applies them when it opens the store) and says what it did (on an SQLite file that
+does not exist it makes a new, empty store: other commands but ``search`` and
+``db import`` refuse a missing file); ``naslab db version``
 prints the schema revision of a database.
 ``naslab db grant-reader`` (PostgreSQL) makes the read-only role ``naslab sql`` runs as.
 ``naslab db export OUT.jsonl`` writes studies (their trials, architectures, metrics,
@@ -50,7 +52,7 @@ def upgrade_command(
 ) -> None:
     """Apply pending schema migrations to the store (in one transaction); with --init,
     create naslab's tables in a database that holds other tables."""
-    store = open_store(storage, init=init)
+    store = open_store(storage, init=init, create=True)  # may make a new store
     try:
         before, now, url = store.upgraded_from, store.schema_revision, store.url
     finally:
@@ -129,7 +131,7 @@ def import_command(
         raise ConfigError(f"there is no file {str(source)!r} to import")
     for ref in space or []:
         register_space_class(ref)
-    store = open_store(storage)
+    store = open_store(storage, create=True)  # importing into a new file makes the store
     try:
         summary = import_studies(
             store, source, studies=study or None, rename=renames,

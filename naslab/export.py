@@ -88,7 +88,7 @@ def _chosen_trial(store: Store, study: str, number: int | None) -> Any:
         raise NaslabError(f"trial {number} of study {study!r} is gone")
     if trial.state not in EXPORTABLE_STATES:
         lines = (trial.error or "").strip().splitlines()
-        why = f" ({lines[0][:200]})" if lines else ""
+        why = f" (error: {lines[0][:200]!r})" if lines else ""  # repr: no control characters
         raise NaslabError(
             f"trial {number} of study {study!r} is {trial.state}{why}; only a "
             f"{' or '.join(EXPORTABLE_STATES)} trial has a model to export")
