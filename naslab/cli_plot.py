@@ -32,14 +32,16 @@ Force = Annotated[bool, option("Replace an existing --out file.", "--force")]
 def _destination(out: Path, force: bool) -> Path:
     """``out`` (``.png`` added when it has no suffix and does not exist), checked
     before any work: refused if it is a link, a device, a folder, in a missing
-    folder, or an existing file without ``--force``."""
+    folder, an existing file without ``--force``, or a format matplotlib does not
+    write."""
     from naslab.core.paths import checked_destination
+    from naslab.plots import check_figure_format
 
     out = out if out.suffix or os.path.lexists(out) else out.with_suffix(".png")
     checked_destination(out, kind="file", force=force)
     if not out.suffix:
         raise ConfigError(f"--out {str(out)!r} needs a suffix naming the format, e.g. .png")
-    return out
+    return check_figure_format(out)
 
 
 def _trial_numbers(text: str | None) -> list[int] | None:

@@ -21,7 +21,8 @@ import numpy as np
 
 from naslab.core.errors import ConfigError
 
-__all__ = ["AnytimeCurve", "anytime_curve", "choose_curves", "plain", "plot_anytime",
+__all__ = ["AnytimeCurve", "anytime_curve", "check_figure_format", "choose_curves",
+           "new_figure_formats", "plain", "plot_anytime",
            "plot_learning_curves"]
 
 #: States of the trials that count as queries of the anytime curve (finished ones).
@@ -83,6 +84,24 @@ def choose_curves(store: Any, study: str, metric: str, trials: Sequence[int] | N
     return picked
 
 
+def check_figure_format(path: str | Path) -> Path:
+    """``path`` if matplotlib can write the format its suffix names (``.png``,
+    ``.svg``, ``.pdf``, ...), else ConfigError listing the formats."""
+    path = Path(path)
+    supported = new_figure_formats()
+    if path.suffix[1:].lower() not in supported:
+        raise ConfigError(f"cannot write a figure as {path.suffix!r}; use .png or one of "
+                          f"{', '.join('.' + f for f in sorted(supported))}")
+    return path
+
+
+def new_figure_formats() -> list[str]:
+    """The file formats (suffixes without the dot) matplotlib's Agg canvas writes."""
+    from naslab.predictors.plots import new_figure
+
+    return list(new_figure(1, 1).canvas.get_supported_filetypes())
+
+
 def plain(text: str) -> str:
     """``text`` shown as it is by matplotlib (a ``$`` would start math mode)."""
     return str(text).replace("$", r"\$")
@@ -126,8 +145,9 @@ def anytime_curve(store: Any, study: str) -> AnytimeCurve:
     for a multi-objective study."""
     info = store.studies.require(study)
     trials = store.trials.list(info.name, list(FINISHED))
-    if not trials:
-        raise ConfigError(f"study {study!r} has no finished trial yet; nothing to plot")
+    if not any(t.state == "complete" and t.objective_value is not None for t in trials):
+        raise ConfigError(f"study {study!r} has no complete trial yet ({len(trials)} "
+                          "failed or stopped); nothing to plot")
     first = min(t.started_at for t in store.trials.list(info.name))
     ends = np.array([((t.finished_at or t.started_at) - first).total_seconds()
                      for t in trials])
