@@ -108,6 +108,11 @@ def test_progress_bar_draws_trials_best_and_times_on_stderr(store, capsys):
     assert "elapsed 0:0" in err and "left 0:00" in err
 
 
+def test_a_study_name_that_looks_like_markup_is_shown_as_it_is(store, capsys):
+    table(store, "x[bold]y[red]z", budget=2).run(progress=True)
+    assert "study x[bold]y[red]z" in capsys.readouterr().err
+
+
 def test_progress_is_off_when_asked_and_automatic_off_a_terminal(store, capsys):
     table(store, "quiet", budget=4).run(progress=False)
     table(store, "auto", budget=4).run()  # pytest's captured stderr is no terminal
@@ -461,7 +466,7 @@ def test_cli_timeout_stops_the_search_and_says_so(tmp_path, monkeypatch, capsys)
     assert 0 < done < 20_000
 
 
-@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "-1", "0", "abc", "1e999"])
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "-1", "0", "abc", "1e999", "", "1e-400"])
 def test_cli_refuses_bad_timeouts_as_one_line(tmp_path, monkeypatch, capsys, bad):
     db = tmp_path / "x.db"
     code, out, err = run_main(monkeypatch, capsys, "search", "--space", "nasbench_graph",
