@@ -5,6 +5,7 @@ framed and named."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,7 +70,7 @@ def cell_positions(graph: nx.DiGraph) -> tuple[dict[str, tuple[float, float]],
 def _label(attrs: Mapping[str, Any], node: str) -> str:
     op = attrs.get("op", node)
     state = attrs.get("state")
-    return f"{op} ({state})" if state is not None else str(op)
+    return str(state) if state is not None else str(op)  # a cell input: its state
 
 
 def architecture_figure(graph_json: Mapping[str, Any], title: str = "") -> dict[str, Any]:
@@ -98,7 +99,8 @@ def architecture_figure(graph_json: Mapping[str, Any], title: str = "") -> dict[
         x=[pos[n][0] for n in nodes], y=[pos[n][1] for n in nodes], mode="markers+text",
         text=labels, textposition="top center", showlegend=False, name="nodes",
         hovertext=[f"{n}: {label}" for n, label in zip(nodes, labels)], hoverinfo="text",
-        marker={"size": 14, "color": [hash(str(graph.nodes[n].get("op"))) % 10 for n in nodes],
+        marker={"size": 14, "color": [zlib.crc32(str(graph.nodes[n].get("op")).encode()) % 10
+                                      for n in nodes],
                 "colorscale": "Turbo", "line": {"width": 1, "color": "#333"}}))
     for u, w in graph.edges:  # arrow heads at the consumer
         fig.add_annotation(x=pos[w][0], y=pos[w][1], ax=pos[u][0], ay=pos[u][1],

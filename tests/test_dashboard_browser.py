@@ -1,0 +1,237 @@
+"""The dashboard in a real browser: Playwright driving the system Chromium.
+
+Skipped with a reason when Playwright or Chromium is missing, except under CI
+(``$CI`` set), where they must run. Screenshots go to ``docs/dashboard/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+pytest.importorskip("starlette")
+
+from tests.cli_helpers import invoke  # noqa: E402
+from tests.test_dashboard import EVIL, Served, make_store, poison  # noqa: E402
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "dashboard"
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the browser tests, but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install 'naslab[dashboard-test]')")
+    executable = os.environ.get("NASLAB_TEST_CHROMIUM") or shutil.which("chromium")
+    if not executable:
+        _missing("no Chromium found (set NASLAB_TEST_CHROMIUM or put chromium on PATH)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    pg = context.new_page()
+    pg.errors = []  # uncaught script errors and dialogs (alert) seen on the page
+    pg.on("pageerror", lambda exc: pg.errors.append(f"error: {exc}"))
+    pg.on("dialog", lambda d: (pg.errors.append(f"dialog: {d.message}"), d.dismiss()))
+    yield pg
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory):
+    """Three studies (single- and multi-objective table searches, DARTS with learning
+    curves) and a stored predictor."""
+    import naslab
+    from tests.curve_evaluator import CurveEvaluator
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('browser') / 'store.db'}"
+    make_store(url, multi=True, budget=60)
+    naslab.Study("darts-curves", space="darts", task=CurveEvaluator(), budget=8, epochs=6,
+                 storage=url).run()
+    invoke("predictor", "fit", "--space", "nasbench_graph", "--task", "cora", "--model", "rf",
+           "--storage", url)
+    return url
+
+
+@pytest.fixture(scope="module")
+def served(store_url):
+    s = Served(store_url)
+    yield s
+    s.close()
+
+
+def _figures(pg) -> int:
+    pg.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
+    return pg.locator(".js-plotly-plot").count()
+
+
+def _shot(pg, name: str) -> None:
+    DOCS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(DOCS / name), full_page=True)
+
+
+def test_studies_and_study_pages(served, page):
+    page.goto(served.base + "/")
+    rows = page.locator("#studies-table tbody tr")
+    assert rows.count() == 3
+    assert "60 / 60" in page.locator("tr[data-study=multi]").inner_text()
+    _shot(page, "studies.png")
+    page.click("text=multi")
+    assert _figures(page) >= 5  # two anytime curves, Pareto front, costs, curves
+    assert page.locator("#trials-table tbody tr").count() == 50
+    assert "page 1 of 2" in page.inner_text(".pager")
+    assert page.locator("#hypervolume").inner_text().strip()
+    _shot(page, "study.png")
+    # sorting and paging go through the server
+    page.click("#trials-table thead >> text=val_accuracy")
+    assert "sort=objective" in page.url and "dir=desc" in page.url
+    first = float(page.locator("#trials-table tbody tr").first.locator("td").nth(2).inner_text())
+    values = [float(v) for v in page.locator("#trials-table tbody tr td:nth-child(3)")
+              .all_inner_texts() if v]
+    assert first == max(values)
+    page.click("a[rel=next]")
+    assert "page=2" in page.url and page.locator("#trials-table tbody tr").count() == 10
+    page.click(".filters >> text=failed")
+    assert "state=failed" in page.url and "no trials in state failed" in page.inner_text(
+        "#trials-table")
+    assert not page.errors
+
+
+def test_trial_page_draws_the_architecture(served, page):
+    page.goto(served.base + "/trial?study=darts-curves&number=1")
+    assert _figures(page) >= 2  # the graph and a learning curve
+    labels = page.locator("#fig-graph .textpoint").all_text_contents()
+    assert "concat" in labels and "input" in labels and "output" in labels
+    cells = page.locator("#fig-graph .annotation-text").all_text_contents()
+    assert "normal cell" in cells and "reduce cell" in cells
+    assert page.locator("#epochs tbody tr").count() == 6
+    _shot(page, "trial.png")
+    page.goto(served.base + "/trial?study=multi&number=3")
+    _figures(page)
+    labels = page.locator("#fig-graph .textpoint").all_text_contents()
+    assert {"input", "output"} <= set(labels)
+    assert not page.errors
+
+
+def test_predictors_page(served, page):
+    page.goto(served.base + "/predictors?study=multi")
+    assert _figures(page) >= 1
+    tau = float(page.locator(".kendall").first.inner_text())
+    assert -1 <= tau <= 1
+    assert page.locator("#predictors-table tbody tr").count() == 1
+    _shot(page, "predictors.png")
+    assert not page.errors
+
+
+def test_unknown_pages_are_404(served, page):
+    response = page.goto(served.base + "/study?name=nope")
+    assert response.status == 404 and "no study named 'nope'" in page.inner_text("main")
+
+
+def test_stored_script_never_runs(tmp_path, page):
+    path = tmp_path / "store.db"
+    make_store(f"sqlite:///{path}", budget=8)
+    poison(path)
+    s = Served(f"sqlite:///{path}")
+    try:
+        page.goto(s.base + "/")
+        assert EVIL in page.inner_text("#studies-table")  # shown literally
+        page.goto(s.base + "/study?name=" + quote(EVIL))
+        _figures(page)
+        assert page.locator("h1 .name").inner_text() == EVIL
+        assert EVIL + "</script><b>x" in page.locator("pre.error").first.inner_text()
+        assert page.locator("#trials-table b").count() == 0  # no injected element
+        page.goto(s.base + f"/trial?study={quote(EVIL)}&number=1")
+        assert page.locator("#trial-error").inner_text() == EVIL + "</script><b>x"
+        assert EVIL in page.inner_text("#decisions")
+        page.goto(s.base + f"/trial?study={quote(EVIL)}&number=2")
+        _figures(page)
+        labels = page.locator("#fig-graph .textpoint").all_text_contents()
+        assert any("alert(1)" in label for label in labels)
+        page.wait_for_timeout(500)
+        assert not page.errors, page.errors
+        assert page.evaluate("document.querySelectorAll('script:not([src])').length") == 1
+    finally:
+        s.close()
+
+
+def _search(url: str, study: str, budget: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "naslab.cli", "search", "--space", "nasbench_graph", "--task",
+         "cora", "--budget", str(budget), "--study", study, "--storage", url, "--in-process"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(proc: subprocess.Popen) -> None:
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+
+
+def test_live_update_without_reload(tmp_path, page):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    make_store(url, budget=3)
+    s = Served(url)
+    try:
+        page.goto(s.base + "/")
+        page.evaluate("window.__not_reloaded = true")
+        _finish(_search(url, "live", 5))  # started after the page was opened
+        row = page.locator("tr[data-study=live]")
+        row.wait_for(timeout=15_000)
+        page.wait_for_function("document.querySelector('tr[data-study=live] .done')"
+                               ".textContent.includes('5 / 5')", timeout=15_000)
+        _finish(_search(url, "live", 12))  # the same study resumed with a larger budget
+        page.wait_for_function("document.querySelector('tr[data-study=live] .done')"
+                               ".textContent.includes('12 / 12')", timeout=15_000)
+        assert page.evaluate("window.__not_reloaded") is True
+        # the study page: its summary, table and anytime curve follow the search
+        page.goto(s.base + "/study?name=live")
+        _figures(page)
+        page.evaluate("window.__not_reloaded = true")
+        points = page.evaluate("document.getElementById('fig-anytime_trials').data[0].x.length")
+        started = time.monotonic()
+        _finish(_search(url, "live", 30))
+        page.wait_for_function("document.getElementById('done').textContent.includes('30 / 30')",
+                               timeout=15_000)
+        assert time.monotonic() - started < 60
+        page.wait_for_function(
+            f"document.getElementById('fig-anytime_trials').data[0].x.length > {points}",
+            timeout=15_000)
+        assert page.locator("#trials-table tbody tr").count() == 30
+        assert page.evaluate("window.__not_reloaded") is True
+        assert not page.errors
+    finally:
+        s.close()
+
+
+def test_report_opens_without_a_server(tmp_path, page, store_url):
+    out = tmp_path / "report.html"
+    invoke("report", "--study", "multi", "--out", str(out), "--storage", store_url)
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(out.as_uri())
+    assert _figures(page) >= 4
+    assert page.locator("#trials-table tbody tr").count() == 60
+    assert re.search(r"\d", page.inner_text("#hypervolume"))
+    assert [r for r in requests if not r.startswith(("file:", "data:"))] == []
+    assert not page.errors
