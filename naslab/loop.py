@@ -218,10 +218,11 @@ class TrialLoop:
         self._seen_number = max((t.number for t in history), default=-1)
         self._held = {t.arch_hash for t in history}
         self.queue_retries()
-        logger.info("study %s: %d of %d trials finished; %d running trial(s) of stopped "
-                    "drivers marked interrupted; %d interrupted architecture(s) to retry "
-                    "first, %d not retried", self.info.name, len(history), self.study.budget,
-                    self.interrupted_found, len(self._retry), len(self.given_up))
+        logger.info("study %s: %d of %d trials finished%s", self.info.name, len(history),
+                    self.study.budget, "" if not (self.interrupted_found or self._retry) else
+                    f"; {self.interrupted_found} running trial(s) of stopped drivers marked "
+                    f"interrupted, {len(self._retry)} architecture(s) to retry first, "
+                    f"{len(self.given_up)} not retried")
 
     def queue_retries(self) -> None:
         """Queue the study's interrupted architectures to be claimed before anything

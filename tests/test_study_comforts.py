@@ -158,6 +158,20 @@ def test_library_logs_trials_and_why_the_run_ended(store, caplog):
     assert any("0 of 5 trials finished" in m for m in messages)  # the resume line
 
 
+def test_retries_of_interrupted_trials_are_logged(store, caplog):
+    from naslab.db.protocol import ClaimContext
+
+    study = table(store, "ret", budget=3)
+    info = study.prepare()
+    arch = sample(study.space, 4)
+    store.protocol.claim(ClaimContext.of(info), arch)  # a driver that then died
+    store.protocol.interrupt_running(info.id)
+    caplog.set_level(logging.INFO, logger="naslab")
+    assert study.run().retried == 1
+    assert "1 architecture(s) to retry first" in caplog.text
+    assert f"interrupted architecture {arch.hash[:12]} claimed again (new)" in caplog.text
+
+
 def test_the_naslab_logger_prints_nothing_unless_logging_is_configured(tmp_path):
     """A failing run logs warnings, yet a script that configures no logging prints
     nothing but Python's own warning of the failures."""
