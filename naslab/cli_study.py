@@ -84,10 +84,10 @@ def delete_command(
         done = store.studies.delete(name, optuna_study=optuna)
     finally:
         store.close()
-    console.print(f"deleted {fmt(done.describe())}", soft_wrap=True)
+    console.print(f"deleted {fmt(done.describe())}", soft_wrap=True, highlight=False)
     note = _optuna_note(info)
     if note:
-        console.print(fmt(note), soft_wrap=True)
+        console.print(fmt(note), soft_wrap=True, highlight=False)
 
 
 @study_app.command("rename")
@@ -113,7 +113,7 @@ def rename_command(
         store.close()
     also = f" (and its Optuna study {names[0]!r} to {names[1]!r})" if renamed_optuna else ""
     console.print(f"renamed study {fmt(repr(old))} to {fmt(repr(new))}{fmt(also)}",
-                  soft_wrap=True)
+                  soft_wrap=True, highlight=False)
     note = _optuna_note(info)
     if note:
-        console.print(fmt(note), soft_wrap=True)
+        console.print(fmt(note), soft_wrap=True, highlight=False)
