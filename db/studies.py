@@ -181,6 +181,7 @@ class StudyCatalog:
     def trial_id(self, study: str, number: int) -> int:
         """The id of trial ``number`` of ``study``; ConfigError (saying which numbers
         exist) if it has none, UnknownNameError if there is no such study."""
+        check_int("a trial number", number, minimum=0, maximum=2**31 - 1)
         with self._db.reading(f"find trial {number} of study {study!r}") as session:
             sid = study_row(session, study).id
             found = session.scalar(select(TrialRow.id).where(

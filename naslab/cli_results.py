@@ -35,6 +35,7 @@ from naslab.cli_common import (
     write_records,
 )
 from naslab.core.errors import ConfigError
+from naslab.core.validation import check_int
 
 __all__ = ["RESULT_COLUMNS", "STUDY_COLUMNS", "export", "print_front", "results", "studies"]
 
@@ -224,11 +225,14 @@ def _check_plot(plot: Path | None, force: bool) -> Path | None:
     return plot
 
 
+#: The largest trial number (the column is a 32-bit integer).
+MAX_TRIAL = 2**31 - 1
+
+
 def _check_trial_options(trial: int | None, pareto: bool | None, plot: Path | None) -> None:
     if trial is None:
         return
-    if trial < 0:
-        raise ConfigError(f"--trial is a trial number (>= 0), got {trial}")
+    check_int("--trial", trial, minimum=0, maximum=MAX_TRIAL)
     if pareto or plot is not None:
         raise ConfigError("--trial shows one trial; it cannot be combined with --pareto or "
                           "--plot")
@@ -330,8 +334,8 @@ def export(
     from naslab.core.paths import checked_destination
     from naslab.export import export_trial
 
-    if trial is not None and trial < 0:
-        raise ConfigError(f"--trial is a trial number (>= 0), got {trial}")
+    if trial is not None:
+        check_int("--trial", trial, minimum=0, maximum=MAX_TRIAL)
     if out is not None:  # refused before the store is opened
         checked_destination(out, kind="folder", force=force)
     store = open_store(storage)

@@ -262,7 +262,13 @@ def test_failed_trial_shows_its_error_safely(store):
     (["--study", "cora-random", "--trial", "99"],
      "study 'cora-random' has no trial 99; its trials are numbered 0 to 4"),
     (["--study", "empty", "--trial", "0"], "study 'empty' has no trial 0; it has no trials"),
-    (["--study", "cora-random", "--trial", "-1"], "--trial is a trial number (>= 0), got -1"),
+    (["--study", "cora-random", "--trial", "-1"],
+     "--trial must be an integer >= 0 and <= 2147483647, got -1"),
+    (["--study", "cora-random", "--trial", str(2**64)],
+     "--trial must be an integer >= 0 and <= 2147483647 (within 64 bits), got "
+     "18446744073709551616"),
+    (["--study", "cora-random", "--trial", str(2**31)],
+     "--trial must be an integer >= 0 and <= 2147483647, got 2147483648"),
     (["--study", "mo", "--trial", "0", "--pareto"],
      "--trial shows one trial; it cannot be combined with --pareto or --plot"),
     (["--study", "nope", "--trial", "0"],
@@ -303,7 +309,9 @@ def test_export_any_trial_into_its_default_folder(store, tmp_path, monkeypatch):
     ("4", "trial 4 of study 'cora-random' is failed (error: 'boom [red]x[/red] \\x1b[2J, "
           "\"quoted\"'); only a complete or stopped trial has a model to export"),
     ("7", "study 'cora-random' has no trial 7; its trials are numbered 0 to 4"),
-    ("-2", "--trial is a trial number (>= 0), got -2"),
+    ("-2", "--trial must be an integer >= 0 and <= 2147483647, got -2"),
+    (str(2**63), "--trial must be an integer >= 0 and <= 2147483647 (within 64 bits), got "
+              "9223372036854775808"),
 ])
 def test_export_refuses_a_trial_without_a_model(store, tmp_path, monkeypatch, capsys, trial,
                                                 message):
