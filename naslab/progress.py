@@ -10,6 +10,7 @@ off.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -28,10 +29,13 @@ __all__ = ["ProgressDisplay", "clock", "progress_wanted"]
 
 def progress_wanted(progress: bool | None, console: Console | None = None) -> bool:
     """Whether to draw the progress bar: ``progress`` if True or False; for None,
-    whether stderr is a terminal or a Jupyter notebook's output."""
+    whether stderr is a terminal, or the code runs in a Jupyter kernel that can draw
+    it (rich draws there through ``ipywidgets``, if installed)."""
     if progress is None:
         console = console or Console(stderr=True)
-        return bool(console.is_terminal or console.is_jupyter)
+        if console.is_jupyter:
+            return importlib.util.find_spec("ipywidgets") is not None
+        return bool(console.is_terminal)
     if not isinstance(progress, bool):
         raise ConfigError(f"progress must be True, False or None (automatic), got "
                           f"{progress!r}")

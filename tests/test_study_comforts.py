@@ -127,6 +127,21 @@ def test_progress_is_automatic_on_a_terminal(store, capsys, monkeypatch):
     assert "study tty" in capsys.readouterr().err
 
 
+def test_progress_is_automatic_in_a_notebook_that_can_draw_it():
+    import importlib.util
+
+    from rich.console import Console
+
+    from naslab.progress import progress_wanted
+
+    notebook = Console(force_jupyter=True)
+    can_draw = importlib.util.find_spec("ipywidgets") is not None
+    assert progress_wanted(None, notebook) is can_draw
+    assert progress_wanted(False, notebook) is False and progress_wanted(True, notebook)
+    assert progress_wanted(None, Console(force_terminal=True, force_jupyter=False))
+    assert not progress_wanted(None, Console(force_terminal=False, force_jupyter=False))
+
+
 @pytest.mark.parametrize("bad", ["yes", 1, 0.0, "False"])
 def test_progress_other_than_a_bool_or_none_is_refused_before_anything_is_stored(store, bad):
     with pytest.raises(ConfigError, match="progress must be True, False or None"):
