@@ -425,7 +425,7 @@ def test_usage_errors_through_main(monkeypatch, capsys):
 
 
 def test_ctrl_c_during_a_search_says_how_to_resume(url, monkeypatch, capsys):
-    def interrupted(self, callback=None):
+    def interrupted(self, callback=None, **options):
         raise KeyboardInterrupt
 
     monkeypatch.setattr("naslab.study.Study.run", interrupted)

@@ -47,6 +47,7 @@ GNN = ["search", "--space", "gnn", "--task", "sbm", "--budget", "1", "--epochs",
 TABLE: dict[str, tuple[list[str], dict[str, list[str]]]] = {
     "search": (SEARCH, {
         "--budget": _positive(),
+        "--timeout": FLOAT_JUNK + ["0"],
         "--seed": [*INT_JUNK, "-1"],
         "--space": NAME_JUNK,
         "--task": NAME_JUNK,
