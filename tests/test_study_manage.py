@@ -111,6 +111,31 @@ def test_delete_removes_the_study_and_nothing_else(db_url):
                 "ORDER BY trial_number")] == [0, 1]
 
 
+def test_weights_are_exported_by_trial_then_deleted_with_the_study(db_url, tmp_path):
+    import torch
+
+    from naslab.workers.evaluator import Result
+
+    search(db_url, "trained", budget=1)
+    trial_id = running_trial(db_url, "trained", f"{socket.gethostname()}/999999999/1")
+    with Store(db_url) as store:
+        store.protocol.finish(trial_id, Result(metrics={"val_accuracy": 0.5}, epochs=2,
+                                               weights={"w": torch.arange(3.0)}),
+                              objective="val_accuracy", reports=[(1, {"val_accuracy": 0.25})])
+    out = invoke("export", "--study", "trained", "--trial", "1", "--out",
+                 str(tmp_path / "t1"), "--storage", db_url)
+    assert out.strip() == (f"exported to {tmp_path / 't1'}: architecture.json, trial.json, "
+                           "weights.safetensors")
+    from safetensors.torch import load_file
+
+    assert load_file(str(tmp_path / "t1" / "weights.safetensors"))["w"].tolist() == [0, 1, 2]
+    assert sql(db_url, "SELECT count(*) AS n FROM naslab_weights") == [{"n": 1}]
+    out = invoke("study", "delete", "trained", "--yes", "--storage", db_url)
+    assert "2 trial(s)" in out and "1 set(s) of weights" in out
+    for table in ("naslab_weights", "naslab_metrics", "naslab_trials", "naslab_studies"):
+        assert sql(db_url, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}], table
+
+
 def test_delete_of_an_unknown_study_lists_the_stored_ones(db_url, monkeypatch, capsys):
     search(db_url, "one", budget=1)
     assert refused(monkeypatch, capsys, "study", "delete", "nope", "--yes", "--storage",
