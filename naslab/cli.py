@@ -11,8 +11,6 @@ or plain strings; nothing typed on the command line is evaluated as code.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import sys
@@ -27,12 +25,16 @@ from naslab.cli_common import (
     SpaceOpt,
     Storage,
     TrainOpt,
+    check_format,
     console,
     err_console,
     fmt,
     open_store,
     option,
+    print_table,
+    printable,
     seconds,
+    write_records,
 )
 from naslab.cli_dashboard import dashboard, report
 from naslab.cli_db import db_app
@@ -347,8 +349,7 @@ def sql(
     On PostgreSQL, connect as a role that can only read (see naslab db grant-reader):
     the console refuses a superuser and roles that can reach past the tables.
     """
-    if format not in ("table", "csv", "json"):
-        raise ConfigError(f"--format must be one of table, csv, json; got {format!r}")
+    check_format(format)
     if not 0 < timeout <= 86_400:  # also refuses nan
         raise ConfigError(f"--timeout must be a number of seconds in (0, 86400], got {timeout}")
     store = open_store(storage)
@@ -356,19 +357,13 @@ def sql(
         columns, rows = store.sql.query(query, timeout_s=timeout)
     finally:
         store.close()
-    if format == "json":
-        sys.stdout.write(json.dumps([dict(zip(columns, r)) for r in rows], default=str) + "\n")
-    elif format == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(columns)
-        writer.writerows(rows)
-        sys.stdout.write(buf.getvalue())
-    else:
-        table = Table(*(escape(c) for c in columns))
+    if format == "table":
+        table = Table(*(fmt(c) for c in columns))
         for r in rows:
             table.add_row(*(fmt(v) for v in r))
-        console.print(table)
+        print_table(table)
+    else:
+        write_records(format, columns, rows)
 
 
 @app.command()
@@ -425,7 +420,7 @@ def _usage_error(exc: Any) -> None:
     message = " ".join(exc.format_message().split())
     context = getattr(exc, "ctx", None)
     hint = f" (see '{context.command_path} --help')" if context is not None else ""
-    err_console.print(f"[red]error:[/] {escape(message)}{escape(hint)}", soft_wrap=True)
+    err_console.print(f"[red]error:[/] {escape(printable(message + hint))}", soft_wrap=True)
     sys.exit(code)
 
 
@@ -435,7 +430,7 @@ def main() -> None:
         code = app(standalone_mode=False)
     except NaslabError as exc:
         # one line (no wrapping at the console width), shown as is (not read as markup)
-        err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(printable(str(exc)))}", soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         code = 130

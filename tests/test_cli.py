@@ -578,3 +578,10 @@ def test_bad_executor_or_scheduler_options_are_refused(monkeypatch, capsys, url,
     code, out, err = run_main(monkeypatch, capsys, "search", *args, "--storage", url)
     assert code == 2 and out == ""
     assert message in one_line_error(err)
+
+
+def test_errors_never_pass_control_characters_to_the_terminal(monkeypatch, capsys, tmp_path):
+    """An escape sequence typed into an option (here an unknown option's name, which
+    click echoes as given) reaches the error line escaped, never raw."""
+    code, _, err = run_main(monkeypatch, capsys, "search", "--\x1b]0;pwned\x07")
+    assert code == 2 and "\x1b" not in err and "\x07" not in err and "\\x1b" in err
