@@ -116,12 +116,24 @@ TABLE: dict[str, tuple[list[str], dict[str, list[str]]]] = {
         "--gpus-per-trial": FLOAT_JUNK,
         "--max-retries": [*INT_JUNK, "-1"],
     }),
-    "studies": (["studies"], {"--storage": ["bogus://x", "sqlite:////nonexistent/dir/x.db"]}),
+    "studies": (["studies"], {"--storage": ["bogus://x", "sqlite:////nonexistent/dir/x.db",
+                                            "sqlite:///{fresh}.db"],
+                              "--format": ["bogus", "", "CSV", "table,csv"]}),
     "results": (["results", "--study", STUDY], {
         "--study": NAME_JUNK,
         "--top": _positive(),
         "--plot": ["/dev/full", "/nonexistent/dir/front.png", "{existing_dir}"],
+        "--trial": [*INT_JUNK, "-1", "999999", str(2**31)],
+        "--format": ["bogus", "", "CSV"],
+        "--storage": ["sqlite:///{fresh}.db"],
     }),
+    "results-trial": (["results", "--study", STUDY, "--trial", "0"],
+                      {"--plot": ["{fresh}.png"], "--study": NAME_JUNK}),
+    "study-delete": (["study", "delete", STUDY], {
+        "": NAME_JUNK, "--storage": ["sqlite:///{fresh}.db"]}),
+    "study-rename": (["study", "rename", STUDY, "fz-renamed"], {"": NAME_JUNK}),
+    "study-rename-new": (["study", "rename", "--yes", STUDY], {
+        "": ["", "../../evil", "a/b", "x" * 300, ".hidden", "-dash", "\u00e9\u00e9;--", STUDY]}),
     "sql": (["sql", "SELECT 1"], {
         "--format": ["bogus", ""],
     }),
@@ -135,6 +147,7 @@ TABLE: dict[str, tuple[list[str], dict[str, list[str]]]] = {
         "--study": NAME_JUNK,
         "--out": ["/dev/null", "/dev/full", "{existing_file}", "{existing_dir}",
                   "{symlink}"],
+        "--trial": [*INT_JUNK, "-1", "999999", str(2**31)],
     }),
     "db-export": (["db", "export", "{fresh}.jsonl"], {
         "": ["/dev/full", "/dev/null", "{existing_file}", "{existing_dir}", "{symlink}"],
@@ -240,7 +253,7 @@ def _with_option(base: list[str], option: str, value: str) -> list[str]:
     if option == "":
         positional = [i for i, a in enumerate(args) if i > 0 and not a.startswith("-")
                       and not args[i - 1].startswith("--")]
-        if args[0] in ("db", "predictor"):
+        if args[0] in ("db", "predictor", "study"):
             positional = [i for i in positional if i > 1]
         if positional:
             args[positional[0]] = value
