@@ -37,6 +37,9 @@ def _destination(out: Path, force: bool) -> Path:
     from naslab.core.paths import checked_destination
     from naslab.plots import check_figure_format
 
+    if out.name.endswith("."):
+        raise ConfigError(f"--out {str(out)!r} ends with a dot; give a suffix naming the "
+                          "format, e.g. .png")
     out = out if out.suffix or os.path.lexists(out) else out.with_suffix(".png")
     checked_destination(out, kind="file", force=force)
     if not out.suffix:

@@ -90,8 +90,8 @@ def check_figure_format(path: str | Path) -> Path:
     path = Path(path)
     supported = new_figure_formats()
     if path.suffix[1:].lower() not in supported:
-        raise ConfigError(f"cannot write a figure as {path.suffix!r}; use .png or one of "
-                          f"{', '.join('.' + f for f in sorted(supported))}")
+        raise ConfigError(f"cannot write a figure as {path.suffix!r} ({str(path)!r}); use "
+                          f".png or one of {', '.join('.' + f for f in sorted(supported))}")
     return path
 
 

@@ -194,7 +194,8 @@ def test_out_is_never_a_link_a_device_a_folder_or_an_existing_file(url, monkeypa
         "/dev/null": "is a character device, not a file",
         str(tmp_path): "is a folder, not a file",
         str(tmp_path / "missing" / "x.png"): "",
-        str(tmp_path / "x.bogusfmt"): "cannot write a figure as '.bogusfmt'; use .png",
+        str(tmp_path / "x.bogusfmt"): "cannot write a figure as '.bogusfmt' (",
+        str(tmp_path / "x."): "ends with a dot; give a suffix naming the format, e.g. .png",
     }
     for out, expected in cases.items():
         msg = _error(monkeypatch, capsys, *args, "--out", out, "--storage", url)
