@@ -124,7 +124,6 @@ class TrialPoint:
     params: int | None
     flops: int | None
     latency_ms: float | None
-    finished_at: datetime | None
 
 
 def _state_filter(query: Select[Any], study_id: int, state: str | None) -> Select[Any]:
@@ -197,15 +196,31 @@ class DashboardQueries:
             error=t.error, decisions=loads(t.decisions), started_at=t.started_at,
             finished_at=t.finished_at) for t in rows], total, max(1, page), per_page)
 
-    def progress(self, study_id: int) -> list[tuple[int, float, datetime | None]]:
-        """``(number, objective value, finished at)`` of the complete trials with a
-        value, by number: the anytime curve's input."""
-        query = (select(TrialRow.number, TrialRow.objective_value, TrialRow.finished_at)
+    def progress(self, study_id: int) -> list[tuple[int, float]]:
+        """``(number, objective value)`` of the complete trials with a value, by
+        number: the anytime curve's input (two columns, no timestamps)."""
+        query = (select(TrialRow.number, TrialRow.objective_value)
                  .where(TrialRow.study_id == study_id, TrialRow.state == "complete",
                         TrialRow.objective_value.is_not(None))
                  .order_by(TrialRow.number))
         with self._db.reading("read a study's progress") as session:
-            return [(int(n), float(v), f) for n, v, f in session.execute(query).all()]
+            return [(int(n), float(v)) for n, v in session.execute(query).all()]
+
+    def finish_times(self, study_id: int, numbers: Sequence[int]
+                     ) -> tuple[datetime | None, dict[int, datetime]]:
+        """When the study's first trial finished, and when trials ``numbers`` did."""
+        with self._db.reading("read finish times") as session:
+            first = session.scalar(select(func.min(TrialRow.finished_at))
+                                   .where(TrialRow.study_id == study_id))
+            times: dict[int, datetime] = {}
+            wanted = list(numbers)
+            for start in range(0, len(wanted), 5000):
+                rows = session.execute(
+                    select(TrialRow.number, TrialRow.finished_at)
+                    .where(TrialRow.study_id == study_id,
+                           TrialRow.number.in_(wanted[start:start + 5000]))).all()
+                times.update({int(n): f for n, f in rows if f is not None})
+        return first, times
 
     def points(self, study_id: int, metrics: Iterable[str] = (),
                limit: int | None = None) -> tuple[list[TrialPoint], int]:
@@ -215,15 +230,17 @@ class DashboardQueries:
         complete = and_(TrialRow.study_id == study_id, TrialRow.state == "complete")
         with self._db.reading("read a study's points") as session:
             n = int(session.scalar(select(func.count(TrialRow.id)).where(complete)) or 0)
-            query = select(TrialRow).where(complete).order_by(TrialRow.number)
+            query = (select(TrialRow.id, TrialRow.number, TrialRow.objective_value,
+                            TrialRow.params, TrialRow.flops, TrialRow.latency_ms)
+                     .where(complete).order_by(TrialRow.number))
             if limit is not None and n > limit:
                 query = query.where(TrialRow.number % math.ceil(n / limit) == 0)
-            rows = session.scalars(query).all()
+            rows = session.execute(query).all()
             values = self._final_metrics(session, [t.id for t in rows], list(metrics))
         return [TrialPoint(
-            id=t.id, number=t.number, state=t.state, objective_value=t.objective_value,
+            id=t.id, number=t.number, state="complete", objective_value=t.objective_value,
             metrics=values.get(t.id, {}), params=t.params, flops=t.flops,
-            latency_ms=t.latency_ms, finished_at=t.finished_at) for t in rows], n
+            latency_ms=t.latency_ms) for t in rows], n
 
     @staticmethod
     def _final_metrics(session: Any, ids: Sequence[int], names: Sequence[str]

@@ -158,10 +158,12 @@ def test_pages_render(served):
     status, body = served.get("/")
     assert status == 200 and "multi" in body and 'id="studies-table"' in body
     status, body = served.get("/study?name=multi")
-    assert status == 200 and 'id="trials-table"' in body and "hypervolume" in body
+    assert status == 200 and 'id="trials-table"' in body and 'id="fig-pareto"' in body
     assert 'src="/static/plotly.min.js"' in body and "cdn" not in body.lower()
-    figures = json.loads(re.search(r'id="figures-data">(.*?)</script>', body, re.S).group(1))
-    assert {"anytime_trials", "anytime_time", "pareto", "costs"} <= set(figures)
+    status, body = served.get("/api/figures?name=multi")
+    got = json.loads(body)
+    assert {"anytime_trials", "anytime_time", "pareto", "costs"} <= set(got["figures"])
+    assert "hypervolume" in got["extra"]
     status, body = served.get("/trial?study=multi&number=0")
     assert status == 200 and "decisions" in body
     graph = json.loads(re.search(r'id="figures-data">(.*?)</script>', body, re.S).group(1))
@@ -229,8 +231,11 @@ def test_stored_strings_are_escaped(served):
     status, body = served.get("/study?name=" + quote(EVIL))
     assert status == 200 and EVIL not in body and "&lt;script&gt;" in body
     assert "</script><b>" not in body
-    data = re.search(r'id="figures-data">(.*?)</script>', body, re.S).group(1)
-    assert "<" not in data and ">" not in data
+    status, body = served.get("/api/figures?name=" + quote(EVIL))
+    assert status == 200 and "<" not in body and ">" not in body  # escaped JSON
+    status, body = served.get("/api/live?name=" + quote(EVIL))
+    assert status == 200 and "<script>" not in json.loads(body)["table"]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in json.loads(body)["table"]
     status, body = served.get(f"/trial?study={quote(EVIL)}&number=2")
     assert status == 200 and "</script><script>x()" not in body and EVIL not in body
     assert "\\u003c\\u002fscript\\u003e\\u003cscript\\u003ex()" in body  # the op label
@@ -248,7 +253,7 @@ def test_report_is_one_static_file(tmp_path, monkeypatch, capsys):
     assert code == 0, err
     html = out.read_text()
     page = re.sub(r"<script>.*?</script>", "", html, flags=re.S)  # the inlined scripts
-    assert "/static/" not in page and not re.search(r"(src|href)\s*=", page)
+    assert "/static/" not in page and not re.search(r'(src|href)\s*=\s*"(?!data:)', page)
     assert "data-live-url" not in page
     assert html.count("</script>") == 3 and "Plotly" in html and "hypervolume" in html
     code, _, err = run_main(monkeypatch, capsys, "report", "--study", "multi", "--out",

@@ -82,7 +82,10 @@ def served(store_url):
 
 
 def _figures(pg) -> int:
-    pg.wait_for_selector(".js-plotly-plot .main-svg", timeout=20_000)
+    """How many Plotly figures the page drew (once a study page fetched its own)."""
+    if pg.locator("body[data-figures-url]").count():
+        pg.wait_for_selector("body[data-figures-drawn]", timeout=30_000)
+    pg.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
     return pg.locator(".js-plotly-plot").count()
 
 
@@ -228,8 +231,8 @@ def test_live_update_without_reload(tmp_path, browser, page):
         _wait(study, "document.querySelectorAll('#trials-table tbody tr').length"
               f" === {LIVE_BUDGET}", 30)
         study.wait_for_selector("#fig-anytime_trials .main-svg", timeout=30_000)
-        assert study.evaluate("document.getElementById('fig-anytime_trials').data[0].x"
-                              ".length") > 1
+        _wait(study, "document.querySelectorAll('#fig-anytime_trials .point').length"
+              f" >= {LIVE_BUDGET}", 30)  # every trial's point, drawn without a reload
         for pg in (page, study):
             assert pg.evaluate("window.__not_reloaded") is True
         assert not page.errors

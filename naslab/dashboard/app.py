@@ -4,7 +4,9 @@ Pages (GET only): ``/`` the studies, ``/study?name=`` a study, ``/trial?study=&n
 a trial, ``/predictors[?study=]`` the stored predictors. ``/api/live?name=`` feeds a
 study page's live update (its summary, its page of trials and its anytime curves)
 and ``/fragment/studies`` the studies page's; the pages poll them every
-:data:`POLL_MS` milliseconds. plotly.js is served from the installed plotly package.
+:data:`POLL_MS` milliseconds. A study page fetches its figures (``/api/figures``)
+after its first paint, so that the page shows at once whatever the study's size.
+plotly.js is served from the installed plotly package.
 
 Every query parameter is checked (:mod:`naslab.dashboard.params`); a bad one is a
 400 page, an unknown study or trial a 404 page, a database error a 503 page: never a
@@ -112,6 +114,19 @@ class _Views:
         return Response(embeddable_json(body), media_type="application/json",
                         headers=_HEADERS)
 
+    def figures(self, request: Any) -> Any:
+        from starlette.responses import Response
+
+        from naslab.dashboard.params import embeddable_json
+
+        params = request.query_params
+        info = pages.require_study(self.q, required(params, "name"))
+        context = pages.study_figures(self.q, info, parse_curves(params.get("curves")))
+        body = {"figures": context["figures"],
+                "extra": render.render("_study_extra.html", info=info, **context)}
+        return Response(embeddable_json(body), media_type="application/json",
+                        headers=_HEADERS)
+
     def trial(self, request: Any) -> Any:
         params = request.query_params
         number = parse_number(params.get("number"), "number")
@@ -141,7 +156,8 @@ def _routes(views: _Views) -> list[Any]:
 
     table: Sequence[tuple[str, Callable[..., Any]]] = (
         ("/", views.studies), ("/fragment/studies", views.studies_fragment),
-        ("/study", views.study), ("/api/live", views.live), ("/trial", views.trial),
+        ("/study", views.study), ("/api/live", views.live), ("/api/figures", views.figures),
+        ("/trial", views.trial),
         ("/predictors", views.predictors), ("/static/{name}", views.static))
     return [Route(path, endpoint, methods=["GET"]) for path, endpoint in table]
 

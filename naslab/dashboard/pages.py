@@ -19,6 +19,7 @@ __all__ = [
     "require_study",
     "studies_context",
     "study_context",
+    "study_figures",
     "trial_context",
 ]
 
@@ -53,13 +54,18 @@ def _overview(q: DashboardQueries, info: StudyInfo) -> StudyOverview:
     return found
 
 
-def live_figures(q: DashboardQueries, info: StudyInfo) -> dict[str, dict[str, Any]]:
-    """The figures that change while a search runs: the anytime curves."""
-    maximize = info.direction != "minimize"
-    sample, _ = q.points(info.id, limit=MAX_POINTS)
+def live_figures(q: DashboardQueries, info: StudyInfo, sample: list[Any] | None = None
+                 ) -> dict[str, dict[str, Any]]:
+    """The figures that change while a search runs: the anytime curves (``sample``:
+    the study's points, read here if not given)."""
+    if sample is None:
+        sample, _ = q.points(info.id, limit=MAX_POINTS)
+    steps = figures.best_so_far(q.progress(info.id), info.direction != "minimize")
+    start, finished = q.finish_times(info.id, [n for n, _ in steps])
     return figures.anytime_figures(
-        q.progress(info.id), info.objective, maximize,
-        [(p.number, p.objective_value) for p in sample if p.objective_value is not None])
+        steps, info.objective,
+        [(p.number, p.objective_value) for p in sample if p.objective_value is not None],
+        start, finished)
 
 
 def _front(q: DashboardQueries, info: StudyInfo, sample: list[Any]) -> dict[str, Any]:
@@ -79,13 +85,12 @@ def _front(q: DashboardQueries, info: StudyInfo, sample: list[Any]) -> dict[str,
             "figure": figures.pareto_figure(shown, front, names, trial_metrics)}
 
 
-def study_context(q: DashboardQueries, name: str, table: TableParams,
-                  curves: list[int] | None = None) -> dict[str, Any]:
-    """The study page: overview, figures, Pareto front, one page of trials."""
-    info = require_study(q, name)
-    overview = _overview(q, info)
+def study_figures(q: DashboardQueries, info: StudyInfo, curves: list[int] | None = None
+                  ) -> dict[str, Any]:
+    """The study page's figures and Pareto front (the costly part: the web page fetches
+    it after its first paint, the report embeds it)."""
     sample, n_complete = q.points(info.id, limit=MAX_POINTS)
-    figs: dict[str, dict[str, Any] | None] = dict(live_figures(q, info))
+    figs: dict[str, dict[str, Any] | None] = dict(live_figures(q, info, sample))
     figs["costs"] = figures.cost_figure(sample, info.objective)
     numbers = curves or q.best_numbers(info.id, info.direction, DEFAULT_CURVES)
     curve_data = q.curves(info.id, numbers)
@@ -96,15 +101,28 @@ def study_context(q: DashboardQueries, name: str, table: TableParams,
     front = _front(q, info, sample) if info.config.get("objectives") else None
     if front is not None:
         figs["pareto"] = front["figure"]
-    return {
-        "info": info, "overview": overview, "table": table,
+    return {"figures": {k: v for k, v in figs.items() if v is not None}, "front": front,
+            "curve_numbers": numbers, "n_complete": n_complete, "n_shown": len(sample),
+            "max_points": MAX_POINTS}
+
+
+def study_context(q: DashboardQueries, name: str, table: TableParams,
+                  curves: list[int] | None = None, *, with_figures: bool = False
+                  ) -> dict[str, Any]:
+    """The study page: overview and one page of trials; ``with_figures``: also
+    :func:`study_figures` (else the page fetches them)."""
+    info = require_study(q, name)
+    context = {
+        "info": info, "overview": _overview(q, info), "table": table, "curves": curves or [],
+        "multi": bool(info.config.get("objectives")),
         "page": q.trial_page(info.id, page=table.page, per_page=table.per_page,
                              sort=table.sort, descending=table.descending,
                              state=table.state),
-        "figures": {k: v for k, v in figs.items() if v is not None},
-        "front": front, "curve_numbers": numbers, "n_complete": n_complete,
-        "n_shown": len(sample), "max_points": MAX_POINTS,
+        "figures": {}, "front": None,
     }
+    if with_figures:
+        context.update(study_figures(q, info, curves))
+    return context
 
 
 def trial_context(q: DashboardQueries, name: str, number: int) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def render_report(url: str | None, study: str) -> str:
         table = TableParams(page=1, per_page=REPORT_ROWS, sort="objective",
                             descending=info.direction != "minimize")
         try:
-            context = pages.study_context(q, study, table)
+            context = pages.study_context(q, study, table, with_figures=True)
         except pages.NotFound as exc:
             raise ConfigError(str(exc)) from None
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -14,6 +14,13 @@
     });
   }
 
+  // figure boxes with nothing to draw (e.g. no learning curves) are hidden
+  function hideEmpty(figures) {
+    document.querySelectorAll(".figure[id^='fig-']").forEach(function (el) {
+      if (!(el.id.slice(4) in figures)) { el.style.display = "none"; }
+    });
+  }
+
   function setHtml(id, html) {
     var el = document.getElementById(id);
     if (el && typeof html === "string" && el.innerHTML !== html) { el.innerHTML = html; }
@@ -32,9 +39,25 @@
   }
 
   function start() {
-    var data = document.getElementById("figures-data");
-    draw(data ? JSON.parse(data.textContent) : {}, false);
     var body = document.body;
+    var data = document.getElementById("figures-data");
+    var embedded = data ? JSON.parse(data.textContent) : {};
+    draw(embedded, false);
+    var figuresUrl = body.getAttribute("data-figures-url");
+    if (figuresUrl) {
+      fetch(figuresUrl, {cache: "no-store"})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (got) {
+          if (!got) { return; }
+          draw(got.figures, true);
+          hideEmpty(got.figures);
+          setHtml("study-extra", got.extra);
+          body.setAttribute("data-figures-drawn", "1");
+        })
+        .catch(function () { return null; });
+    } else {
+      hideEmpty(embedded);
+    }
     var ms = parseInt(body.getAttribute("data-poll-ms") || "2000", 10);
     var liveUrl = body.getAttribute("data-live-url");
     if (liveUrl) {
