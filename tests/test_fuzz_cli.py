@@ -129,6 +129,20 @@ TABLE: dict[str, tuple[list[str], dict[str, list[str]]]] = {
     }),
     "results-trial": (["results", "--study", STUDY, "--trial", "0"],
                       {"--plot": ["{fresh}.png"], "--study": NAME_JUNK}),
+    "plot-curves": (["plot", "curves", "--study", STUDY, "--out", "{fresh}.png"], {
+        "--study": NAME_JUNK,
+        "--trials": ["", ",", "a", "1.5", "-1", "1e400", HUGE, "99999", "1,,2",
+                     ",".join(map(str, range(101)))],
+        "--top": _positive("101"),
+        "--metric": NAME_JUNK,
+        "--out": ["/dev/null", "/dev/full", "{existing_file}", "{existing_dir}", "{symlink}",
+                  "/nonexistent/dir/c.png", "{fresh}.bogusfmt", "{fresh}."],
+    }),
+    "plot-anytime": (["plot", "anytime", "--study", STUDY, "--out", "{fresh}.png"], {
+        "--study": NAME_JUNK,
+        "--out": ["/dev/null", "/dev/full", "{existing_file}", "{existing_dir}", "{symlink}",
+                  "/nonexistent/dir/a.png", "{fresh}.bogusfmt", "{fresh}."],
+    }),
     "study-delete": (["study", "delete", STUDY], {
         "": NAME_JUNK, "--storage": ["sqlite:///{fresh}.db"]}),
     "study-rename": (["study", "rename", STUDY, "fz-renamed"], {"": NAME_JUNK}),
@@ -253,7 +267,7 @@ def _with_option(base: list[str], option: str, value: str) -> list[str]:
     if option == "":
         positional = [i for i, a in enumerate(args) if i > 0 and not a.startswith("-")
                       and not args[i - 1].startswith("--")]
-        if args[0] in ("db", "predictor", "study"):
+        if args[0] in ("db", "predictor", "study", "plot"):
             positional = [i for i in positional if i > 1]
         if positional:
             args[positional[0]] = value
