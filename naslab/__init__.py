@@ -80,6 +80,10 @@ _LAZY = {
     "RandomSearch": "naslab.searchers.random_search",
     "RegularizedEvolution": "naslab.searchers.evolution",
     "Study": "naslab.study",
+    "StudyReport": "naslab.study",
+    "TrialEvent": "naslab.events",
+    "FailingTrialsWarning": "naslab.run_control",
+    "NoCompleteTrialWarning": "naslab.run_control",
     "TrialLoop": "naslab.loop",
     "Store": "naslab.db.store",
     "optuna_storage": "naslab.optuna_storage",
@@ -89,6 +93,7 @@ _LAZY = {
     "save_to_store": "naslab.predictor_store",
     "load_from_store": "naslab.predictor_store",
     "export_best": "naslab.export",
+    "export_trial": "naslab.export",
     "load_exported": "naslab.export",
 }
 
