@@ -10,8 +10,9 @@ fresh browser context (nothing cached). Printed, as medians of the 5 loads:
 - first contentful paint (``performance.getEntriesByType('paint')``);
 - when every figure is drawn (Plotly's ``.js-plotly-plot`` divs rendered), since the
   navigation started;
-- the HTML of the study page and of the live-update request (``/api/live``, what an
-  open page fetches every 2 s), timed from this process over HTTP;
+- the HTML of the study page, its figures (``/api/figures``, fetched once the page
+  shows) and the live-update request (``/api/live``, what an open page fetches every
+  2 s), timed from this process over HTTP;
 
 and the server's resident memory (VmRSS) after the loads. The trials table is
 paginated on the server (50 rows a page); scatters draw at most 2,000 points.
@@ -127,6 +128,7 @@ def main() -> None:
         fcp, drawn = browser_loads(base)
         page = [_http_ms(f"{base}/study?name={STUDY}") for _ in range(LOADS)]
         live = [_http_ms(f"{base}/api/live?name={STUDY}") for _ in range(LOADS)]
+        figs = [_http_ms(f"{base}/api/figures?name={STUDY}") for _ in range(LOADS)]
         rss = _rss_mb(server.pid)
     finally:
         server.terminate()
@@ -142,6 +144,9 @@ def main() -> None:
         ("study page size", round(page[0][1] / 1024), "KiB"),
         ("live update (/api/live), median of 5", round(statistics.median(m for m, _ in live)),
          "ms"),
+        ("figures (/api/figures), median of 5", round(statistics.median(m for m, _ in figs)),
+         "ms"),
+        ("figures size", round(figs[0][1] / 1024), "KiB"),
         ("server RSS at start", round(rss_start), "MiB"),
         ("server RSS after the loads", round(rss), "MiB"),
     ]

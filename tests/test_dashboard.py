@@ -374,3 +374,46 @@ def test_import_naslab_needs_no_dashboard_packages():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert "ConfigError" in result.stdout and "pip install 'naslab[dashboard]'" in result.stdout
+
+
+# ------------------------------------------------------------------ parts
+
+
+def test_architecture_layout_layers_and_cells():
+    import numpy as np
+
+    from naslab.dashboard.graph_figure import architecture_figure, cell_positions
+    from naslab.search_spaces.architecture import graph_from_json, graph_to_json
+    from naslab.search_spaces.registry import get_space
+
+    arch = get_space("darts").sample(np.random.default_rng(0))
+    graph = graph_from_json(graph_to_json(arch.graph))
+    pos, frames = cell_positions(graph)
+    assert [name for name, _, _ in frames] == ["normal", "reduce"]
+    xs = {cell: [pos[n][0] for n, a in graph.nodes(data=True) if a.get("cell") == cell]
+          for cell in ("normal", "reduce")}
+    assert max(xs["normal"]) < min(xs["reduce"])  # side by side, each a cell
+    for u, w in graph.edges:  # every edge points right: layers by topological generation
+        assert pos[u][0] < pos[w][0]
+    fig = architecture_figure(graph_to_json(arch.graph))
+    nodes = next(t for t in fig["data"] if t.get("name") == "nodes")
+    assert "concat" in list(nodes["text"]) and len(nodes["text"]) == graph.number_of_nodes()
+
+
+def test_embedded_json_cannot_end_its_element():
+    from naslab.dashboard.params import embeddable_json
+
+    text = embeddable_json({"a": "</script><script>alert(1)</script>", "b": "x\u2028y&'"})
+    assert not re.search(r"[<>&'\u2028\u2029]", text)
+    assert json.loads(text) == {"a": "</script><script>alert(1)</script>", "b": "x\u2028y&'"}
+
+
+def test_best_so_far_and_loopback_names():
+    from naslab.cli_dashboard import is_loopback
+    from naslab.dashboard.figures import best_so_far
+
+    assert best_so_far([(0, 0.5), (1, 0.4), (2, 0.7), (3, 0.6)], maximize=True) == [
+        (0, 0.5), (2, 0.7), (3, 0.7)]
+    assert best_so_far([(0, 0.5), (1, 0.4)], maximize=False) == [(0, 0.5), (1, 0.4)]
+    assert all(map(is_loopback, ["127.0.0.1", "127.1.2.3", "::1", "localhost"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "192.168.1.2", "::", "example.com"]))
