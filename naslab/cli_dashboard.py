@@ -41,10 +41,14 @@ def _check_host(host: str) -> str:
 
 
 def _require_packages() -> None:
-    import importlib.util
+    import importlib
 
-    missing = [m for m in ("starlette", "uvicorn", "jinja2", "plotly")
-               if importlib.util.find_spec(m) is None]
+    missing = []
+    for module in ("starlette", "uvicorn", "jinja2", "plotly"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
     if missing:
         raise ConfigError(f"naslab dashboard needs {', '.join(missing)}: {INSTALL_HINT}")
 

@@ -358,7 +358,7 @@ def test_dashboard_command_refuses_a_missing_store(tmp_path, monkeypatch, capsys
     assert not (tmp_path / "nothing.db").exists()
 
 
-def test_import_naslab_needs_no_dashboard_packages():
+def test_import_naslab_needs_no_dashboard_packages(tmp_path):
     code = ("import sys\n"
             "class Block:\n"
             "    def find_spec(self, name, path=None, target=None):\n"
@@ -369,11 +369,19 @@ def test_import_naslab_needs_no_dashboard_packages():
             "try:\n"
             "    naslab.dashboard.create_app('sqlite://')\n"
             "except Exception as exc:\n"
-            "    print(type(exc).__name__, exc)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "ConfigError" in result.stdout and "pip install 'naslab[dashboard]'" in result.stdout
+            "    print(type(exc).__name__, exc)\n"
+            "sys.argv = ['naslab', sys.argv[1], '--study', 'x', '--out', sys.argv[2]]\n"
+            "if sys.argv[1] == 'dashboard':\n"
+            "    sys.argv[2:] = ['--port', '0']\n"
+            "naslab.cli.main()\n")
+    for command in ("dashboard", "report"):
+        result = subprocess.run([sys.executable, "-c", code, command, str(tmp_path / "r.html")],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert "ConfigError" in result.stdout
+        assert "pip install 'naslab[dashboard]'" in result.stdout
+        assert one_line_error(result.stderr).endswith("pip install 'naslab[dashboard]'")
+        assert not (tmp_path / "r.html").exists()
 
 
 # ------------------------------------------------------------------ parts

@@ -183,8 +183,8 @@ def create_app(store_url: str | None = None, *,
         from starlette.middleware import Middleware
         from starlette.middleware.trustedhost import TrustedHostMiddleware
     except ImportError as exc:
-        raise ConfigError(f"the dashboard needs its packages ({exc.name} is missing): "
-                          "pip install 'naslab[dashboard]'") from exc
+        raise ConfigError("the dashboard needs Starlette, uvicorn, Jinja2 and plotly "
+                          f"({exc}): pip install 'naslab[dashboard]'") from exc
     from naslab.db.store import Store
 
     store = Store(store_url, read_only=True)

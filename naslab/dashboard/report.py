@@ -29,8 +29,8 @@ def render_report(url: str | None, study: str) -> str:
         import jinja2  # noqa: F401
         import plotly  # noqa: F401
     except ImportError as exc:
-        raise ConfigError(f"naslab report needs the dashboard's packages ({exc.name} is "
-                          "missing): pip install 'naslab[dashboard]'") from exc
+        raise ConfigError("naslab report needs the dashboard's packages (Jinja2 and plotly; "
+                          f"{exc}): pip install 'naslab[dashboard]'") from exc
     from naslab.db.dashboard_queries import DashboardQueries
     from naslab.db.store import Store
 
