@@ -154,6 +154,23 @@ def test_read_only_store_refuses_missing_file_and_old_schema(tmp_path):
 # ------------------------------------------------------------------ pages over HTTP
 
 
+def test_pages_over_each_backend(db_url):
+    make_store(db_url, multi=True, budget=8)
+    s = Served(db_url)
+    try:
+        for path in ("/", "/study?name=multi&sort=latency&dir=desc", "/api/figures?name=multi",
+                     "/api/live?name=multi", "/trial?study=multi&number=3",
+                     "/predictors?study=multi", "/fragment/studies"):
+            status, body = s.get(path)
+            assert status == 200, (path, body[-300:])
+        assert "hypervolume" in json.loads(s.get("/api/figures?name=multi")[1])["extra"]
+        assert s.get("/study?name=nope")[0] == 404
+    finally:
+        s.close()
+    with Store(db_url) as store:  # nothing was written
+        assert store.trials.count("multi") == 8 and store.predictors.list() == []
+
+
 def test_pages_render(served):
     status, body = served.get("/")
     assert status == 200 and "multi" in body and 'id="studies-table"' in body
