@@ -115,6 +115,11 @@ def test_studies_and_study_pages(served, page):
     assert first == max(values)
     page.click("a[rel=next]")
     assert "page=2" in page.url and page.locator("#trials-table tbody tr").count() == 10
+    page.fill("#curves-input", "1,2")  # learning curves of chosen trials
+    page.click("form.curves button")
+    assert "curves=1%2C2" in page.url
+    _figures(page)
+    assert page.locator("#fig-curves .legendtext").all_text_contents() == ["trial 1", "trial 2"]
     page.click(".filters >> text=failed")
     assert "state=failed" in page.url and "no trials in state failed" in page.inner_text(
         "#trials-table")
