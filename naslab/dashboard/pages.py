@@ -78,7 +78,8 @@ def _front(q: DashboardQueries, info: StudyInfo, sample: list[Any]) -> dict[str,
     front = pareto_trials(points, objectives)  # type: ignore[arg-type]
     hv = front_hypervolume(points, objectives)  # type: ignore[arg-type]
     names = [o.name for o in objectives]
-    shown = [p for p in points if p.number in {s.number for s in sample}]
+    sampled = {s.number for s in sample}
+    shown = [p for p in points if p.number in sampled]
     return {"objectives": [str(o) for o in objectives], "hypervolume": hv,
             "trials": sorted(front, key=lambda p: p.number),
             "metrics": {p.number: trial_metrics(p) for p in front},  # type: ignore[arg-type]
