@@ -33,3 +33,16 @@ def test_readme_multi_objective_example_runs(tmp_path, monkeypatch, capsys):
     runpy.run_path(str(script), run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
     assert lines and all(len(line.split()) == 3 for line in lines)  # number, accuracy, latency
+
+
+def test_readme_steering_example_runs(tmp_path, monkeypatch, capsys):
+    """enqueue, run with a timeout and a stopping callback, then evaluate one more."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    example = next(b for b in blocks if "stop_when_good" in b)
+    script = tmp_path / "steer.py"
+    script.write_text(example)
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(script), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[0] in ("stopped", "budget"), lines
+    assert lines[-1].split()[1] == "complete", lines
