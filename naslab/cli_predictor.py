@@ -229,6 +229,7 @@ def evaluate(
         get_predictor(n, options)  # refuse bad names and options before any work
     if splits < 1:
         raise ConfigError(f"--splits must be >= 1, got {splits}")
+    wanted = _check_numbers(parse_list(sizes, "--sizes", int), splits, test_size, seed)
     _check_source(source)
     src = _Source(space, task, source, metric, epochs, parse_list(features, "--features"),
                   space_opt, train_opt)
@@ -237,7 +238,7 @@ def evaluate(
             data = _load(store, src)
     else:
         data = _load(None, src)
-    usable = _usable_sizes(parse_list(sizes, "--sizes", int), len(data.archs))
+    usable = _usable_sizes(wanted, len(data.archs))
     console.print(f"evaluating {', '.join(names)} on {data.description}")
     rows: list[dict[str, Any]] = []
     with progress("fits", len(names) * splits * len(set(usable))) as bar:
@@ -255,6 +256,19 @@ def evaluate(
         written = _plots(summary, data, names[0], get_predictor(names[0], {**options, **_seeded(
             names[0], options, seed)}), max(usable), seed, test_size, tmp, task)
     console.print("plots: " + ", ".join(str(out / p.name) for p in written))
+
+
+def _check_numbers(sizes: list[int], splits: int, test_size: int | None, seed: int
+                   ) -> list[int]:
+    """Refuse sizes, splits, test size and seed out of range before any data is
+    loaded (a table benchmark takes seconds to load); returns the sizes."""
+    for size in sizes:
+        check_int("--sizes", size, minimum=2)
+    check_int("--splits", splits, minimum=1)
+    if test_size is not None:
+        check_int("--test-size", test_size, minimum=2)
+    check_int("--seed", seed, minimum=0)
+    return sizes
 
 
 def _usable_sizes(wanted: list[int], total: int) -> list[int]:
