@@ -22,7 +22,9 @@ pytest.importorskip("starlette")
 from tests.cli_helpers import invoke  # noqa: E402
 from tests.test_dashboard import EVIL, Served, make_store, poison  # noqa: E402
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "dashboard"
+#: Where the screenshots go: ``$NASLAB_SCREENSHOT_DIR`` (``docs/dashboard`` makes the
+#: README's pictures), else a folder of the test session's own.
+SHOTS_ENV = "NASLAB_SCREENSHOT_DIR"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -95,23 +97,31 @@ def _figures(pg) -> int:
     return pg.locator(".js-plotly-plot").count()
 
 
-def _shot(pg, name: str) -> None:
-    DOCS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(DOCS / name), full_page=True)
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get(SHOTS_ENV) or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
-def test_studies_and_study_pages(served, page):
+def _shot(pg, folder: Path, name: str) -> None:
+    path = folder / name
+    pg.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000  # a rendered page, not an empty image
+
+
+def test_studies_and_study_pages(served, page, shots):
     page.goto(served.base + "/")
     rows = page.locator("#studies-table tbody tr")
     assert rows.count() == 3
     assert "60 / 60" in page.locator("tr[data-study=multi]").inner_text()
-    _shot(page, "studies.png")
+    _shot(page, shots, "studies.png")
     page.click("text=multi")
     assert _figures(page) >= 5  # two anytime curves, Pareto front, costs, curves
     assert page.locator("#trials-table tbody tr").count() == 50
     assert "page 1 of 2" in page.inner_text(".pager")
     assert page.locator("#hypervolume").inner_text().strip()
-    _shot(page, "study.png")
+    _shot(page, shots, "study.png")
     # sorting and paging go through the server
     page.click("#trials-table thead >> text=val_accuracy")
     assert "sort=objective" in page.url and "dir=desc" in page.url
@@ -132,7 +142,7 @@ def test_studies_and_study_pages(served, page):
     assert not page.errors
 
 
-def test_trial_page_draws_the_architecture(served, page):
+def test_trial_page_draws_the_architecture(served, page, shots):
     page.goto(served.base + "/trial?study=darts-digits&number=1")
     assert _figures(page) >= 2  # the graph and a learning curve
     labels = page.locator("#fig-graph .textpoint").all_text_contents()
@@ -140,7 +150,7 @@ def test_trial_page_draws_the_architecture(served, page):
     cells = page.locator("#fig-graph .annotation-text").all_text_contents()
     assert "normal cell" in cells and "reduce cell" in cells
     assert page.locator("#epochs tbody tr").count() >= 3  # val_accuracy, ... per epoch
-    _shot(page, "trial.png")
+    _shot(page, shots, "trial.png")
     page.goto(served.base + "/trial?study=multi&number=3")
     _figures(page)
     labels = page.locator("#fig-graph .textpoint").all_text_contents()
@@ -148,13 +158,13 @@ def test_trial_page_draws_the_architecture(served, page):
     assert not page.errors
 
 
-def test_predictors_page(served, page):
+def test_predictors_page(served, page, shots):
     page.goto(served.base + "/predictors?study=multi")
     assert _figures(page) >= 1
     tau = float(page.locator(".kendall").first.inner_text())
     assert -1 <= tau <= 1
     assert page.locator("#predictors-table tbody tr").count() == 1
-    _shot(page, "predictors.png")
+    _shot(page, shots, "predictors.png")
     assert not page.errors
 
 
