@@ -125,12 +125,17 @@ def plan_runs(
     queries: int,
     objectives: Sequence[str] | None = None,
     prefix: str = "bench",
+    first_seed: int = 0,
 ) -> list[BenchRun]:
-    """Every (searcher, data set, seed) run, with its inputs checked."""
+    """Every (searcher, data set, seed) run, with its inputs checked; the seeds are
+    ``first_seed`` .. ``first_seed + seeds - 1`` (tune on other seeds than the ones
+    you report)."""
     from naslab.search_spaces.nasbench_graph import DATASETS
 
     if seeds < 1 or queries < 1:
         raise ConfigError(f"seeds and queries must be >= 1, got {seeds} and {queries}")
+    if first_seed < 0:
+        raise ConfigError(f"the first seed must be >= 0, got {first_seed}")
     specs = [parse_searcher_spec(s) for s in searchers]
     if not specs:
         raise ConfigError("name at least one searcher, e.g. random,evolution,guided-evolution")
@@ -144,7 +149,8 @@ def plan_runs(
         raise ConfigError(f"--prefix must be letters, digits, '-' or '_', got {prefix!r}")
     objs = None if objectives is None else tuple(objectives)
     return [BenchRun(s, d, seed, queries, objs, prefix)
-            for d in datasets for s in specs for seed in range(seeds)]
+            for d in datasets for s in specs
+            for seed in range(first_seed, first_seed + seeds)]
 
 
 def run_one(run: BenchRun, storage: str) -> tuple[str, float]:

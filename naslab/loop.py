@@ -62,6 +62,7 @@ from naslab.db.records import StudyInfo, TrialRecord
 from naslab.events import TrialEvent
 from naslab.fronts import trial_metrics
 from naslab.search_spaces.architecture import Architecture
+from naslab.warm_start import prime
 from naslab.workers.evaluator import Result
 from naslab.workers.executor import EvaluationJob, JobOutcome, worker_name
 
@@ -205,6 +206,8 @@ class TrialLoop:
         store, sid = self.store, self.info.id
         self.interrupted_found = store.protocol.interrupt_abandoned(sid)
         history = store.trials.list(sid, states=DONE_STATES)
+        if not self.searcher.history:  # a fresh searcher: warm-start it if it asks
+            prime(self.searcher, store, self.study.space, self.study.evaluator.key)
         # a searcher that already ran in this object was told the first trials itself
         self.searcher.replay([(t.architecture(), _told_value(t), trial_metrics(t))
                               for t in history[len(self.searcher.history):]])

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -94,6 +95,7 @@ def training_set(
     task_key: Any,
     metric: str = "val_accuracy",
     fidelity: int | None = None,
+    studies: str | None = None,
 ) -> TrainingSet:
     """Every complete result of ``space`` on a task in the store, one per architecture.
 
@@ -102,7 +104,8 @@ def training_set(
 
     ``fidelity`` picks the training epochs; by default the fidelity with the most
     architectures (the highest among equals). Results reused from another trial
-    are not counted twice; NaN values are left out.
+    are not counted twice; NaN values are left out. ``studies`` (a glob such as
+    ``"bench-*"``) keeps only the results of studies whose name matches it.
 
     Raises:
         ConfigError: the store holds no such result (the message lists the task keys
@@ -111,7 +114,7 @@ def training_set(
     task_key = task_key_of(space, task_key)
     rows = [
         r for r in store.predictors.training_results(space.key, task_key, metric)
-        if np.isfinite(r.value)
+        if np.isfinite(r.value) and (studies is None or fnmatchcase(r.study, studies))
     ]
     if not rows:
         known = store.predictors.task_keys(space.key)
@@ -121,8 +124,10 @@ def training_set(
             if known
             else "; the store has no complete trial of this space yet (run a search first)"
         )
+        where = "" if studies is None else f" in studies matching {studies!r}"
         raise ConfigError(
-            f"no complete {metric} results of space {space.key} on task {task_key}{hint}"
+            f"no complete {metric} results of space {space.key} on task {task_key}{where}"
+            f"{hint}"
         )
     per_fidelity: dict[int, set[str]] = defaultdict(set)
     for r in rows:

@@ -27,6 +27,7 @@ from naslab.core.validation import check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
 from naslab.searchers.objectives import Objective, objective_values, parse_objectives
+from naslab.searchers.prior import PriorRequest, PriorResults
 
 #: The most draws :meth:`Searcher.ask` makes for one proposal (``max_retries``).
 MAX_RETRIES = 100_000
@@ -116,6 +117,16 @@ class Searcher(ABC):
         all propose the same candidates.
         """
         self._stream = check_int("a random stream key", key, minimum=1)
+
+    def prior_request(self) -> PriorRequest | None:
+        """What this searcher wants to learn from *other* tasks' stored results before
+        its first proposal (a warm start), or None (the default: it starts cold).
+        The study reads them and calls :meth:`use_prior`."""
+        return None
+
+    def use_prior(self, prior: PriorResults) -> None:
+        """Learn from other tasks' results (see :mod:`naslab.searchers.prior`)."""
+        raise ConfigError(f"searcher {self.name!r} does not learn from other tasks' results")
 
     @property
     def stream(self) -> int:

@@ -26,150 +26,50 @@ value per objective) is compared with the current Pareto front, and the candidat
 with the largest hypervolume improvement (in objectives normalised to the observed
 ranges) is proposed; parents are the best by non-dominated rank.
 
-State: the predictor is always fitted on the first ``initial_samples + k *
-refit_every`` successful results (the largest such prefix), seeded by the searcher's
-seed, so the state is a
-function of the told history and a resumed search proposes exactly what an
-uninterrupted one would (after refitting once, on resume).
+With ``pool="space"`` and a space small enough to enumerate (at most
+:data:`MAX_POOL` decision combinations, e.g. NAS-Bench-Graph's 26,206 architectures),
+step 2 is replaced by the whole space: every unseen architecture is scored, and the
+predictions are computed once per fit (the acquisition is re-applied per proposal).
+A larger space falls back to the generated candidates.
+
+With ``transfer_from`` the search starts warm from other tasks' stored results (see
+:mod:`naslab.searchers.predictor_guide`): the predictor is pre-trained on them, scores
+candidates from the first proposal (the parents are then the other tasks' best
+architectures) and is fine-tuned on the study's own results as they arrive.
+
+State: the predictor is always fitted on a prefix of the successful results (see
+:mod:`naslab.searchers.predictor_guide`), seeded by the searcher's seed, so the state
+is a function of the told history (and, warm, of the other tasks' results) and a
+resumed search proposes exactly what an uninterrupted one would (after refitting
+once, on resume).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from naslab.core.errors import ConfigError
-from naslab.core.validation import (
-    MAX_CANDIDATES,
-    check_float,
-    check_int,
-    check_mapping,
-    check_str,
-)
-from naslab.predictors.base import Predictor
+from naslab.core.validation import MAX_CANDIDATES, check_choice, check_float, check_int
+from naslab.predictors.base import Prediction, Predictor
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
-from naslab.searchers.acquisition import ACQUISITIONS, acquire
+from naslab.search_spaces.enumeration import space_architectures
 from naslab.searchers.base import Observation, Searcher
 from naslab.searchers.objectives import Objective
+from naslab.searchers.predictor_guide import PredictorGuide
+from naslab.searchers.prior import PriorRequest, PriorResults
 
-_GNN_NAMES = ("dgin", "gin", "gcn")
+__all__ = ["MAX_LOCAL_STEPS", "MAX_POOL", "POOLS", "GuidedEvolution", "PredictorGuide"]
+
 #: The most hill-climbing steps on the acquisition per proposal (``local_steps``).
 MAX_LOCAL_STEPS = 1_000
-
-
-class PredictorGuide:
-    """The predictor side of a guided searcher: fitting on a prefix of the history and
-    scoring candidates through an acquisition function (one predictor per objective).
-
-    Args: as the same-named arguments of :class:`GuidedEvolution`.
-    """
-
-    def __init__(
-        self,
-        searcher: Searcher,
-        predictor: str = "dgin",
-        acquisition: str = "ucb",
-        kappa: float = 0.5,
-        initial_samples: int = 10,
-        refit_every: int | None = None,
-        predictor_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.searcher = searcher
-        who = searcher.name
-        if not isinstance(acquisition, str) or acquisition not in ACQUISITIONS:
-            raise ConfigError(f"{who}: acquisition must be one of {', '.join(ACQUISITIONS)}; "
-                              f"got {acquisition!r}")
-        self.acquisition = acquisition
-        self.kappa = check_float(f"{who}: kappa", kappa, minimum=0)
-        self.initial_samples = check_int(f"{who}: initial_samples", initial_samples, minimum=1)
-        self.predictor_name = check_str(f"{who}: predictor", predictor)
-        if refit_every is None:
-            refit_every = 10 if predictor in _GNN_NAMES else 5
-        self.refit_every = check_int(f"{who}: refit_every", refit_every, minimum=1)
-        self.predictor_options = check_mapping(f"{who}: predictor_options", predictor_options)
-        self._make_predictor()  # refuse a bad name or options now, not at the 11th ask
-        self._fitted: tuple[int, list[Predictor]] | None = None
-        #: Seconds spent fitting predictors, and number of fits (for reports).
-        self.fit_seconds = 0.0
-        self.fits = 0
-
-    @property
-    def objectives(self) -> tuple[Objective, ...]:
-        """The searcher's objectives."""
-        return self.searcher.objectives
-
-    def _make_predictor(self) -> Predictor:
-        from naslab.predictors.registry import get_predictor
-
-        options = dict(self.predictor_options)
-        options.setdefault("seed", self.searcher.seed)
-        return get_predictor(self.predictor_name, options)
-
-    def targets(self, obs: Sequence[Observation]) -> np.ndarray:
-        """(n, n_objectives) values, each turned so that larger is better."""
-        if len(self.objectives) == 1:
-            sign = self.objectives[0].sign
-            return np.array([[sign * float(o.value or 0.0)] for o in obs]).reshape(-1, 1)
-        signs = np.array([o.sign for o in self.objectives])
-        return np.array([o.values for o in obs], dtype=float).reshape(-1, len(signs)) * signs
-
-    def usable(self) -> list[Observation]:
-        """The observations with every objective, in the order told."""
-        if len(self.objectives) == 1:
-            return self.searcher.done
-        return [o for o in self.searcher.history if o.values is not None]
-
-    def predictors(self) -> list[Predictor] | None:
-        """The predictors (one per objective) fitted on the current prefix of results,
-        fitting them if the prefix grew; None before ``initial_samples`` results."""
-        usable = self.usable()
-        if len(usable) < max(2, self.initial_samples):
-            return None
-        m = len(usable) - (len(usable) - self.initial_samples) % self.refit_every
-        if self._fitted is not None and self._fitted[0] == m:
-            return self._fitted[1]
-        prefix = usable[:m]
-        y = self.targets(prefix)
-        archs = [o.arch for o in prefix]
-        start = time.perf_counter()
-        fitted = [self._make_predictor().fit(archs, y[:, j]) for j in range(y.shape[1])]
-        self.fit_seconds += time.perf_counter() - start
-        self.fits += 1
-        self._fitted = (m, fitted)
-        return fitted
-
-    def scores(self, rng: np.random.Generator, cands: Sequence[Architecture],
-               fitted: list[Predictor]) -> np.ndarray:
-        """The acquisition value of each candidate (larger is better). With several
-        objectives: the hypervolume improvement of its optimistic point over the
-        current front (objectives normalised to the observed ranges), or, when none
-        improves it, minus the sum of its normalised optimistic objectives."""
-        preds = [p.predict(list(cands)) for p in fitted]
-        y = self.targets(self.usable())
-        if len(preds) == 1:
-            return acquire(self.acquisition, preds[0].mean, preds[0].std,
-                           best=float(y[:, 0].max()), kappa=self.kappa, rng=rng)
-        from naslab.searchers.pareto import hypervolume_improvement, pareto_mask
-
-        # optimistic value per objective (larger is better), then minimisation form
-        opt = np.stack([
-            p.mean + p.std * rng.standard_normal(len(cands)) if self.acquisition == "ts"
-            else (p.mean if self.acquisition == "mean" else p.mean + self.kappa * p.std)
-            for p in preds], axis=1)
-        low, high = (-y).min(axis=0), (-y).max(axis=0)
-        span = np.where(high > low, high - low, 1.0)
-        front = (-y - low) / span
-        front = front[pareto_mask(front)]
-        points = (-opt - low) / span
-        reference = np.full(len(self.objectives), 1.1)
-        hvi = np.array([hypervolume_improvement(pt, front, reference) for pt in points])
-        if hvi.max() > 0:
-            return hvi
-        return -points.sum(axis=1)  # none improves: the most promising overall
+#: Where candidates come from: generated around the best results, or the whole space.
+POOLS = ("mutations", "space")
+#: The most decision combinations a space may have for ``pool="space"``.
+MAX_POOL = 100_000
 
 
 class GuidedEvolution(Searcher):
@@ -196,7 +96,16 @@ class GuidedEvolution(Searcher):
             neighbourhoods, from the parents and the ``local_starts`` best-scored
             candidates (0: score the generated candidates only). Single objective.
         local_starts: candidates the hill climbing starts from (besides the parents).
+        pool: ``"mutations"`` (default: the generated candidates above) or
+            ``"space"`` (every unseen architecture, when the space has at most
+            :data:`MAX_POOL` decision combinations; one objective).
         predictor_options: constructor options of the predictor.
+        transfer_from: warm start: ``"auto"`` (every other task of this space in the
+            store) or task names (``"citeseer,pubmed"``); None (default): cold. The
+            study's own task is never used. Needs a GNN predictor and one objective.
+        transfer_size: at most this many architectures of each other task.
+        transfer_studies: only results of studies whose name matches this glob
+            (e.g. ``"bench-*"``); None: every study.
         objectives: one objective (default ``val_accuracy`` maximised) or several.
     """
 
@@ -218,12 +127,20 @@ class GuidedEvolution(Searcher):
         crossover_prob: float = 0.2,
         local_steps: int = 0,
         local_starts: int = 10,
+        pool: str = "mutations",
         predictor_options: Mapping[str, Any] | None = None,
+        transfer_from: str | Sequence[str] | None = None,
+        transfer_size: int = 1000,
+        transfer_studies: str | None = None,
         objectives: str | Sequence[str | Objective] | None = None,
         max_retries: int = 100,
     ) -> None:
         super().__init__(space, seed, max_retries=max_retries, objectives=objectives)
         who = self.name
+        self.pool = check_choice(f"{who}: pool", pool, POOLS)
+        if self.pool == "space" and len(self.objectives) > 1:
+            raise ConfigError(f"{who}: pool='space' works with one objective; got "
+                              f"{len(self.objectives)}")
         self.local_steps = check_int(f"{who}: local_steps", local_steps, minimum=0,
                                      maximum=MAX_LOCAL_STEPS)
         self.local_starts = check_int(f"{who}: local_starts", local_starts, minimum=1,
@@ -236,9 +153,27 @@ class GuidedEvolution(Searcher):
         self.crossover_prob = check_float(f"{who}: crossover_prob", crossover_prob,
                                           minimum=0, maximum=1)
         self.guide = PredictorGuide(self, predictor, acquisition, kappa, initial_samples,
-                                    refit_every, predictor_options)
+                                    refit_every, predictor_options, transfer_from,
+                                    transfer_size, transfer_studies)
+        self._pool_predictions: tuple[int, Prediction] | None = None
+
+    def prior_request(self) -> PriorRequest | None:
+        """Other tasks' results wanted for a warm start (``transfer_from``)."""
+        return self.guide.prior_request()
+
+    def use_prior(self, prior: PriorResults) -> None:
+        """Pre-train the predictor on other tasks' results (``transfer_from``)."""
+        self.guide.use_prior(prior)
 
     def _parents(self, usable: list[Observation]) -> list[Architecture]:
+        if self.guide.prior is not None and len(usable) < self.parents:
+            own = self._parents_of(usable) if usable else []
+            known = {a.hash for a in own}
+            extra = [a for a in self.guide.prior.best(self.parents) if a.hash not in known]
+            return own + extra[: self.parents - len(own)]
+        return self._parents_of(usable)
+
+    def _parents_of(self, usable: list[Observation]) -> list[Architecture]:
         y = self.guide.targets(usable)
         if y.shape[1] == 1:
             order = np.argsort(-y[:, 0], kind="stable")
@@ -306,10 +241,32 @@ class GuidedEvolution(Searcher):
         out = [a for h, a in known.items() if h not in self._seen]
         return out, np.array([scores[a.hash] for a in out])
 
+    def _from_space(self, rng: np.random.Generator, fitted: list[Predictor]
+                    ) -> Architecture | None:
+        """The best-scored unseen architecture of the whole space (``pool="space"``);
+        None when the space is too large to enumerate or every one is seen."""
+        archs = space_architectures(self.space, MAX_POOL)
+        if archs is None:
+            return None
+        if self._pool_predictions is None or self._pool_predictions[0] != id(fitted[0]):
+            self._pool_predictions = (id(fitted[0]), self.guide.predict(archs, fitted)[0])
+        pred = self._pool_predictions[1]
+        unseen = np.array([a.hash not in self._seen for a in archs])
+        if not unseen.any():
+            return None
+        idx = np.flatnonzero(unseen)
+        scores = self.guide.score_predictions(
+            rng, [Prediction(pred.mean[idx], pred.std[idx])])
+        return archs[int(idx[int(np.argmax(scores))])]
+
     def _propose(self, rng: np.random.Generator) -> Architecture:
         fitted = self.guide.predictors()
         if fitted is None:
             return self.space.sample(rng)
+        if self.pool == "space":
+            best = self._from_space(rng, fitted)
+            if best is not None:
+                return best
         parents = self._parents(self.guide.usable())
         cands = self._candidates(rng, parents)
         if not cands:

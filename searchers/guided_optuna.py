@@ -31,9 +31,10 @@ from naslab.core.errors import InvalidArchitectureError
 from naslab.core.validation import MAX_CANDIDATES, check_int
 from naslab.search_spaces.architecture import Architecture
 from naslab.search_spaces.base import SearchSpace
-from naslab.searchers.guided import PredictorGuide
 from naslab.searchers.objectives import Objective
 from naslab.searchers.optuna_searcher import OptunaSearcher
+from naslab.searchers.predictor_guide import PredictorGuide
+from naslab.searchers.prior import PriorRequest, PriorResults
 
 
 class GuidedOptuna(OptunaSearcher):
@@ -45,7 +46,9 @@ class GuidedOptuna(OptunaSearcher):
         sampler: the Optuna sampler that proposes (default ``tpe``).
         screen: proposals drawn from the sampler and scored per evaluation.
         predictor, acquisition, kappa, initial_samples, refit_every,
-            predictor_options: as for :class:`~naslab.searchers.guided.GuidedEvolution`.
+            predictor_options, transfer_from, transfer_size, transfer_studies: as for
+            :class:`~naslab.searchers.guided.GuidedEvolution` (warm: the predictor
+            screens the sampler's proposals from the first one).
     """
 
     def __init__(
@@ -60,6 +63,9 @@ class GuidedOptuna(OptunaSearcher):
         initial_samples: int = 10,
         refit_every: int | None = None,
         predictor_options: Mapping[str, Any] | None = None,
+        transfer_from: str | Sequence[str] | None = None,
+        transfer_size: int = 1000,
+        transfer_studies: str | None = None,
         objectives: str | Sequence[str | Objective] | None = None,
         storage: optuna.storages.BaseStorage | None = None,
         study_name: str | None = None,
@@ -73,9 +79,18 @@ class GuidedOptuna(OptunaSearcher):
         self.screen = check_int(f"{self.name}: screen", screen, minimum=1,
                                 maximum=MAX_CANDIDATES)
         self.guide = PredictorGuide(self, predictor, acquisition, kappa, initial_samples,
-                                    refit_every, predictor_options)
+                                    refit_every, predictor_options, transfer_from,
+                                    transfer_size, transfer_studies)
         self._shadow: optuna.Study | None = None
         self._shadow_told = 0
+
+    def prior_request(self) -> PriorRequest | None:
+        """Other tasks' results wanted for a warm start (``transfer_from``)."""
+        return self.guide.prior_request()
+
+    def use_prior(self, prior: PriorResults) -> None:
+        """Pre-train the predictor on other tasks' results (``transfer_from``)."""
+        self.guide.use_prior(prior)
 
     def _shadow_study(self) -> optuna.Study:
         """The in-memory shadow, holding every told result (added as they come)."""

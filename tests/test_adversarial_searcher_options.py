@@ -30,7 +30,7 @@ from tests.cli_helpers import one_line_error, run_main, store_with_one_study
 INT_OPTIONS = {
     "seed": 0, "max_retries": 0, "population_size": 2, "sample_size": 1,
     "initial_samples": 1, "candidates": 1, "parents": 1, "refit_every": 1,
-    "local_steps": 0, "local_starts": 1, "screen": 1,
+    "local_steps": 0, "local_starts": 1, "screen": 1, "transfer_size": 2,
 }
 #: Float options and their accepted range.
 FLOAT_OPTIONS = {"kappa": (0.0, None), "random_fraction": (0.0, 1.0),
@@ -38,7 +38,8 @@ FLOAT_OPTIONS = {"kappa": (0.0, None), "random_fraction": (0.0, 1.0),
 BOOL_OPTIONS = {"first_improvement"}
 #: Options that are not numbers or booleans (checked elsewhere in this module).
 OTHER_OPTIONS = {"space", "objectives", "storage", "study_name", "sampler",
-                 "sampler_options", "predictor", "predictor_options", "acquisition"}
+                 "sampler_options", "predictor", "predictor_options", "acquisition",
+                 "pool", "transfer_from", "transfer_studies"}
 
 BAD_FOR_ALL = ["abc", math.nan, math.inf, -math.inf, None, [3], {"a": 1}]
 
