@@ -103,6 +103,11 @@ METRICS: tuple[str, ...] = (
 )
 TARGET_SIZE = 100
 TARGET_MARGIN = 0.05
+#: Issue 17: the mean Kendall tau at n=100 over the data sets, without transfer.
+MEAN_TAU_TARGET = 0.60
+#: Issue 17: the 1- and 2-sigma coverage within 10 points of nominal.
+COVERAGE_NOMINAL = {"coverage_1sigma": 0.683, "coverage_2sigma": 0.954}
+COVERAGE_SLACK = 0.10
 # a rough relative cost per predictor, to start the longest units first
 _COST = {"gnn-dgin": 6, "gnn-gin": 5, "gnn-gcn": 5, "rf-path": 2, "gbdt-onehot": 1,
          "rf-onehot": 1, "proxy-params": 0, "proxy-latency": 0}
@@ -428,6 +433,39 @@ def _report_target(rows: list[dict[str, Any]], datasets: Sequence[str]) -> list[
     return figures
 
 
+def _report_issue17(rows: list[dict[str, Any]], datasets: Sequence[str]
+                    ) -> list[dict[str, Any]]:
+    """Issue 17's targets for each predictor measured at n=100: mean Kendall tau over
+    the data sets >= MEAN_TAU_TARGET, and the mean 1- and 2-sigma coverage within
+    COVERAGE_SLACK of nominal (predictors with an uncertainty only)."""
+    at = [r for r in rows if r["size"] == TARGET_SIZE and r["dataset"] in datasets]
+    figures: list[dict[str, Any]] = []
+    names = list(dict.fromkeys(r["predictor"] for r in at))
+    if not names:
+        return figures
+    print(f"=== issue 17 at n={TARGET_SIZE}: mean tau over {len(datasets)} data sets >= "
+          f"{MEAN_TAU_TARGET}; coverage within {COVERAGE_SLACK:.2f} of "
+          f"{COVERAGE_NOMINAL['coverage_1sigma']}/{COVERAGE_NOMINAL['coverage_2sigma']} ===")
+    for name in names:
+        mine = [r for r in at if r["predictor"] == name]
+        per = [float(np.mean([r["kendall_tau"] for r in mine if r["dataset"] == d]))
+               for d in datasets if any(r["dataset"] == d for r in mine)]
+        tau = float(np.mean(per))
+        cover = {k: float(np.mean([r[k] for r in mine])) for k in COVERAGE_NOMINAL}
+        has_std = cover["coverage_2sigma"] > 0
+        ok_cover = has_std and all(abs(cover[k] - v) <= COVERAGE_SLACK
+                                   for k, v in COVERAGE_NOMINAL.items())
+        print(f"{name:<14} tau {tau:.3f} ({'met' if tau >= MEAN_TAU_TARGET else 'NOT met'}; "
+              f"{len(per)} data sets)  coverage {cover['coverage_1sigma']:.3f}/"
+              f"{cover['coverage_2sigma']:.3f} "
+              f"({'met' if ok_cover else 'no uncertainty' if not has_std else 'NOT met'})")
+        figures.append({"name": f"mean_tau_n{TARGET_SIZE}_{name}", "value": round(tau, 4),
+                        "unit": "kendall_tau",
+                        "conditions": {"datasets": len(per), "target": MEAN_TAU_TARGET,
+                                       **{k: round(v, 4) for k, v in cover.items()}}})
+    return figures
+
+
 def report(rows: list[dict[str, Any]], datasets: Sequence[str], args: argparse.Namespace,
            wall: float | None) -> list[dict[str, Any]]:
     """Print every table; return the headline figures."""
@@ -438,6 +476,7 @@ def report(rows: list[dict[str, Any]], datasets: Sequence[str], args: argparse.N
     figures += _report_fit_seconds(rows, args)
     target = _report_target(rows, datasets)
     figures += target
+    figures += _report_issue17(rows, datasets)
     if target and wall is not None:
         figures.append({"name": "benchmark_wall", "value": round(wall, 1), "unit": "s",
                         "conditions": {"jobs": args.jobs, "quick": bool(args.quick)}})

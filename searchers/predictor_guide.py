@@ -9,10 +9,13 @@ history and a resumed search proposes what an uninterrupted one would.
 
 **Warm** (``transfer_from``): the searcher asks for other tasks' results of the same
 space (:class:`~naslab.searchers.prior.PriorRequest`; the study reads them from the
-store). A predictor is pre-trained once on them (targets z-scored per task) and
-scores candidates from the very first proposal, with no random initial samples; as
-the study's own results arrive it is fine-tuned on them
-(:meth:`~naslab.predictors.gnn.GNNPredictor.fine_tune`) every ``refit_every`` results.
+store). A predictor is pre-trained once on them (targets z-scored per task); after
+``initial_samples`` random results (0 is allowed warm: the pre-trained predictor then
+picks from the first proposal) it is fine-tuned on the study's own results
+(:meth:`~naslab.predictors.gnn.GNNPredictor.fine_tune`) every ``refit_every``
+results, and scores candidates as a cold one would. On NAS-Bench-Graph, proposing
+from the pre-trained predictor at once made every seed converge on the other tasks'
+favourites (see ``benchmarks/search_quality.py``), hence the random start by default.
 The pre-trained predictor depends only on those results and the predictor's options
 (seed 0), so it is computed once per process for equal inputs and is the same for
 every seed of a benchmark. Warm starts need a predictor that fine-tunes (the GNN
@@ -83,7 +86,8 @@ class PredictorGuide:
                               f"got {acquisition!r}")
         self.acquisition = acquisition
         self.kappa = check_float(f"{who}: kappa", kappa, minimum=0)
-        self.initial_samples = check_int(f"{who}: initial_samples", initial_samples, minimum=1)
+        self.initial_samples = check_int(f"{who}: initial_samples", initial_samples,
+                                         minimum=0 if transfer_from is not None else 1)
         self.predictor_name = check_str(f"{who}: predictor", predictor)
         if refit_every is None:
             refit_every = 10 if predictor in _GNN_NAMES else 5
@@ -166,14 +170,12 @@ class PredictorGuide:
     def predictors(self) -> list[Predictor] | None:
         """The predictors (one per objective) fitted on the current prefix of results,
         fitting them if the prefix grew; None before ``initial_samples`` results
-        (warm: the pre-trained predictor until ``refit_every`` results)."""
+        (warm: the pre-trained predictor, fine-tuned on that prefix)."""
         usable = self.usable()
-        if self.prior is not None:
-            m = len(usable) - len(usable) % self.refit_every
-        elif len(usable) < max(2, self.initial_samples):
+        if len(usable) < (self.initial_samples if self.prior is not None
+                          else max(2, self.initial_samples)):
             return None
-        else:
-            m = len(usable) - (len(usable) - self.initial_samples) % self.refit_every
+        m = len(usable) - (len(usable) - self.initial_samples) % self.refit_every
         if self._fitted is not None and self._fitted[0] == m:
             return self._fitted[1]
         prefix = usable[:m]

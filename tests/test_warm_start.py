@@ -74,11 +74,20 @@ def test_auto_reads_every_other_task_and_never_the_studys_own(url):
         assert abs(y.mean()) < 1e-9 and abs(y.std() - 1) < 1e-9
 
 
-def test_a_warm_search_is_guided_from_its_first_proposal(url):
+def test_a_warm_search_starts_random_then_fine_tunes_the_pretrained_predictor(url):
     with warm_study(url, budget=12) as study:
         study.run(progress=False)
         guide = study.searcher.guide
-    # zero-shot for the first 10 proposals, fine-tuned once 10 results are in
+    assert guide.warm and guide.fits == 1  # after the 10 random initial samples
+    fitted = guide.predictors()[0]
+    assert fitted.n_train_ == 10  # fine-tuned on the study's own 10
+
+
+def test_initial_samples_0_lets_the_pretrained_predictor_pick_the_first_proposal(url):
+    with warm_study(url, budget=12, initial_samples=0) as study:
+        study.run(progress=False)
+        guide = study.searcher.guide
+    # pre-trained as is for the first 10 proposals, fine-tuned once 10 results are in
     assert guide.warm and guide.fits == 2
     with Study("cold", space="nasbench_graph", task="cora", searcher="guided-evolution",
                searcher_options={"predictor_options": FAST}, budget=9, seed=5,
@@ -138,7 +147,8 @@ def test_a_resumed_warm_search_proposes_what_an_uninterrupted_one_would(url):
 
 def test_guided_optuna_starts_warm_too(url):
     with Study("wo", space="nasbench_graph", task="cora", searcher="guided-optuna",
-               searcher_options=warm_options(storage="memory"), budget=4, seed=1,
+               searcher_options=warm_options(storage="memory", initial_samples=0), budget=4,
+               seed=1,
                storage=url) as study:
         study.run(progress=False)
         assert study.searcher.guide.warm and study.searcher.guide.fits == 1
