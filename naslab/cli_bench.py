@@ -57,6 +57,9 @@ def bench(
         "all", help="Comma-separated NAS-Bench-Graph data sets, or 'all' (the eight with "
         "26,206 architectures: cora citeseer pubmed cs physics photo computers arxiv)."),
     seeds: int = typer.Option(20, help="Seeds per searcher and data set (0, 1, ...)."),
+    first_seed: int = typer.Option(
+        0, help="The first seed (seeds run FIRST..FIRST+SEEDS-1): tune on other seeds "
+        "than those you report."),
     queries: int = typer.Option(100, help="Architectures each run evaluates."),
     objectives: str | None = typer.Option(
         None, help="Multi-objective runs, e.g. 'val_accuracy:max,latency_ms:min' (adds "
@@ -93,7 +96,8 @@ def bench(
     seeds = check_int("--seeds", seeds, minimum=1, maximum=MAX_SEEDS)
     queries = check_int("--queries", queries, minimum=1, maximum=MAX_QUERIES)
     objs = _objectives(objectives)
-    runs = plan_runs(split_specs(searchers), names, seeds, queries, objs, prefix)
+    first = check_int("--first-seed", first_seed, minimum=0, maximum=2**31 - MAX_SEEDS)
+    runs = plan_runs(split_specs(searchers), names, seeds, queries, objs, prefix, first)
     for run in runs:
         check_name("study name (from --prefix, the data sets and searchers)", run.study)
     n_proc = default_processes() if processes is None else check_int(

@@ -206,6 +206,7 @@ TABLE: dict[str, tuple[list[str], dict[str, list[str]]]] = {
         "--searchers": ["bogus", "", "random[bogus=1]", "random[", ","],
         "--datasets": ["bogus", "", ","],
         "--seeds": _positive(),
+        "--first-seed": [*INT_JUNK, "-1", str(2**31)],
         "--queries": _positive(),
         "--processes": _positive(),
         "--objectives": ["val_acc:max,latency_ms:min", "bogus"],
