@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
@@ -93,10 +94,11 @@ class PredictorData:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def training_results(self, space_key: str, task_key: str, metric: str
-                         ) -> list[StoredResult]:
+    def training_results(self, space_key: str, task_key: str, metric: str,
+                         finished_before: datetime | None = None) -> list[StoredResult]:
         """Every complete, self-evaluated (not reused) result of ``space_key`` on
-        ``task_key`` with a final ``metric``, from every study, oldest first."""
+        ``task_key`` with a final ``metric``, from every study, oldest first (only
+        trials finished before ``finished_before`` when it is given)."""
         query = (
             select(TrialRow, ArchitectureRow, StudyRow.name, MetricRow.value)
             .join(ArchitectureRow, ArchitectureRow.id == TrialRow.architecture_id)
@@ -106,6 +108,8 @@ class PredictorData:
                    TrialRow.state == "complete", TrialRow.reused_from.is_(None),
                    MetricRow.name == metric, MetricRow.step.is_(None))
             .order_by(TrialRow.id))
+        if finished_before is not None:
+            query = query.where(TrialRow.finished_at < finished_before)
         with self._db.reading("read results for a predictor") as session:
             rows = session.execute(query).all()
         return [StoredResult(trial_id=t.id, study=study, arch_hash=a.hash, space=a.space,

@@ -207,7 +207,8 @@ class TrialLoop:
         self.interrupted_found = store.protocol.interrupt_abandoned(sid)
         history = store.trials.list(sid, states=DONE_STATES)
         if not self.searcher.history:  # a fresh searcher: warm-start it if it asks
-            prime(self.searcher, store, self.study.space, self.study.evaluator.key)
+            prime(self.searcher, store, self.study.space, self.study.evaluator.key,
+                  self.info.created_at)
         # a searcher that already ran in this object was told the first trials itself
         self.searcher.replay([(t.architecture(), _told_value(t), trial_metrics(t))
                               for t in history[len(self.searcher.history):]])

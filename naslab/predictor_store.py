@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +97,7 @@ def training_set(
     metric: str = "val_accuracy",
     fidelity: int | None = None,
     studies: str | None = None,
+    finished_before: datetime | None = None,
 ) -> TrainingSet:
     """Every complete result of ``space`` on a task in the store, one per architecture.
 
@@ -105,7 +107,8 @@ def training_set(
     ``fidelity`` picks the training epochs; by default the fidelity with the most
     architectures (the highest among equals). Results reused from another trial
     are not counted twice; NaN values are left out. ``studies`` (a glob such as
-    ``"bench-*"``) keeps only the results of studies whose name matches it.
+    ``"bench-*"``) keeps only the results of studies whose name matches it, and
+    ``finished_before`` only those of trials finished before that time.
 
     Raises:
         ConfigError: the store holds no such result (the message lists the task keys
@@ -113,7 +116,8 @@ def training_set(
     """
     task_key = task_key_of(space, task_key)
     rows = [
-        r for r in store.predictors.training_results(space.key, task_key, metric)
+        r for r in store.predictors.training_results(space.key, task_key, metric,
+                                                     finished_before)
         if np.isfinite(r.value) and (studies is None or fnmatchcase(r.study, studies))
     ]
     if not rows:

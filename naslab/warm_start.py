@@ -7,8 +7,13 @@ proposal, :func:`prime` reads what it asks for and hands it over with
 :meth:`~naslab.searchers.base.Searcher.use_prior`:
 
 - the tasks: the named ones, or (``auto``) every task that studies of the same space
-  (same space key) have complete results for, except the study's own task, which
-  is never used (naming it is an error);
+  (same space key) have complete results for, except the study's own data: a task
+  whose key is the study's, or whose data part is (``digits(seed=0)`` in
+  ``train-v1(digits(seed=0);sgd,lr=0.1;...)``: the same data set trained with other
+  settings), is never used, and naming one is an error;
+- only results of trials that finished before the study was created, so that a
+  resumed study reads what its first run read and proposes what an uninterrupted
+  one would;
 - per task, the results at the fidelity with the most architectures, one per
   architecture (repeats averaged), optionally only from studies whose name matches
   ``transfer_studies``; at most ``transfer_size`` of them, a random subset drawn with
@@ -20,7 +25,9 @@ proposal, :func:`prime` reads what it asks for and hands it over with
 from __future__ import annotations
 
 import logging
+import re
 import zlib
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,11 +46,34 @@ __all__ = ["load_prior", "prime"]
 logger = logging.getLogger(__name__)
 
 
+#: The most tasks a warm start reads, and the most results in all.
+MAX_SOURCE_TASKS = 64
+MAX_PRIOR_RESULTS = 200_000
+_TRAINED_KEY = re.compile(r"^[A-Za-z0-9_\-]+-v\d+\(([^;]*);")
+
+
+def data_of(task_key: str) -> str:
+    """The data part of a task key: ``digits(seed=0)`` for
+    ``train-v1(digits(seed=0);sgd,...)``; the key itself for a table key such as
+    ``nasbench_graph:cora`` or any other form."""
+    match = _TRAINED_KEY.match(task_key)
+    return match.group(1) if match else task_key
+
+
+def is_own(key: str, own_task: str) -> bool:
+    """Whether ``key`` is the study's own task or the same data trained otherwise."""
+    return key == own_task or data_of(key) == data_of(own_task)
+
+
 def source_tasks(store: Store, space: SearchSpace, own_task: str,
                  request: PriorRequest) -> list[str]:
     """The task keys to read: the named ones or every other stored one."""
+    if request.tasks is not None and len(request.tasks) > MAX_SOURCE_TASKS:
+        raise ConfigError(f"transfer_from names {len(request.tasks)} tasks; at most "
+                          f"{MAX_SOURCE_TASKS}")
     if request.tasks is None:
-        keys = [k for k, _ in store.predictors.task_keys(space.key) if k != own_task]
+        keys = [k for k, _ in store.predictors.task_keys(space.key)
+                if not is_own(k, own_task)][:MAX_SOURCE_TASKS]
         if not keys:
             raise ConfigError(
                 f"transfer_from=auto: the store holds no complete result of space "
@@ -53,7 +83,7 @@ def source_tasks(store: Store, space: SearchSpace, own_task: str,
     keys = []
     for name in request.tasks:
         key = task_key_of(space, name)
-        if key == own_task:
+        if is_own(key, own_task):
             raise ConfigError(
                 f"transfer_from names {name!r}, the study's own task ({own_task}); a "
                 "warm start learns from other tasks only")
@@ -62,15 +92,17 @@ def source_tasks(store: Store, space: SearchSpace, own_task: str,
 
 
 def load_prior(store: Store, space: SearchSpace, own_task: str,
-               request: PriorRequest) -> PriorResults:
+               request: PriorRequest, finished_before: datetime | None = None
+               ) -> PriorResults:
     """Other tasks' results as :class:`~naslab.searchers.prior.PriorResults`
-    (see the module docstring)."""
+    (see the module docstring), from trials finished before ``finished_before``."""
     archs: list[Any] = []
     targets: list[np.ndarray] = []
     tasks: list[str] = []
     for key in source_tasks(store, space, own_task, request):
         try:
-            data = training_set(store, space, key, request.metric, studies=request.studies)
+            data = training_set(store, space, key, request.metric, studies=request.studies,
+                                finished_before=finished_before)
         except ConfigError:
             if request.tasks is not None:
                 raise  # a task named and not there
@@ -80,6 +112,9 @@ def load_prior(store: Store, space: SearchSpace, own_task: str,
         if len(keep) > request.per_task:
             rng = np.random.default_rng(zlib.crc32(key.encode()))
             keep = np.sort(rng.choice(len(y), size=request.per_task, replace=False))
+        keep = keep[: max(0, MAX_PRIOR_RESULTS - len(archs))]
+        if not len(keep):
+            break
         y = y[keep]
         sd = float(y.std())
         archs += [data.archs[i] for i in keep]
@@ -93,11 +128,13 @@ def load_prior(store: Store, space: SearchSpace, own_task: str,
     return PriorResults(tuple(archs), np.concatenate(targets), tuple(tasks))
 
 
-def prime(searcher: Searcher, store: Store, space: SearchSpace, own_task: str) -> bool:
-    """Give ``searcher`` the other tasks' results it asks for, if it asks; returns
-    whether it did."""
+def prime(searcher: Searcher, store: Store, space: SearchSpace, own_task: str,
+          created_at: datetime | None = None) -> bool:
+    """Give ``searcher`` the other tasks' results it asks for, if it asks (results of
+    trials finished before ``created_at``, the study's creation); returns whether it
+    did."""
     request = searcher.prior_request()
     if request is None:
         return False
-    searcher.use_prior(load_prior(store, space, own_task, request))
+    searcher.use_prior(load_prior(store, space, own_task, request, created_at))
     return True

@@ -33,9 +33,10 @@ predictions are computed once per fit (the acquisition is re-applied per proposa
 A larger space falls back to the generated candidates.
 
 With ``transfer_from`` the search starts warm from other tasks' stored results (see
-:mod:`naslab.searchers.predictor_guide`): the predictor is pre-trained on them, scores
-candidates from the first proposal (the parents are then the other tasks' best
-architectures) and is fine-tuned on the study's own results as they arrive.
+:mod:`naslab.searchers.predictor_guide`): the predictor is pre-trained on them and
+fine-tuned on the study's own results as they arrive (after ``initial_samples``
+random ones; with ``initial_samples=0`` it scores candidates from the first proposal,
+and the parents are the other tasks' best architectures until the study has its own).
 
 State: the predictor is always fitted on a prefix of the successful results (see
 :mod:`naslab.searchers.predictor_guide`), seeded by the searcher's seed, so the state
@@ -248,8 +249,8 @@ class GuidedEvolution(Searcher):
         archs = space_architectures(self.space, MAX_POOL)
         if archs is None:
             return None
-        if self._pool_predictions is None or self._pool_predictions[0] != id(fitted[0]):
-            self._pool_predictions = (id(fitted[0]), self.guide.predict(archs, fitted)[0])
+        if self._pool_predictions is None or self._pool_predictions[0] != self.guide.fits:
+            self._pool_predictions = (self.guide.fits, self.guide.predict(archs, fitted)[0])
         pred = self._pool_predictions[1]
         unseen = np.array([a.hash not in self._seen for a in archs])
         if not unseen.any():

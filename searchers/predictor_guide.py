@@ -98,11 +98,15 @@ class PredictorGuide:
         self.transfer_size = check_int(f"{who}: transfer_size", transfer_size, minimum=2,
                                        maximum=MAX_TRANSFER_SIZE)
         self.transfer_studies = (None if transfer_studies is None else
-                                 check_str(f"{who}: transfer_studies", transfer_studies))
+                                 check_str(f"{who}: transfer_studies", transfer_studies,
+                                           max_length=255))
+        if self.transfer_studies is not None and not self.transfer_studies.isprintable():
+            raise ConfigError(f"{who}: transfer_studies must be printable characters")
         if self.transfer is not False:
             self._check_transfer(who)
         self.prior: PriorResults | None = None
         self._fitted: tuple[int, list[Predictor]] | None = None
+        self._raw_units = True  # False: the pre-trained predictor's z-scores, not tuned
         #: Seconds spent fitting predictors, and number of fits (for reports).
         self.fit_seconds = 0.0
         self.fits = 0
@@ -171,6 +175,11 @@ class PredictorGuide:
         """The predictors (one per objective) fitted on the current prefix of results,
         fitting them if the prefix grew; None before ``initial_samples`` results
         (warm: the pre-trained predictor, fine-tuned on that prefix)."""
+        if self.transfer is not False and self.prior is None:
+            raise ConfigError(
+                f"{self.searcher.name}: transfer_from is set but no other tasks' results "
+                "were given; a study gives them before the first proposal (outside a "
+                "study, call use_prior first)")
         usable = self.usable()
         if len(usable) < (self.initial_samples if self.prior is not None
                           else max(2, self.initial_samples)):
@@ -197,7 +206,8 @@ class PredictorGuide:
         from naslab.predictors.base import predictor_from_bytes
 
         predictor = predictor_from_bytes(self._pretrained_bytes())
-        if len(archs) >= 2 and float(np.ptp(y)) > 0:
+        self._raw_units = len(archs) >= 2 and float(np.ptp(y)) > 0
+        if self._raw_units:
             predictor.fine_tune(archs, y)  # type: ignore[attr-defined]
         return predictor
 
@@ -234,15 +244,28 @@ class PredictorGuide:
         :meth:`score_predictions`."""
         return self.score_predictions(rng, self.predict(cands, fitted))
 
+    def _best_in_prediction_units(self, usable: list[Observation], y: np.ndarray,
+                                  pred: Prediction) -> float:
+        """The best value observed, in the units the predictions are in (the
+        pre-trained predictor, not yet fine-tuned, predicts z-scores: then the best of
+        its predictions of the observed architectures)."""
+        if not len(y):
+            return float(np.max(pred.mean))
+        if self._raw_units or self._fitted is None:
+            return float(y[:, 0].max())
+        seen = self._fitted[1][0].predict([o.arch for o in usable])
+        return float(np.max(seen.mean))
+
     def score_predictions(self, rng: np.random.Generator, preds: list[Prediction]
                           ) -> np.ndarray:
         """The acquisition value of each predicted candidate (larger is better). With
         several objectives: the hypervolume improvement of its optimistic point over
         the current front (objectives normalised to the observed ranges), or, when
         none improves it, minus the sum of its normalised optimistic objectives."""
-        y = self.targets(self.usable())
+        usable = self.usable()
+        y = self.targets(usable)
         if len(preds) == 1:
-            best = float(y[:, 0].max()) if len(y) else float(np.max(preds[0].mean))
+            best = self._best_in_prediction_units(usable, y, preds[0])
             return acquire(self.acquisition, preds[0].mean, preds[0].std,
                            best=best, kappa=self.kappa, rng=rng)
         from naslab.searchers.pareto import hypervolume_improvement, pareto_mask

@@ -20,7 +20,10 @@ import numpy as np
 from naslab.core.errors import ConfigError
 from naslab.search_spaces.architecture import Architecture
 
-__all__ = ["PriorRequest", "PriorResults", "parse_transfer_from"]
+__all__ = ["MAX_TASK_NAMES", "PriorRequest", "PriorResults", "parse_transfer_from"]
+
+#: The most task names ``transfer_from`` may give.
+MAX_TASK_NAMES = 64
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,9 @@ def parse_transfer_from(who: str, value: object) -> tuple[str, ...] | None | boo
         raise ConfigError(
             f"{who}: transfer_from must be 'auto' or task names (e.g. 'citeseer,pubmed'); "
             f"got {type(value).__name__}")
+    if len(names) > MAX_TASK_NAMES:
+        raise ConfigError(f"{who}: transfer_from names {len(names)} tasks; at most "
+                          f"{MAX_TASK_NAMES}")
     out = []
     for name in names:
         if not isinstance(name, str) or not name.strip():

@@ -16,7 +16,7 @@ from naslab.searchers.guided import GuidedEvolution
 from naslab.searchers.prior import PriorResults, parse_transfer_from
 from naslab.searchers.registry import get_searcher
 from naslab.study import Study
-from naslab.warm_start import load_prior
+from naslab.warm_start import data_of, is_own, load_prior
 from tests.cli_helpers import one_line_error, run_main
 from tests.custom_space import TinyMLPSpace
 
@@ -137,12 +137,54 @@ def test_a_resumed_warm_search_proposes_what_an_uninterrupted_one_would(url):
     with warm_study(url, name="whole", budget=14) as study:
         study.run(progress=False)
         whole = [t.arch_hash for t in study.store.trials.list("whole")]
-    with warm_study(url, name="halves", budget=6) as study:
+    with warm_study(url, name="halves", budget=11) as study:  # past the first fit
         study.run(progress=False)
     with warm_study(url, name="halves", budget=14) as study:
         study.run(progress=False)
         halves = [t.arch_hash for t in study.store.trials.list("halves")]
     assert halves == whole
+
+
+def test_a_resumed_warm_search_reads_only_what_its_first_run_read(url):
+    with warm_study(url, name="late", budget=4, initial_samples=0) as study:
+        study.run(progress=False)
+        first = study.searcher.guide.prior.digest()
+    with Study("newer-citeseer", space="nasbench_graph", task="citeseer", searcher="random",
+               budget=15, seed=11, storage=url) as newer:
+        newer.run(progress=False)  # results that finish after the warm study was made
+    with warm_study(url, name="late", budget=6, initial_samples=0) as study:
+        study.run(progress=False)
+        assert study.searcher.guide.prior.digest() == first
+    with warm_study(url, name="later", budget=1, initial_samples=0) as study:
+        study.run(progress=False)  # a new study sees them
+        assert study.searcher.guide.prior.tasks.count(CITESEER) > 40
+
+
+def test_a_warm_searcher_without_prior_results_says_so(space):
+    searcher = get_searcher("guided-evolution", space, transfer_from="auto", initial_samples=0,
+                            predictor_options=FAST)
+    with pytest.raises(ConfigError, match="no other tasks' results were given"):
+        searcher.ask()
+
+
+def test_expected_improvement_works_before_fine_tuning(url):
+    with warm_study(url, name="ei", budget=12, initial_samples=0, acquisition="ei") as study:
+        report = study.run(progress=False)
+    assert report.complete == 12
+
+
+def test_pretrained_predictors_are_shared_only_for_equal_inputs(url, space):
+    with Study("pre", space="nasbench_graph", task="cora", searcher="guided-evolution",
+               searcher_options=warm_options(), budget=1, storage=url) as study:
+        prior = load_prior(study.store, study.space, study.evaluator.key,
+                           study.searcher.prior_request())
+    made = []
+    for options in (FAST, FAST, {**FAST, "hidden": 9}):
+        searcher = get_searcher("guided-evolution", space, transfer_from="auto",
+                                predictor_options=options)
+        searcher.use_prior(prior)
+        made.append(searcher.guide._pretrained_bytes())
+    assert made[0] is made[1] and made[0] != made[2]
 
 
 def test_guided_optuna_starts_warm_too(url):
@@ -261,14 +303,18 @@ def test_pool_space_walks_the_whole_space_without_repeats():
     assert len(seen) == n
 
 
-def test_pool_space_falls_back_to_mutations_on_a_large_space(monkeypatch, space):
-    monkeypatch.setattr("naslab.searchers.guided.MAX_POOL", 10)
-    searcher = GuidedEvolution(space, seed=0, predictor="rf", pool="space", initial_samples=3)
-    rng = np.random.default_rng(0)
-    for _ in range(4):
-        (arch,) = searcher.ask()
-        searcher.tell(arch, float(rng.random()))
-    assert searcher._pool_predictions is None  # never scored a whole space
+def test_pool_space_falls_back_to_mutations_on_a_large_space(monkeypatch):
+    monkeypatch.setattr("naslab.searchers.guided.MAX_POOL", 10)  # TinyMLP has 78
+    proposals = {}
+    for pool in ("space", "mutations"):
+        searcher = GuidedEvolution(TinyMLPSpace(), seed=0, predictor="rf", pool=pool,
+                                   initial_samples=3)
+        proposals[pool] = []
+        for _ in range(6):
+            (arch,) = searcher.ask()
+            searcher.tell(arch, synthetic_value(arch))
+            proposals[pool].append(arch.hash)
+    assert proposals["space"] == proposals["mutations"]
 
 
 def test_enumerations_are_kept_per_process():
@@ -278,5 +324,24 @@ def test_enumerations_are_kept_per_process():
     assert space_architectures(space, 5) is None  # over the limit: not enumerated
 
 
-def test_warm_guided_searcher_is_in_the_public_api():
-    assert naslab.searchers.prior.PriorResults is PriorResults
+@pytest.mark.parametrize(("key", "data"), [
+    ("train-v1(digits(seed=0);sgd,lr=0.1;bs=64)", "digits(seed=0)"),
+    ("graph-train-v2(sbm(n=1000);full-batch;lr=0.01)", "sbm(n=1000)"),
+    ("nasbench_graph:cora", "nasbench_graph:cora"),
+    ("mine", "mine"),
+])
+def test_the_data_part_of_a_task_key(key, data):
+    assert data_of(key) == data
+
+
+def test_the_same_data_trained_otherwise_is_the_studys_own(space):
+    fast = naslab.resolve("search space", "nb201")
+    a = resolve(fast, "digits", evaluator_options={"lr": 0.1})[1].key
+    b = resolve(fast, "digits", evaluator_options={"lr": 0.01})[1].key
+    assert a != b and is_own(a, b) and not is_own("nasbench_graph:cora", b)
+
+
+def test_naming_the_studys_own_task_by_its_key_is_refused(url):
+    with warm_study(url, transfer_from=CORA) as study:
+        with pytest.raises(ConfigError, match="own task"):
+            study.run(progress=False)
